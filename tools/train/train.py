@@ -1,0 +1,157 @@
+"""Trains the pycoder target (next-token cross-entropy) or distils the draft from the target
+(KL to the target's next-token distribution on corpus windows and on the target's own continuations).
+
+Resumable: state is saved to WORKDIR/<role>.pt every few minutes and at the end; rerunning the same
+command continues where it stopped (a session's processes are killed when it ends). The learning-rate
+schedule (linear warm-up, cosine decay to 10%) is fixed by --total-steps when given, else by the
+throughput measured in the first steps and --budget-minutes.
+
+  /usr/bin/python3 train.py --role target --workdir /root/dsd-train --budget-minutes 90
+  /usr/bin/python3 train.py --role draft  --workdir /root/dsd-train --budget-minutes 30
+"""
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+from model import Config, Llama, generate_cached
+
+SEED = 1234
+TARGET = dict(vocab_size=4096, hidden_size=256, intermediate_size=704, num_layers=8, num_heads=8, num_kv_heads=2)
+DRAFT = dict(vocab_size=4096, hidden_size=128, intermediate_size=384, num_layers=2, num_heads=4, num_kv_heads=2)
+
+
+def lr_at(step, total, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+@torch.no_grad()
+def evaluate(model, held, seq, max_windows=None):
+    model.eval()
+    nll, n = 0.0, 0
+    for w in data.eval_windows(held, seq, max_windows):
+        logits = model(w[:, :-1])
+        nll += F.cross_entropy(logits.view(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum").item()
+        n += w.shape[1] - 1
+    model.train()
+    return math.exp(nll / n)
+
+
+def load_model(path):
+    st = torch.load(path)
+    m = Llama(Config.from_dict(st["config"]))
+    m.load_state_dict(st["model"])
+    return m, st
+
+
+def distill_batches(train, target, args, rng, gen):
+    """Half corpus windows, half the target's own continuations (greedy and sampled) of corpus prompts:
+    what the draft must predict during speculation."""
+    corpus_batches = data.batches(train, args.batch // 2, args.seq, rng)
+    prompt_len = 32
+    while True:
+        a = next(corpus_batches)
+        starts = rng.integers(0, len(train) - prompt_len, size=args.batch - a.shape[0])
+        prompts = torch.from_numpy(np.stack([train[s:s + prompt_len] for s in starts]))
+        temp = 0.0 if rng.random() < 0.5 else 0.8
+        b = generate_cached(target, prompts, args.seq + 1 - prompt_len, temperature=temp, generator=gen)
+        yield torch.cat([a, b], dim=0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--role", choices=["target", "draft"], required=True)
+    ap.add_argument("--workdir", default="/root/dsd-train")
+    ap.add_argument("--tokenizer", default=None)
+    ap.add_argument("--budget-minutes", type=float, default=60)
+    ap.add_argument("--total-steps", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--save-every-s", type=float, default=300)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    tok = args.tokenizer or os.path.join(args.workdir, "tokenizer.json")
+    train, held = data.token_arrays(args.workdir, tok)
+    ckpt = os.path.join(args.workdir, f"{args.role}.pt")
+    cfg = Config(**(TARGET if args.role == "target" else DRAFT))
+    model = Llama(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    step, total, spent, tokens = 0, args.total_steps, 0.0, 0
+    if os.path.exists(ckpt):
+        st = torch.load(ckpt)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, total, spent, tokens = st["step"], st["total"], st["spent"], st["tokens"]
+        print(f"resume role={args.role} step={step}/{total} tokens={tokens} spent={spent/60:.1f}min", flush=True)
+    rng = np.random.default_rng(SEED + step)
+    gen = torch.Generator().manual_seed(SEED + step)
+    target = None
+    if args.role == "draft":
+        target, _ = load_model(os.path.join(args.workdir, "target.pt"))
+        target.eval()
+        batches = distill_batches(train, target, args, rng, gen)
+    else:
+        batches = data.batches(train, args.batch, args.seq, rng)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"start role={args.role} params={params} train_tokens={len(train)} held_tokens={len(held)} "
+          f"threads={args.threads} batch={args.batch}x{args.seq}", flush=True)
+
+    def save():
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "config": cfg.to_dict(), "step": step,
+                    "total": total, "spent": spent, "tokens": tokens}, ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
+
+    last_save = time.time()
+    t_start = time.time()
+    spent0 = spent
+    while total == 0 or step < total:
+        t0 = time.time()
+        x = next(batches)
+        if target is not None:
+            with torch.no_grad():
+                soft = target(x[:, :-1]).log_softmax(-1)
+            logp = model(x[:, :-1]).log_softmax(-1)
+            # KL(target || draft): the draft matches the target's whole next-token distribution.
+            loss = F.kl_div(logp.view(-1, logp.shape[-1]), soft.view(-1, soft.shape[-1]), log_target=True,
+                            reduction="batchmean")
+        else:
+            logits = model(x[:, :-1])
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, max(total, args.warmup + 1), args.lr, args.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += x.shape[0] * args.seq
+        spent = spent0 + (time.time() - t_start)
+        if total == 0 and step == 10:
+            per_step = (time.time() - t_start) / 10
+            total = int(args.budget_minutes * 60 / per_step)
+            print(f"schedule total_steps={total} ({per_step:.2f}s/step)", flush=True)
+        if step % 25 == 0:
+            print(f"step={step}/{total} loss={loss.item():.4f} lr={opt.param_groups[0]['lr']:.2e} "
+                  f"tok/s={x.shape[0]*args.seq/(time.time()-t0):.0f} tokens={tokens} elapsed={spent/60:.1f}min", flush=True)
+        if time.time() - last_save > args.save_every_s:
+            save()
+            last_save = time.time()
+    save()
+    ppl = evaluate(model, held, args.seq)
+    print(f"done role={args.role} steps={step} tokens={tokens} minutes={spent/60:.1f} held_out_ppl={ppl:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
