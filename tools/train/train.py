@@ -52,18 +52,31 @@ def load_model(path):
     return m, st
 
 
-def distill_batches(train, target, args, rng, gen):
+def distill_batches(train, target, args, rng, gen, pool_size=64, refresh_every=8):
     """Half corpus windows, half the target's own continuations (greedy and sampled) of corpus prompts:
-    what the draft must predict during speculation."""
+    what the draft must predict during speculation. Generating costs hundreds of sequential target
+    steps, so continuations live in a pool that is refreshed one batch every few steps."""
     corpus_batches = data.batches(train, args.batch // 2, args.seq, rng)
     prompt_len = 32
-    while True:
-        a = next(corpus_batches)
-        starts = rng.integers(0, len(train) - prompt_len, size=args.batch - a.shape[0])
+    n_gen = args.batch - args.batch // 2
+    pool = []
+
+    def refresh():
+        starts = rng.integers(0, len(train) - prompt_len, size=n_gen * 2)
         prompts = torch.from_numpy(np.stack([train[s:s + prompt_len] for s in starts]))
-        temp = 0.0 if rng.random() < 0.5 else 0.8
-        b = generate_cached(target, prompts, args.seq + 1 - prompt_len, temperature=temp, generator=gen)
-        yield torch.cat([a, b], dim=0)
+        temp = 0.0 if len(pool) % (4 * n_gen) < 2 * n_gen else 0.8
+        seqs = generate_cached(target, prompts, args.seq + 1 - prompt_len, temperature=temp, generator=gen)
+        pool.extend(seqs)
+        del pool[:max(0, len(pool) - pool_size)]
+
+    step = 0
+    while True:
+        if step % refresh_every == 0 or len(pool) < n_gen:
+            refresh()
+        step += 1
+        a = next(corpus_batches)
+        pick = rng.choice(len(pool), size=n_gen, replace=False)
+        yield torch.cat([a, torch.stack([pool[i] for i in pick])], dim=0)
 
 
 def main():
