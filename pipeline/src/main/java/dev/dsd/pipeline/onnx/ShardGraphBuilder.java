@@ -1,0 +1,186 @@
+package dev.dsd.pipeline.onnx;
+
+import static dev.dsd.pipeline.onnx.GraphWriter.FLOAT;
+import static dev.dsd.pipeline.onnx.GraphWriter.INT64;
+import static dev.dsd.pipeline.onnx.GraphWriter.floatAttr;
+import static dev.dsd.pipeline.onnx.GraphWriter.intAttr;
+import static dev.dsd.pipeline.onnx.GraphWriter.intsAttr;
+
+import dev.dsd.pipeline.checkpoint.TensorNames;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
+import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
+import java.util.Map;
+
+/**
+ * Writes the ONNX graph of a Llama-family shard: layers {@code [from, to)} of a model.
+ *
+ * <pre>
+ * inputs   input_ids int64[T]            (first shard)   | hidden_in f32[T,H]  (other shards)
+ *          positions int64[T]            absolute positions of the T new tokens (rotary)
+ *          attn_mask f32[T,S]            0 / -inf, S = past_len + T (causal over past + new)
+ *          past_len  int64[1]            how much of each past_* to use: truncation costs nothing
+ *          past_key_i, past_value_i      f32[kvH, P, hd] per hosted layer i, P >= past_len
+ * outputs  logits f32[T,V]               (last shard)    | hidden_out f32[T,H] (other shards)
+ *          present_key_i, present_value_i f32[kvH, past_len+T, hd]
+ * </pre>
+ *
+ * A single shard {@code [0, L)} is the whole model. Weights are external initializers under their
+ * Hugging Face names (see {@link GraphWriter#externalWeight}); the rotary tables {@code rope_cos},
+ * {@code rope_sin} f32[maxPos, hd/2] likewise, computed by {@link RotaryTables}.
+ *
+ * <p>Plain ONNX operators (Gemm, MatMul, Softmax, opset 17) plus ORT's
+ * {@code SimplifiedLayerNormalization} for RMSNorm. Grouped-query attention is a broadcast MatMul of
+ * queries [kvH, rep, T, hd] against keys [kvH, 1, hd, S], so no KV head is ever copied. ORT's fused
+ * GroupQueryAttention wants its own cache layout and positions implied by sequence lengths; an
+ * explicit mask keeps "verify k drafts on top of a truncated cache" a matter of inputs.
+ */
+public final class ShardGraphBuilder {
+  public static final String INPUT_IDS = "input_ids";
+  public static final String HIDDEN_IN = "hidden_in";
+  public static final String POSITIONS = "positions";
+  public static final String MASK = "attn_mask";
+  public static final String PAST_LEN = "past_len";
+  public static final String LOGITS = "logits";
+  public static final String HIDDEN_OUT = "hidden_out";
+  public static final String ROPE_COS = "rope_cos";
+  public static final String ROPE_SIN = "rope_sin";
+  static final long OPSET = 17;
+  static final long IR_VERSION = 8;
+
+  private ShardGraphBuilder() {}
+
+  public static String pastKey(int layer) {
+    return "past_key_" + layer;
+  }
+
+  public static String pastValue(int layer) {
+    return "past_value_" + layer;
+  }
+
+  public static String presentKey(int layer) {
+    return "present_key_" + layer;
+  }
+
+  public static String presentValue(int layer) {
+    return "present_value_" + layer;
+  }
+
+  public static ModelProto build(ModelConfig c, int from, int to) {
+    if (from < 0 || from >= to || to > c.numLayers()) {
+      throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + c.numLayers() + ")");
+    }
+    GraphWriter g = new GraphWriter();
+    g.graph.setName("dsd_shard_" + from + "_" + to);
+    long h = c.hiddenSize();
+    long hd = c.headDim();
+    long kvH = c.numKvHeads();
+    long nH = c.numHeads();
+
+    String x;
+    if (from == 0) {
+      g.input(INPUT_IDS, INT64, "T");
+      x = g.op("Gather", new String[] {TensorNames.EMBED, INPUT_IDS}, intAttr("axis", 0));
+    } else {
+      g.input(HIDDEN_IN, FLOAT, "T", h);
+      x = HIDDEN_IN;
+    }
+    g.input(POSITIONS, INT64, "T");
+    g.input(MASK, FLOAT, "T", "S");
+    g.input(PAST_LEN, INT64, 1L);
+    for (Map.Entry<String, long[]> w : TensorNames.forShard(c, from, to).entrySet()) {
+      g.externalWeight(w.getKey(), w.getValue());
+    }
+    g.externalWeight(ROPE_COS, c.maxPositionEmbeddings(), hd / 2);
+    g.externalWeight(ROPE_SIN, c.maxPositionEmbeddings(), hd / 2);
+
+    // Rotary tables gathered once per call: [T, 1, hd/2], broadcast over heads.
+    String one = g.ints(1);
+    String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_COS, POSITIONS}, intAttr("axis", 0)), one});
+    String sin = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_SIN, POSITIONS}, intAttr("axis", 0)), one});
+    String halves = g.ints(hd / 2, hd / 2);
+    String zero = g.ints(0);
+    String qScale = g.scalar((float) (1.0 / Math.sqrt(hd)));
+    String qShape = g.ints(0, kvH, nH / kvH, hd);
+    String headsShape = g.ints(0, nH, hd);
+    String kvShape = g.ints(0, kvH, hd);
+    String flatShape = g.ints(0, nH * hd);
+
+    for (int i = from; i < to; i++) {
+      g.input(pastKey(i), FLOAT, kvH, "P", hd);
+      g.input(pastValue(i), FLOAT, kvH, "P", hd);
+      String hN = rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
+      String q = g.op("Reshape", new String[] {linear(g, c, hN, i, "q_proj"), headsShape});
+      String k = g.op("Reshape", new String[] {linear(g, c, hN, i, "k_proj"), kvShape});
+      String v = g.op("Reshape", new String[] {linear(g, c, hN, i, "v_proj"), kvShape});
+      q = rotate(g, q, cos, sin, halves);
+      k = rotate(g, k, cos, sin, halves);
+      // [T, kvH, hd] -> [kvH, T, hd], appended after the used part of the past.
+      String kT = g.op("Transpose", new String[] {k}, intsAttr("perm", 1, 0, 2));
+      String vT = g.op("Transpose", new String[] {v}, intsAttr("perm", 1, 0, 2));
+      String pastK = g.op("Slice", new String[] {pastKey(i), zero, PAST_LEN, one});
+      String pastV = g.op("Slice", new String[] {pastValue(i), zero, PAST_LEN, one});
+      String presentK = g.op("Concat", new String[] {pastK, kT}, intAttr("axis", 1));
+      String presentV = g.op("Concat", new String[] {pastV, vT}, intAttr("axis", 1));
+      g.output(presentK, presentKey(i), FLOAT, kvH, "S", hd);
+      g.output(presentV, presentValue(i), FLOAT, kvH, "S", hd);
+      // queries [T, nH, hd] -> [T, kvH, rep, hd] -> [kvH, rep, T, hd]; head h = kvHead * rep + r, as HF's repeat_kv.
+      String qG = g.op("Transpose", new String[] {g.op("Reshape", new String[] {g.op("Mul", new String[] {q, qScale}), qShape})},
+          intsAttr("perm", 1, 2, 0, 3));
+      String keys = g.op("Transpose", new String[] {g.op("Unsqueeze", new String[] {presentK, one})}, intsAttr("perm", 0, 1, 3, 2));
+      String scores = g.op("Add", new String[] {g.op("MatMul", new String[] {qG, keys}), MASK});
+      String probs = g.op("Softmax", new String[] {scores}, intAttr("axis", -1));
+      String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, one})});
+      String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 2, 0, 1, 3)), flatShape});
+      x = g.op("Add", new String[] {x, gemm(g, merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
+      String h2 = rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
+      String gate = gemm(g, h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
+      String up = gemm(g, h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
+      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
+      x = g.op("Add", new String[] {x, gemm(g, act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+    }
+
+    if (to == c.numLayers()) {
+      String normed = rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+      String head = c.tieWordEmbeddings() ? TensorNames.EMBED : TensorNames.LM_HEAD;
+      g.output(gemm(g, normed, head, null), LOGITS, FLOAT, "T", (long) c.vocabSize());
+    } else {
+      g.output(x, HIDDEN_OUT, FLOAT, "T", h);
+    }
+    return ModelProto.newBuilder()
+        .setIrVersion(IR_VERSION)
+        .setProducerName("dsd")
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
+        .setGraph(g.graph)
+        .build();
+  }
+
+  private static String rmsNorm(GraphWriter g, String x, String weight, double eps) {
+    // ORT registers SimplifiedLayerNormalization (RMSNorm) in the default domain.
+    return g.op("SimplifiedLayerNormalization", new String[] {x, weight}, intAttr("axis", -1),
+        floatAttr("epsilon", (float) eps));
+  }
+
+  private static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
+    String w = TensorNames.layer(layer, "self_attn." + proj + ".weight");
+    String b = c.attentionBias() ? TensorNames.layer(layer, "self_attn." + proj + ".bias") : null;
+    return gemm(g, x, w, b);
+  }
+
+  /** y = x W^T (+ b): Hugging Face stores linear weights as [out, in]. */
+  private static String gemm(GraphWriter g, String x, String w, String bias) {
+    String[] in = bias == null ? new String[] {x, w} : new String[] {x, w, bias};
+    return g.op("Gemm", in, intAttr("transB", 1));
+  }
+
+  /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
+  private static String rotate(GraphWriter g, String x, String cos, String sin, String halves) {
+    String x1 = g.fresh("x1");
+    String x2 = g.fresh("x2");
+    g.graph.addNode(dev.dsd.pipeline.onnx.proto.Onnx.NodeProto.newBuilder().setOpType("Split").setName(x1 + "_split")
+        .addInput(x).addInput(halves).addOutput(x1).addOutput(x2).addAttribute(intAttr("axis", -1)));
+    String a = g.op("Sub", new String[] {g.op("Mul", new String[] {x1, cos}), g.op("Mul", new String[] {x2, sin})});
+    String b = g.op("Add", new String[] {g.op("Mul", new String[] {x2, cos}), g.op("Mul", new String[] {x1, sin})});
+    return g.op("Concat", new String[] {a, b}, intAttr("axis", -1));
+  }
+}

@@ -1,0 +1,32 @@
+package dev.dsd.pipeline.runtime;
+
+import java.time.Duration;
+
+/**
+ * Settings of a {@link ShardRunner} and its sessions; every limit names its unit.
+ *
+ * @param intraOpThreads ONNX Runtime threads per call (0 lets ORT choose)
+ * @param maxSessions sessions open at once
+ * @param kvBudgetBytes KV-cache memory all sessions may reserve together
+ * @param idleTimeout a session unused this long is closed by {@link ShardSessions#expireIdle}
+ */
+public record RunnerOptions(int intraOpThreads, int maxSessions, long kvBudgetBytes, Duration idleTimeout) {
+  public static final int DEFAULT_MAX_SESSIONS = 64;
+  public static final long DEFAULT_KV_BUDGET_BYTES = 2L << 30;
+  public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofMinutes(5);
+
+  public RunnerOptions {
+    if (intraOpThreads < 0 || maxSessions < 1 || kvBudgetBytes < 1 || idleTimeout.isNegative()) {
+      throw new IllegalArgumentException("invalid runner options: threads=" + intraOpThreads + " maxSessions="
+          + maxSessions + " kvBudgetBytes=" + kvBudgetBytes + " idleTimeout=" + idleTimeout);
+    }
+  }
+
+  public static RunnerOptions defaults() {
+    return new RunnerOptions(0, DEFAULT_MAX_SESSIONS, DEFAULT_KV_BUDGET_BYTES, DEFAULT_IDLE_TIMEOUT);
+  }
+
+  public RunnerOptions withThreads(int threads) {
+    return new RunnerOptions(threads, maxSessions, kvBudgetBytes, idleTimeout);
+  }
+}

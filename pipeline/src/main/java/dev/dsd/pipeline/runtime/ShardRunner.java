@@ -1,0 +1,260 @@
+package dev.dsd.pipeline.runtime;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxTensorLike;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
+import ai.onnxruntime.OrtSession;
+import dev.dsd.pipeline.checkpoint.TensorNames;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.ModelFormatException;
+import dev.dsd.pipeline.model.WeightSource;
+import dev.dsd.pipeline.onnx.RotaryTables;
+import dev.dsd.pipeline.onnx.ShardGraphBuilder;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.LongBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs one shard (layers {@code [from, to)}) on ONNX Runtime: one ORT session for the shard, many
+ * inference sessions ({@link ShardSession}) each with its own KV cache.
+ *
+ * <p>A call processes T >= 1 new tokens at positions {@code length .. length+T-1} of its session:
+ * T = 1 is ordinary decoding, T = k+1 verifies k draft tokens in one pass. The first shard takes
+ * token ids, later shards take the previous shard's hidden states [T, H]; the last shard returns
+ * logits [T, V], others hidden states [T, H].
+ */
+public final class ShardRunner implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(ShardRunner.class);
+
+  private final ModelConfig config;
+  private final int from;
+  private final int to;
+  private final OrtEnvironment env = OrtEnvironment.getEnvironment();
+  private final OrtSession session;
+  private final List<OnnxTensor> weights = new ArrayList<>();
+  private final OnnxTensor emptyPast;
+  private final ShardSessions sessions;
+  private final String[] outputNames;
+
+  public ShardRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options) {
+    if (from < 0 || from >= to || to > config.numLayers()) {
+      throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + config.numLayers() + ")");
+    }
+    this.config = config;
+    this.from = from;
+    this.to = to;
+    long t0 = System.nanoTime();
+    try {
+      Map<String, OnnxTensorLike> init = new HashMap<>();
+      for (Map.Entry<String, long[]> e : TensorNames.forShard(config, from, to).entrySet()) {
+        long[] actual = source.shape(e.getKey());
+        if (!Arrays.equals(actual, e.getValue())) {
+          throw new ModelFormatException("tensor " + e.getKey() + " has shape " + Arrays.toString(actual)
+              + " but the config implies " + Arrays.toString(e.getValue()));
+        }
+        init.put(e.getKey(), tensor(source.tensor(e.getKey()), e.getValue()));
+      }
+      long[] ropeShape = {config.maxPositionEmbeddings(), config.headDim() / 2};
+      init.put(ShardGraphBuilder.ROPE_COS, tensor(RotaryTables.table(config, false), ropeShape));
+      init.put(ShardGraphBuilder.ROPE_SIN, tensor(RotaryTables.table(config, true), ropeShape));
+      emptyPast = tensor(new float[0], new long[] {config.numKvHeads(), 0, config.headDim()});
+      OrtSession.SessionOptions so = new OrtSession.SessionOptions();
+      so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
+      so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+      if (options.intraOpThreads() > 0) {
+        so.setIntraOpNumThreads(options.intraOpThreads());
+      }
+      so.addExternalInitializers(init);
+      byte[] graph = ShardGraphBuilder.build(config, from, to).toByteArray();
+      session = env.createSession(graph, so);
+      so.close();
+    } catch (OrtException e) {
+      weights.forEach(OnnxTensor::close);
+      throw new ModelFormatException("ONNX Runtime refused the graph of layers [" + from + ", " + to + "): "
+          + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      weights.forEach(OnnxTensor::close);
+      throw e;
+    }
+    long bytesPerToken = 2L * (to - from) * config.kvDim() * Float.BYTES;
+    this.sessions = new ShardSessions(options, bytesPerToken);
+    List<String> outs = new ArrayList<>();
+    outs.add(isLast() ? ShardGraphBuilder.LOGITS : ShardGraphBuilder.HIDDEN_OUT);
+    for (int i = from; i < to; i++) {
+      outs.add(ShardGraphBuilder.presentKey(i));
+      outs.add(ShardGraphBuilder.presentValue(i));
+    }
+    outputNames = outs.toArray(new String[0]);
+    log.info("shard ready layers=[{},{}) of {} hidden={} kvBytesPerToken={} loadMs={}", from, to, config.numLayers(),
+        config.hiddenSize(), bytesPerToken, (System.nanoTime() - t0) / 1_000_000);
+  }
+
+  private OnnxTensor tensor(float[] data, long[] shape) throws OrtException {
+    // A direct buffer that ORT uses in place; it lives as long as the session.
+    FloatBuffer buf = ByteBuffer.allocateDirect(data.length * Float.BYTES).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    buf.put(data).rewind();
+    OnnxTensor t = OnnxTensor.createTensor(env, buf, shape);
+    weights.add(t);
+    return t;
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  public int from() {
+    return from;
+  }
+
+  public int to() {
+    return to;
+  }
+
+  public boolean isFirst() {
+    return from == 0;
+  }
+
+  public boolean isLast() {
+    return to == config.numLayers();
+  }
+
+  /** Width of one output row: vocabulary size for the last shard, hidden size otherwise. */
+  public int outputWidth() {
+    return isLast() ? config.vocabSize() : config.hiddenSize();
+  }
+
+  public ShardSessions sessions() {
+    return sessions;
+  }
+
+  /** Opens an inference session that may hold up to {@code maxTokens} tokens (reserved now). */
+  public ShardSession openSession(String id, String owner, int maxTokens) {
+    if (maxTokens < 1 || maxTokens > config.maxPositionEmbeddings()) {
+      throw new RuntimeLimitException("session " + id + ": " + maxTokens + " tokens requested, the context holds "
+          + config.maxPositionEmbeddings());
+    }
+    return sessions.open(id, owner, maxTokens);
+  }
+
+  /** First shard: runs token ids through the hosted layers. */
+  public float[] forwardTokens(ShardSession s, int[] tokens) {
+    if (!isFirst()) {
+      throw new IllegalStateException("layers [" + from + ", " + to + ") take hidden states, not token ids");
+    }
+    for (int t : tokens) {
+      if (t < 0 || t >= config.vocabSize()) {
+        throw new IllegalArgumentException("token id " + t + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+      }
+    }
+    long[] ids = Arrays.stream(tokens).asLongStream().toArray();
+    return run(s, tokens.length, ShardGraphBuilder.INPUT_IDS, () -> OnnxTensor.createTensor(env, LongBuffer.wrap(ids),
+        new long[] {ids.length}));
+  }
+
+  /** Later shards: runs hidden states [t, H] (row-major) through the hosted layers. */
+  public float[] forwardHidden(ShardSession s, float[] hidden, int t) {
+    if (isFirst()) {
+      throw new IllegalStateException("layers [0, " + to + ") take token ids, not hidden states");
+    }
+    if (t < 1 || hidden.length != (long) t * config.hiddenSize()) {
+      throw new IllegalArgumentException("hidden states of " + hidden.length + " values are not " + t + " x "
+          + config.hiddenSize());
+    }
+    for (float f : hidden) {
+      if (!Float.isFinite(f)) {
+        throw new IllegalArgumentException("hidden states contain NaN or infinity");
+      }
+    }
+    return run(s, t, ShardGraphBuilder.HIDDEN_IN, () -> OnnxTensor.createTensor(env, FloatBuffer.wrap(hidden),
+        new long[] {t, config.hiddenSize()}));
+  }
+
+  private interface InputMaker {
+    OnnxTensor make() throws OrtException;
+  }
+
+  private float[] run(ShardSession s, int t, String inputName, InputMaker input) {
+    s.lock.lock();
+    List<OnnxTensor> temp = new ArrayList<>();
+    OrtSession.Result result = null;
+    try {
+      s.checkOpen();
+      if (t < 1) {
+        throw new IllegalArgumentException("a call needs at least one new token");
+      }
+      int past = s.length();
+      if (past + t > s.maxTokens()) {
+        throw new RuntimeLimitException("session " + s.id() + ": " + past + " cached + " + t + " new tokens exceed its "
+            + s.maxTokens() + "-token limit");
+      }
+      int total = past + t;
+      long[] positions = new long[t];
+      float[] mask = new float[t * total];
+      for (int i = 0; i < t; i++) {
+        positions[i] = past + i;
+        for (int j = past + i + 1; j < total; j++) {
+          mask[i * total + j] = Float.NEGATIVE_INFINITY;
+        }
+      }
+      Map<String, OnnxTensor> in = new HashMap<>();
+      OnnxTensor x = input.make();
+      temp.add(x);
+      in.put(inputName, x);
+      OnnxTensor pos = OnnxTensor.createTensor(env, LongBuffer.wrap(positions), new long[] {t});
+      OnnxTensor m = OnnxTensor.createTensor(env, FloatBuffer.wrap(mask), new long[] {t, total});
+      OnnxTensor pl = OnnxTensor.createTensor(env, LongBuffer.wrap(new long[] {past}), new long[] {1});
+      temp.addAll(List.of(pos, m, pl));
+      in.put(ShardGraphBuilder.POSITIONS, pos);
+      in.put(ShardGraphBuilder.MASK, m);
+      in.put(ShardGraphBuilder.PAST_LEN, pl);
+      int layers = to - from;
+      for (int l = 0; l < layers; l++) {
+        in.put(ShardGraphBuilder.pastKey(from + l), s.pastKeys == null ? emptyPast : s.pastKeys[l]);
+        in.put(ShardGraphBuilder.pastValue(from + l), s.pastValues == null ? emptyPast : s.pastValues[l]);
+      }
+      result = session.run(in);
+      FloatBuffer outBuf = ((OnnxTensor) result.get(outputNames[0]).orElseThrow()).getFloatBuffer();
+      float[] out = new float[outBuf.remaining()];
+      outBuf.get(out);
+      OnnxTensor[] keys = new OnnxTensor[layers];
+      OnnxTensor[] values = new OnnxTensor[layers];
+      for (int l = 0; l < layers; l++) {
+        keys[l] = (OnnxTensor) result.get(ShardGraphBuilder.presentKey(from + l)).orElseThrow();
+        values[l] = (OnnxTensor) result.get(ShardGraphBuilder.presentValue(from + l)).orElseThrow();
+      }
+      s.replaceCache(result, keys, values, total);
+      result = null;
+      s.touch();
+      return out;
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime failed on layers [" + from + ", " + to + "): " + e.getMessage(), e);
+    } finally {
+      if (result != null) {
+        result.close();
+      }
+      temp.forEach(OnnxTensor::close);
+      s.lock.unlock();
+    }
+  }
+
+  @Override
+  public void close() {
+    sessions.closeAll();
+    try {
+      session.close();
+    } catch (OrtException e) {
+      log.warn("closing ORT session of layers [{},{}): {}", from, to, e.getMessage());
+    }
+    weights.forEach(OnnxTensor::close);
+  }
+}

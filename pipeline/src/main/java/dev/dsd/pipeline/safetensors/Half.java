@@ -1,0 +1,77 @@
+package dev.dsd.pipeline.safetensors;
+
+/**
+ * IEEE 754 binary16 and bfloat16 conversions. Hand-written because {@code Float.float16ToFloat}
+ * arrived in Java 20 and dsd builds for Java 17.
+ */
+public final class Half {
+  private Half() {}
+
+  public static float toFloat(short h) {
+    int bits = h & 0xffff;
+    int sign = (bits & 0x8000) << 16;
+    int exp = (bits >>> 10) & 0x1f;
+    int mant = bits & 0x3ff;
+    if (exp == 0) {
+      if (mant == 0) {
+        return Float.intBitsToFloat(sign);
+      }
+      // subnormal: normalise the mantissa
+      int e = -1;
+      do {
+        mant <<= 1;
+        e++;
+      } while ((mant & 0x400) == 0);
+      return Float.intBitsToFloat(sign | ((127 - 15 - e) << 23) | ((mant & 0x3ff) << 13));
+    }
+    if (exp == 0x1f) {
+      return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13));
+    }
+    return Float.intBitsToFloat(sign | ((exp - 15 + 127) << 23) | (mant << 13));
+  }
+
+  /** Round-to-nearest-even conversion to binary16. */
+  public static short fromFloat(float f) {
+    int bits = Float.floatToRawIntBits(f);
+    int sign = (bits >>> 16) & 0x8000;
+    int exp = (bits >>> 23) & 0xff;
+    int mant = bits & 0x7fffff;
+    if (exp == 0xff) {
+      return (short) (sign | 0x7c00 | (mant != 0 ? 0x200 : 0));
+    }
+    int e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      return (short) (sign | 0x7c00);
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        return (short) sign;
+      }
+      mant |= 0x800000;
+      int shift = 14 - e;
+      int half = mant >> shift;
+      int rem = mant & ((1 << shift) - 1);
+      int mid = 1 << (shift - 1);
+      if (rem > mid || (rem == mid && (half & 1) == 1)) {
+        half++;
+      }
+      return (short) (sign | half);
+    }
+    int half = (e << 10) | (mant >> 13);
+    int rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1) == 1)) {
+      half++;
+    }
+    return (short) (sign | half);
+  }
+
+  /** Round-to-nearest-even conversion to bfloat16 (the high half of an F32). */
+  public static short bf16FromFloat(float f) {
+    int bits = Float.floatToRawIntBits(f);
+    if ((bits & 0x7fffffff) > 0x7f800000) {
+      return (short) ((bits >>> 16) | 0x40);
+    }
+    int rounding = 0x7fff + ((bits >>> 16) & 1);
+    return (short) ((bits + rounding) >>> 16);
+  }
+}
