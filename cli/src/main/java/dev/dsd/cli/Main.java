@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "dsd 0.1.0",
     description = "Peer-to-peer LLM inference with speculative decoding across the pipeline.",
-    subcommands = {CommandLine.HelpCommand.class})
+    subcommands = {GenerateCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
   @Override
@@ -18,6 +18,18 @@ public final class Main implements Runnable {
   }
 
   public static void main(String[] args) {
-    System.exit(new CommandLine(new Main()).execute(args));
+    CommandLine cl = new CommandLine(new Main());
+    // Errors users can act on are one line and exit code 2; anything else keeps its stack trace.
+    cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+      if (ex instanceof CliException || ex instanceof dev.dsd.node.generate.GenerationException
+          || ex instanceof dev.dsd.pipeline.model.ModelFormatException
+          || ex instanceof dev.dsd.pipeline.runtime.RuntimeLimitException
+          || ex instanceof IllegalArgumentException) {
+        cmd.getErr().println("dsd: " + ex.getMessage());
+        return 2;
+      }
+      throw ex;
+    });
+    System.exit(cl.execute(args));
   }
 }

@@ -1,0 +1,64 @@
+package dev.dsd.cli;
+
+import dev.dsd.pipeline.checkpoint.Checkpoint;
+import dev.dsd.pipeline.runtime.ShardBenchmark;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(
+    name = "bench",
+    mixinStandardHelpOptions = true,
+    description = "Benchmarks (medians of repeated runs; machines are noisy, compare ratios from one run).",
+    subcommands = {BenchCommand.Shard.class})
+final class BenchCommand implements Runnable {
+  @Override
+  public void run() {
+    throw new CliException("choose a benchmark: dsd bench shard --help");
+  }
+
+  @Command(
+      name = "shard",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Latency of one shard call processing T = 1, 2, 4, 8 new tokens on a warm KV cache,",
+        "ONNX Runtime vs the plain-Java reference, whole model as one shard."
+      },
+      footer = {"", "Example:", "  dsd bench shard --model models/pycoder-target --iterations 200"})
+  static final class Shard implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (default: bundled target).")
+    Path model;
+
+    @Option(names = "--warm", defaultValue = "128", description = "Cached tokens before each call (default: ${DEFAULT-VALUE}).")
+    int warm;
+
+    @Option(names = "--iterations", defaultValue = "100", description = "ONNX samples per T (default: ${DEFAULT-VALUE}).")
+    int iterations;
+
+    @Option(names = "--reference-iterations", defaultValue = "10", description = "Java reference samples per T.")
+    int referenceIterations;
+
+    @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
+    int threads;
+
+    @Override
+    public Integer call() {
+      Path dir = model != null ? model : Defaults.targetModel();
+      try (Checkpoint ck = Checkpoint.open(dir)) {
+        List<ShardBenchmark.Row> rows = ShardBenchmark.run(ck.config(), ck.weights(), warm, new int[] {1, 2, 4, 8},
+            iterations, referenceIterations, threads);
+        System.out.printf("model %s  layers %d  hidden %d  warm cache %d tokens  threads %s%n", dir,
+            ck.config().numLayers(), ck.config().hiddenSize(), warm, threads == 0 ? "all" : threads);
+        System.out.printf("%6s %14s %16s %14s %12s%n", "T", "onnx ms", "reference ms", "ref/onnx", "onnx T/T=1");
+        double base = rows.get(0).onnxMedianMs();
+        for (ShardBenchmark.Row r : rows) {
+          System.out.printf("%6d %14.3f %16.3f %14.1f %12.2f%n", r.tokens(), r.onnxMedianMs(), r.referenceMedianMs(),
+              r.ratio(), r.onnxMedianMs() / base);
+        }
+      }
+      return 0;
+    }
+  }
+}

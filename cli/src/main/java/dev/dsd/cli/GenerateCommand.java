@@ -1,0 +1,103 @@
+package dev.dsd.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.LocalGenerator;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Continue a prompt, streaming the text as it is produced.",
+      "Without --model it runs on the bundled model (models/pycoder-target)."
+    },
+    footer = {
+      "",
+      "Examples:",
+      "  dsd generate \"def fibonacci(n):\"",
+      "  dsd generate --max-tokens 64 --temperature 0.8 --top-p 0.95 --seed 7 \"import os\"",
+      "  echo 'class Stack:' | dsd generate --json -",
+      "  dsd generate --model ~/models/TinyLlama-1.1B \"The capital of France is\""
+    })
+final class GenerateCommand implements Callable<Integer> {
+  @Parameters(index = "0", paramLabel = "PROMPT", description = "The prompt; '-' reads it from standard input.")
+  String prompt;
+
+  @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: bundled).")
+  Path model;
+
+  @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")
+  int maxTokens;
+
+  @Option(names = "--temperature", defaultValue = "0", description = "0 is greedy (default: ${DEFAULT-VALUE}).")
+  double temperature;
+
+  @Option(names = "--top-p", defaultValue = "1", description = "Nucleus sampling mass (default: ${DEFAULT-VALUE}).")
+  double topP;
+
+  @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (default: ${DEFAULT-VALUE}).")
+  long seed;
+
+  @Option(names = "--stop", paramLabel = "TEXT", description = "Stop when this text appears (repeatable).")
+  List<String> stop = List.of();
+
+  @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
+  int threads;
+
+  @Option(names = "--json", description = "Print one JSON object (text, token_ids, tokens_per_second, ...) instead of streaming.")
+  boolean json;
+
+  @Override
+  public Integer call() throws IOException {
+    String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
+    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, 0, false, stop);
+    Path dir = model != null ? model : Defaults.targetModel();
+    PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    try (LocalGenerator gen = new LocalGenerator(dir, threads)) {
+      GenerationResult r = gen.generate(req, (piece, ids) -> {
+        if (!json) {
+          out.print(piece);
+          out.flush();
+        }
+        return true;
+      });
+      if (json) {
+        out.println(toJson(r));
+      } else {
+        out.println();
+      }
+    }
+    return 0;
+  }
+
+  static String toJson(GenerationResult r) throws IOException {
+    ObjectMapper m = new ObjectMapper();
+    ObjectNode o = m.createObjectNode();
+    o.put("text", r.text());
+    var ids = o.putArray("token_ids");
+    for (int id : r.tokenIds()) {
+      ids.add(id);
+    }
+    o.put("prompt_tokens", r.promptTokens());
+    o.put("completion_tokens", r.tokenIds().length);
+    o.put("finish_reason", r.finishReason());
+    o.put("seconds", r.seconds());
+    o.put("tokens_per_second", r.tokensPerSecond());
+    o.put("rounds", r.rounds());
+    o.put("acceptance_rate", r.acceptanceRate());
+    var route = o.putArray("route");
+    r.route().forEach(route::add);
+    return m.writeValueAsString(o);
+  }
+}
