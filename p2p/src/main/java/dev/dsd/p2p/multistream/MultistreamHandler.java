@@ -7,6 +7,7 @@ import dev.dsd.p2p.core.Varint;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.util.concurrent.ImmediateEventExecutor;
 import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
@@ -26,8 +27,8 @@ import java.util.concurrent.TimeUnit;
  *
  * The initiator sends the header and its first proposal in one write, as js- and go-libp2p do, and
  * one read may hold several messages or half of one. On agreement {@link #result()} completes with
- * the protocol id and this handler leaves the pipeline, handing any bytes that followed to the next
- * handler. Limits: {@link #MAX_MESSAGE} bytes per message, {@link #MAX_ATTEMPTS} proposals, and
+ * the protocol id (its listeners run first, on the event loop, and add the next handler) and this
+ * handler leaves the pipeline, handing any bytes that followed to that handler. Limits: {@link #MAX_MESSAGE} bytes per message, {@link #MAX_ATTEMPTS} proposals, and
  * {@link #TIMEOUT} for the whole negotiation.
  */
 public final class MultistreamHandler extends ByteToMessageDecoder {
@@ -40,7 +41,9 @@ public final class MultistreamHandler extends ByteToMessageDecoder {
   private final boolean initiator;
   private final List<String> proposals; // initiator: in order of preference
   private final Set<String> supported; // responder
-  private Promise<String> promise;
+  // Created up front: a stream's handlers are added before the stream is registered, and callers
+  // attach listeners right away. Completed on the event loop, so listeners run there.
+  private final Promise<String> promise = ImmediateEventExecutor.INSTANCE.newPromise();
   private ScheduledFuture<?> timer;
   private boolean headerSeen;
   private int next; // initiator: index of the proposal awaiting an answer
@@ -72,7 +75,6 @@ public final class MultistreamHandler extends ByteToMessageDecoder {
 
   @Override
   public void handlerAdded(ChannelHandlerContext ctx) {
-    promise = ctx.executor().newPromise();
     timer = ctx.executor().schedule(() -> fail(ctx, new ProtocolViolationException(
         "multistream negotiation did not finish within " + TIMEOUT.toSeconds() + " s")),
         TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
@@ -147,8 +149,10 @@ public final class MultistreamHandler extends ByteToMessageDecoder {
 
   private void succeed(ChannelHandlerContext ctx, String protocol) {
     timer.cancel(false);
-    ctx.pipeline().remove(this); // leftovers go to the next handler
+    // Listeners run now, on this event loop, and install the next handler; leaving the pipeline
+    // afterwards hands bytes that came in the same read to that handler.
     promise.trySuccess(protocol);
+    ctx.pipeline().remove(this);
   }
 
   /** One message, or null when more bytes are needed. */
@@ -192,7 +196,7 @@ public final class MultistreamHandler extends ByteToMessageDecoder {
   }
 
   private void fail(ChannelHandlerContext ctx, Throwable cause) {
-    if (promise != null && promise.tryFailure(cause)) {
+    if (promise.tryFailure(cause)) {
       timer.cancel(false);
       ctx.close();
     }

@@ -11,6 +11,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.util.concurrent.ImmediateEventExecutor;
 import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
@@ -47,7 +48,9 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
   private final NoiseXX noise;
   private final PeerId expected;
   private final List<String> muxers;
-  private Promise<Result> promise;
+  // Created up front: a stream's handlers are added before the stream is registered, and callers
+  // attach listeners right away. Completed on the event loop, so listeners run there.
+  private final Promise<Result> promise = ImmediateEventExecutor.INSTANCE.newPromise();
   private ScheduledFuture<?> timeout;
   private Result remote;
 
@@ -69,7 +72,6 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
 
   @Override
   public void handlerAdded(ChannelHandlerContext ctx) {
-    promise = ctx.executor().newPromise();
     timeout = ctx.executor().schedule(() -> fail(ctx, new ProtocolViolationException(
         "noise handshake did not finish within " + HANDSHAKE_TIMEOUT.toSeconds() + " s")),
         HANDSHAKE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
@@ -116,8 +118,8 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
       // Bytes after the handshake are transport frames: the codec goes in before we leave, and
       // ByteToMessageDecoder passes our leftovers on when we are removed.
       ctx.pipeline().addAfter(ctx.name(), "noise-transport", new NoiseTransportCodec(noise.split()));
+      promise.trySuccess(remote); // listeners add the next handler after the codec, on this loop
       ctx.pipeline().remove(this);
-      promise.trySuccess(remote);
     }
   }
 
@@ -171,7 +173,7 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
   }
 
   private void fail(ChannelHandlerContext ctx, Throwable cause) {
-    if (promise != null && promise.tryFailure(cause)) {
+    if (promise.tryFailure(cause)) {
       if (timeout != null) {
         timeout.cancel(false);
       }
