@@ -69,6 +69,9 @@ public final class NettyHost implements AutoCloseable {
   private final List<Multiaddr> listenAddrs = new CopyOnWriteArrayList<>();
   private final List<Consumer<Connection>> onConnect = new CopyOnWriteArrayList<>();
   private final List<Consumer<Connection>> onDisconnect = new CopyOnWriteArrayList<>();
+  private final List<Consumer<IdentifyProtocol.Info>> onIdentify = new CopyOnWriteArrayList<>();
+  // js-libp2p accepts one identify stream per connection at a time: callers share the one in flight.
+  private final Map<PeerId, CompletableFuture<IdentifyProtocol.Info>> identifying = new ConcurrentHashMap<>();
   private final AtomicInteger open = new AtomicInteger();
   private final PeerStore peerStore = new PeerStore();
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
@@ -156,6 +159,11 @@ public final class NettyHost implements AutoCloseable {
 
   public void onDisconnect(Consumer<Connection> listener) {
     onDisconnect.add(listener);
+  }
+
+  /** Called with every identify answer (on connect, on request, on push). */
+  public void onIdentify(Consumer<IdentifyProtocol.Info> listener) {
+    onIdentify.add(listener);
   }
 
   public List<Connection> connections() {
@@ -342,7 +350,15 @@ public final class NettyHost implements AutoCloseable {
 
   /** Asks a connected peer who it is; the answer also goes into the peer store. */
   public CompletableFuture<IdentifyProtocol.Info> identify(PeerId peer) {
+    CompletableFuture<IdentifyProtocol.Info> running = identifying.get(peer);
+    if (running != null) {
+      return running;
+    }
     CompletableFuture<IdentifyProtocol.Info> info = new CompletableFuture<>();
+    if (identifying.putIfAbsent(peer, info) != null) {
+      return identifying.get(peer);
+    }
+    info.whenComplete((i, e) -> identifying.remove(peer, info));
     newStream(peer, List.of(IdentifyProtocol.ID), s -> IdentifyProtocol.receive(s).whenComplete((i, e) -> {
       if (e != null) {
         info.completeExceptionally(e);
@@ -360,6 +376,13 @@ public final class NettyHost implements AutoCloseable {
   private void learn(IdentifyProtocol.Info i) {
     peerStore.addAddrs(i.peer(), i.listenAddrs());
     peerStore.setProtocols(i.peer(), i.protocols());
+    onIdentify.forEach(l -> l.accept(i));
+  }
+
+  /** Whether a connection to this peer is open now. */
+  public boolean isConnected(PeerId peer) {
+    Connection c = connections.get(peer);
+    return c != null && c.isOpen();
   }
 
   /** Round-trip time of a libp2p ping, in nanoseconds. */
