@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Benchmarks (medians of repeated runs; machines are noisy, compare ratios from one run).",
-    subcommands = {BenchCommand.Shard.class})
+    subcommands = {BenchCommand.Shard.class, BenchCommand.P2p.class})
 final class BenchCommand implements Runnable {
   @Override
   public void run() {
@@ -58,6 +58,28 @@ final class BenchCommand implements Runnable {
               r.ratio(), r.onnxMedianMs() / base);
         }
       }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "p2p",
+      mixinStandardHelpOptions = true,
+      description = "Loopback throughput of one yamux stream over Noise vs plain Netty TCP, and libp2p ping RTT.",
+      footer = {"", "Example:", "  dsd bench p2p --mib 256 --runs 5 --pings 200"})
+  static final class P2p implements Callable<Integer> {
+    @Option(names = "--mib", defaultValue = "256", description = "MiB per run (default: ${DEFAULT-VALUE}).")
+    long mib;
+
+    @Option(names = "--runs", defaultValue = "5", description = "Runs per transport (default: ${DEFAULT-VALUE}).")
+    int runs;
+
+    @Option(names = "--pings", defaultValue = "200", description = "Pings (default: ${DEFAULT-VALUE}).")
+    int pings;
+
+    @Override
+    public Integer call() throws Exception {
+      dev.dsd.p2p.bench.P2pBench.main(new String[] {Long.toString(mib), Integer.toString(runs), Integer.toString(pings)});
       return 0;
     }
   }

@@ -16,6 +16,9 @@ final class CipherState {
   static final int TAG = 16;
   private SecretKeySpec key;
   private long nonce;
+  // One Cipher per direction, re-initialised with each nonce: getInstance per frame cost more
+  // than the encryption itself.
+  private Cipher cipher;
 
   boolean hasKey() {
     return key != null;
@@ -31,7 +34,7 @@ final class CipherState {
       return plaintext;
     }
     try {
-      Cipher c = Cipher.getInstance("ChaCha20-Poly1305");
+      Cipher c = cipher();
       c.init(Cipher.ENCRYPT_MODE, key, new IvParameterSpec(nonceBytes(nonce++)));
       if (ad.length > 0) {
         c.updateAAD(ad);
@@ -50,7 +53,7 @@ final class CipherState {
       throw new ProtocolViolationException("noise ciphertext of " + ciphertext.length + " bytes is shorter than its tag");
     }
     try {
-      Cipher c = Cipher.getInstance("ChaCha20-Poly1305");
+      Cipher c = cipher();
       c.init(Cipher.DECRYPT_MODE, key, new IvParameterSpec(nonceBytes(nonce)));
       if (ad.length > 0) {
         c.updateAAD(ad);
@@ -63,6 +66,13 @@ final class CipherState {
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("ChaCha20-Poly1305 unavailable", e);
     }
+  }
+
+  private Cipher cipher() throws GeneralSecurityException {
+    if (cipher == null) {
+      cipher = Cipher.getInstance("ChaCha20-Poly1305");
+    }
+    return cipher;
   }
 
   private static byte[] nonceBytes(long n) {
