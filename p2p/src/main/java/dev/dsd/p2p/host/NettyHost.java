@@ -385,6 +385,12 @@ public final class NettyHost implements AutoCloseable {
     return c != null && c.isOpen();
   }
 
+  /** Tells a connected peer our current protocols and addresses ({@code /ipfs/id/push/1.0.0}). */
+  public CompletableFuture<Stream> pushIdentify(PeerId peer) {
+    return newStream(peer, List.of(IdentifyProtocol.PUSH), s -> IdentifyProtocol.send(s, () -> IdentifyProtocol.message(
+        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), s.channel().remoteAddress())));
+  }
+
   /** Round-trip time of a libp2p ping, in nanoseconds. */
   public CompletableFuture<Long> ping(PeerId peer) {
     CompletableFuture<Long> rtt = new CompletableFuture<>();

@@ -43,6 +43,23 @@ class NettyHostTest {
   }
 
   @Test
+  void identifyPushUpdatesTheRemotesView() throws Exception {
+    try (NettyHost a = host(); NettyHost b = host()) {
+      a.connect(b.listenAddrs().get(0).withPeer(b.peerId())).get(10, TimeUnit.SECONDS);
+      java.util.concurrent.CompletableFuture<IdentifyProtocol.Info> pushed = new java.util.concurrent.CompletableFuture<>();
+      b.onIdentify(i -> {
+        if (i.protocols().contains("/dsd/new/1.0.0")) {
+          pushed.complete(i);
+        }
+      });
+      a.setStreamHandler("/dsd/new/1.0.0", s -> s.channel().close());
+      a.pushIdentify(b.peerId()).get(10, TimeUnit.SECONDS);
+      assertEquals(a.peerId(), pushed.get(10, TimeUnit.SECONDS).peer());
+      assertTrue(b.peerStore().protocols(a.peerId()).contains("/dsd/new/1.0.0"));
+    }
+  }
+
+  @Test
   void unknownProtocolsAndWrongPeersAreRefused() throws Exception {
     try (NettyHost a = host(); NettyHost b = host()) {
       Multiaddr bAddr = b.listenAddrs().get(0);

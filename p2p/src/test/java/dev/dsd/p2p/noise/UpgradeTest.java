@@ -159,6 +159,37 @@ class UpgradeTest {
     }
   }
 
+  /** A responder that signs its static key with a key other than the one it presents. */
+  @Test
+  void noiseRejectsAWrongIdentitySignature() {
+    NoiseHandshakeHandler hi = new NoiseHandshakeHandler(Identity.generate(), true, null, List.of());
+    EmbeddedChannel a = new EmbeddedChannel(hi);
+    ByteBuf m1 = a.readOutbound();
+    m1.skipBytes(2);
+    byte[] msg1 = new byte[m1.readableBytes()];
+    m1.readBytes(msg1);
+    byte[][] st = NoiseXX.newStaticKey();
+    NoiseXX liar = new NoiseXX(false, st[0], st[1]);
+    liar.readMessage(msg1);
+    Identity presented = Identity.generate();
+    Identity signer = Identity.generate();
+    byte[] sig = signer.sign(concat(NoiseHandshakeHandler.SIG_PREFIX, st[1]));
+    byte[] payload = dev.dsd.p2p.noise.proto.NoiseProto.NoiseHandshakePayload.newBuilder()
+        .setIdentityKey(com.google.protobuf.ByteString.copyFrom(presented.publicKeyProto()))
+        .setIdentitySig(com.google.protobuf.ByteString.copyFrom(sig)).build().toByteArray();
+    byte[] msg2 = liar.writeMessage(payload);
+    a.writeInbound(Unpooled.buffer().writeShort(msg2.length).writeBytes(msg2));
+    assertInstanceOf(ProtocolViolationException.class, hi.result().cause());
+    assertTrue(hi.result().cause().getMessage().contains("signature"), hi.result().cause().getMessage());
+    assertFalse(a.isOpen());
+  }
+
+  static byte[] concat(byte[] x, byte[] y) {
+    byte[] out = java.util.Arrays.copyOf(x, x.length + y.length);
+    System.arraycopy(y, 0, out, x.length, y.length);
+    return out;
+  }
+
   @Test
   void fuzzHandshakeAndMultistreamDecoders() {
     SplittableRandom r = new SplittableRandom(99);
