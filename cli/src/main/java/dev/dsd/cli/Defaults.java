@@ -15,6 +15,12 @@ final class Defaults {
     return h != null ? Path.of(h) : Path.of("").toAbsolutePath();
   }
 
+  /** The bundled draft model, or null if this checkout has none. */
+  static Path draftModel() {
+    Path p = home().resolve("models").resolve(DRAFT);
+    return Files.isDirectory(p) ? p : null;
+  }
+
   /** The bundled target model, or a clear error if this checkout has none. */
   static Path targetModel() {
     Path p = home().resolve("models").resolve(TARGET);

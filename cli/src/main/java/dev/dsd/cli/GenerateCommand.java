@@ -20,7 +20,8 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description = {
       "Continue a prompt, streaming the text as it is produced.",
-      "Without --model it runs on the bundled model (models/pycoder-target)."
+      "Without --model it runs on the bundled pair: models/pycoder-target verifies what",
+      "models/pycoder-draft proposes (speculative decoding; greedy output is exactly the target's)."
     },
     footer = {
       "",
@@ -28,6 +29,7 @@ import picocli.CommandLine.Parameters;
       "  dsd generate \"def fibonacci(n):\"",
       "  dsd generate --max-tokens 64 --temperature 0.8 --top-p 0.95 --seed 7 \"import os\"",
       "  echo 'class Stack:' | dsd generate --json -",
+      "  dsd generate --spec off \"def parse(line):\"        # target alone",
       "  dsd generate --model ~/models/TinyLlama-1.1B \"The capital of France is\""
     })
 final class GenerateCommand implements Callable<Integer> {
@@ -36,6 +38,13 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: bundled).")
   Path model;
+
+  @Option(names = "--draft", paramLabel = "DIR", description = "Draft model for speculative decoding (default: bundled draft when --model is not given).")
+  Path draft;
+
+  @Option(names = "--spec", paramLabel = "off|K", defaultValue = "4",
+      description = "Draft tokens verified per target pass, or off (default: ${DEFAULT-VALUE} when a draft is present).")
+  String spec;
 
   @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")
   int maxTokens;
@@ -61,10 +70,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
-    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, 0, false, stop);
+    int k = parseSpec(spec);
+    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, k, false, stop);
     Path dir = model != null ? model : Defaults.targetModel();
+    Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-    try (LocalGenerator gen = new LocalGenerator(dir, threads)) {
+    try (LocalGenerator gen = new LocalGenerator(dir, draftDir, threads)) {
       GenerationResult r = gen.generate(req, (piece, ids) -> {
         if (!json) {
           out.print(piece);
@@ -81,6 +92,21 @@ final class GenerateCommand implements Callable<Integer> {
     return 0;
   }
 
+  static int parseSpec(String s) {
+    if (s.equals("off")) {
+      return 0;
+    }
+    try {
+      int k = Integer.parseInt(s);
+      if (k >= 0 && k <= 32) {
+        return k;
+      }
+    } catch (NumberFormatException ignored) {
+      // falls through to the error
+    }
+    throw new CliException("--spec must be off or a window K in 0..32, got '" + s + "'");
+  }
+
   static String toJson(GenerationResult r) throws IOException {
     ObjectMapper m = new ObjectMapper();
     ObjectNode o = m.createObjectNode();
@@ -95,6 +121,8 @@ final class GenerateCommand implements Callable<Integer> {
     o.put("seconds", r.seconds());
     o.put("tokens_per_second", r.tokensPerSecond());
     o.put("rounds", r.rounds());
+    o.put("drafted_tokens", r.draftedTokens());
+    o.put("accepted_tokens", r.acceptedTokens());
     o.put("acceptance_rate", r.acceptanceRate());
     var route = o.putArray("route");
     r.route().forEach(route::add);

@@ -2,12 +2,15 @@ package dev.dsd.node.generate;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.ModelFormatException;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.runtime.ShardSession;
 import dev.dsd.pipeline.tokenizer.StreamingDecoder;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
-import dev.dsd.verification.sampling.Sampler;
+import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.verification.acceptance.GreedyAcceptance;
+import dev.dsd.verification.acceptance.SpeculativeSampling;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -15,18 +18,56 @@ import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 
-/** Generation in this process on the whole model (one shard {@code [0, L)}), token by token. */
+/**
+ * Generation in this process on the whole model (one shard {@code [0, L)}), optionally with
+ * speculative decoding by a local draft model: each round the draft proposes k tokens and the
+ * target checks {@code [last accepted token, d1..dk]} in one pass; rejected drafts are dropped by
+ * truncating the KV caches. Greedy output is identical to the target alone; sampled output has the
+ * target's distribution (speculative sampling).
+ */
 public final class LocalGenerator implements Generator {
   private final Checkpoint checkpoint;
   private final ShardRunner runner;
+  private final Checkpoint draftCheckpoint;
+  private final ShardRunner draftRunner;
 
   public LocalGenerator(Path modelDir, int threads) {
-    this.checkpoint = Checkpoint.open(modelDir);
+    this(modelDir, null, threads);
+  }
+
+  /** {@code draftDir} may be null; a draft must share the target's tokenizer vocabulary. */
+  public LocalGenerator(Path modelDir, Path draftDir, int threads) {
+    Checkpoint ck = null;
+    ShardRunner r = null;
+    Checkpoint dck = null;
     try {
-      ModelConfig c = checkpoint.config();
-      this.runner = new ShardRunner(c, checkpoint.weights(), 0, c.numLayers(), RunnerOptions.defaults().withThreads(threads));
+      ck = Checkpoint.open(modelDir);
+      ModelConfig c = ck.config();
+      r = new ShardRunner(c, ck.weights(), 0, c.numLayers(), RunnerOptions.defaults().withThreads(threads));
+      ShardRunner dr = null;
+      if (draftDir != null) {
+        dck = Checkpoint.open(draftDir);
+        if (dck.config().vocabSize() != c.vocabSize() || dck.tokenizer().vocabSize() != ck.tokenizer().vocabSize()) {
+          throw new ModelFormatException(draftDir + ": the draft's vocabulary (" + dck.config().vocabSize()
+              + ") differs from the target's (" + c.vocabSize() + ")");
+        }
+        dr = new ShardRunner(dck.config(), dck.weights(), 0, dck.config().numLayers(),
+            RunnerOptions.defaults().withThreads(threads));
+      }
+      this.checkpoint = ck;
+      this.runner = r;
+      this.draftCheckpoint = dck;
+      this.draftRunner = dr;
     } catch (RuntimeException e) {
-      checkpoint.close();
+      if (r != null) {
+        r.close();
+      }
+      if (ck != null) {
+        ck.close();
+      }
+      if (dck != null) {
+        dck.close();
+      }
       throw e;
     }
   }
@@ -41,41 +82,85 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    if (req.speculation() == GenerationRequest.AUTO) {
+      throw new GenerationException("--spec auto (the adaptive window) is not available for local generation yet; "
+          + "use --spec K or off");
+    }
+    if (req.adaptiveVerification()) {
+      throw new GenerationException("adaptive verification is not available for local generation yet");
+    }
     long t0 = System.nanoTime();
-    Tokenizer tok = checkpoint.tokenizer();
-    int[] prompt = PromptCheck.encode(tok, req, checkpoint.config());
-    int vocab = checkpoint.config().vocabSize();
-    Set<Integer> eos = new HashSet<>(checkpoint.config().eosTokenIds());
-    Sampler sampler = Sampler.create(req.temperature(), req.topP(), req.seed());
-    StreamingDecoder text = tok.streamingDecoder();
+    ModelConfig c = checkpoint.config();
+    int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
+    int k = draftRunner == null ? 0 : req.speculation();
+    int vocab = c.vocabSize();
+    int usable = Math.min(vocab, checkpoint.tokenizer().vocabSize());
+    Set<Integer> eos = new HashSet<>(c.eosTokenIds());
+    AcceptanceRule rule = req.temperature() == 0 ? new GreedyAcceptance()
+        : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
+    StreamingDecoder text = checkpoint.tokenizer().streamingDecoder();
     StopMatcher stop = new StopMatcher(req.stop());
     int[] out = new int[req.maxTokens()];
     int n = 0;
+    int rounds = 0;
+    long drafted = 0;
+    long acceptedTotal = 0;
     String finish = "length";
-    try (ShardSession s = runner.openSession(UUID.randomUUID().toString(), "local", prompt.length + req.maxTokens())) {
-      float[] logits = runner.forwardTokens(s, prompt);
-      int row = (prompt.length - 1) * vocab;
+    // Verification writes k positions beyond what is kept, so the caches need room for them too.
+    int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length + req.maxTokens() + k);
+    String id = UUID.randomUUID().toString();
+    try (ShardSession target = runner.openSession(id, "local", capacity);
+        ModelDrafter drafter = draftRunner == null ? null : new ModelDrafter(draftRunner,
+            draftRunner.openSession(id, "local", Math.min(capacity, draftRunner.config().maxPositionEmbeddings())),
+            req.temperature(), req.topP(), req.seed(), usable)) {
+      if (prompt.length > 1) {
+        runner.forwardTokens(target, Arrays.copyOf(prompt, prompt.length - 1));
+      }
+      if (drafter != null) {
+        drafter.start(prompt);
+      }
+      int last = prompt[prompt.length - 1];
+      int context = prompt.length;
+      generation:
       while (n < req.maxTokens()) {
-        int next = sampler.sample(logits, row, vocab);
-        if (eos.contains(next)) {
-          finish = "stop";
-          break;
+        int kk = Math.max(0, Math.min(k, Math.min(req.maxTokens() - n - 1, capacity - context)));
+        int[] drafts = kk == 0 ? new int[0] : drafter.propose(kk);
+        int[] input = new int[kk + 1];
+        input[0] = last;
+        System.arraycopy(drafts, 0, input, 1, kk);
+        float[] logits = runner.forwardTokens(target, input);
+        VocabMask.apply(logits, vocab, usable);
+        AcceptanceRule.Verdict v = rule.decide(drafts, kk == 0 ? null : drafter.lastDistributions, logits, vocab);
+        rounds++;
+        drafted += kk;
+        acceptedTotal += v.accepted();
+        target.truncate(context + v.accepted());
+        if (drafter != null) {
+          drafter.accepted(context, drafts, v.accepted(), v.next());
         }
-        out[n++] = next;
-        String piece = stop.feed(text.push(next));
-        if (!piece.isEmpty() && !sink.accept(piece, new int[] {next})) {
-          finish = "cancelled";
-          break;
+        int[] produced = Arrays.copyOf(drafts, v.accepted() + 1);
+        produced[v.accepted()] = v.next();
+        for (int tok : produced) {
+          if (eos.contains(tok)) {
+            finish = "stop";
+            break generation;
+          }
+          out[n++] = tok;
+          String piece = stop.feed(text.push(tok));
+          if (!piece.isEmpty() && !sink.accept(piece, new int[] {tok})) {
+            finish = "cancelled";
+            break generation;
+          }
+          if (stop.stopped()) {
+            finish = "stop";
+            break generation;
+          }
+          if (n == req.maxTokens()) {
+            break generation;
+          }
         }
-        if (stop.stopped()) {
-          finish = "stop";
-          break;
-        }
-        if (n == req.maxTokens()) {
-          break;
-        }
-        logits = runner.forwardTokens(s, new int[] {next});
-        row = 0;
+        context += v.accepted() + 1;
+        last = v.next();
       }
     }
     if (!stop.stopped()) {
@@ -85,13 +170,18 @@ public final class LocalGenerator implements Generator {
       }
     }
     double seconds = (System.nanoTime() - t0) / 1e9;
-    int[] ids = Arrays.copyOf(out, n);
-    return new GenerationResult(stop.text(), ids, prompt.length, finish, seconds, n, 0, 0, List.of("local"), 0);
+    List<String> route = draftRunner == null ? List.of("local") : List.of("local", "local-draft");
+    return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
+        acceptedTotal, route, 0);
   }
 
   @Override
   public void close() {
     runner.close();
     checkpoint.close();
+    if (draftRunner != null) {
+      draftRunner.close();
+      draftCheckpoint.close();
+    }
   }
 }

@@ -1,0 +1,90 @@
+package dev.dsd.node.generate;
+
+import dev.dsd.pipeline.runtime.ShardRunner;
+import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.verification.sampling.Distributions;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Proposes draft tokens with a small model run whole in this process. Its cache always holds the
+ * accepted context except the last token; {@link #propose} feeds what the cache lacks plus k-1
+ * drafts, and {@link #accepted} rolls it back to what the target kept.
+ */
+final class ModelDrafter implements AutoCloseable {
+  private final ShardRunner runner;
+  private final ShardSession session;
+  private final double temperature;
+  private final double topP;
+  private final SplittableRandom random;
+  private final int vocab;
+  private final int usable;
+  private int[] pending; // accepted tokens not yet in the cache (the last one always)
+  double[][] lastDistributions;
+
+  ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable) {
+    this.usable = usable;
+    this.runner = runner;
+    this.session = session;
+    this.temperature = temperature;
+    this.topP = topP;
+    this.random = new SplittableRandom(seed ^ 0x5DEECE66DL);
+    this.vocab = runner.config().vocabSize();
+  }
+
+  /** Starts from a prompt: caches all but its last token. */
+  void start(int[] prompt) {
+    if (prompt.length > 1) {
+      runner.forwardTokens(session, Arrays.copyOf(prompt, prompt.length - 1));
+    }
+    pending = new int[] {prompt[prompt.length - 1]};
+  }
+
+  /** k draft tokens continuing the accepted context; their distributions in {@link #lastDistributions}. */
+  int[] propose(int k) {
+    int[] out = new int[k];
+    lastDistributions = new double[k][];
+    float[] logits = runner.forwardTokens(session, pending);
+    VocabMask.apply(logits, vocab, usable);
+    int row = (pending.length - 1) * vocab;
+    for (int i = 0; i < k; i++) {
+      if (temperature == 0) {
+        out[i] = Distributions.argmax(logits, row, vocab);
+      } else {
+        double[] q = Distributions.topP(Distributions.softmax(logits, row, vocab, temperature), topP);
+        lastDistributions[i] = q;
+        out[i] = Distributions.draw(q, random.nextDouble());
+      }
+      if (i + 1 < k) {
+        logits = runner.forwardTokens(session, new int[] {out[i]});
+        VocabMask.apply(logits, vocab, usable);
+        row = 0;
+      }
+    }
+    if (temperature == 0) {
+      lastDistributions = null;
+    }
+    return out;
+  }
+
+  /**
+   * The target kept {@code n} of the k drafts and chose {@code next}. {@code contextBefore} is the
+   * accepted length before this round (the cache then held contextBefore - 1 tokens).
+   */
+  void accepted(int contextBefore, int[] drafts, int n, int next) {
+    int k = drafts.length;
+    if (k == 0) { // a round without drafts: the cache is unchanged and one more token is pending
+      pending = Arrays.copyOf(pending, pending.length + 1);
+      pending[pending.length - 1] = next;
+      return;
+    }
+    // cache holds context + drafts[0..k-2]; keep context + drafts[0..n-1]
+    session.truncate(Math.min(contextBefore + n, contextBefore + k - 1));
+    pending = n == k ? new int[] {drafts[k - 1], next} : new int[] {next};
+  }
+
+  @Override
+  public void close() {
+    session.close();
+  }
+}

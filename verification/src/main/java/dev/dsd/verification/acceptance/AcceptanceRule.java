@@ -1,0 +1,20 @@
+package dev.dsd.verification.acceptance;
+
+/**
+ * Decides how many of k draft tokens the target accepts and what token follows them.
+ *
+ * <p>Inputs of one round: the k draft tokens, the draft's distributions they were drawn from
+ * (rows of the vocabulary; null for a deterministic drafter such as greedy or prompt lookup), and
+ * the target's logits at k+1 positions: row i predicts the token after draft i (row 0 the token
+ * after the last accepted one). A round always yields {@code accepted + 1} tokens.
+ */
+public interface AcceptanceRule {
+
+  /** How many drafts were accepted (0..k) and the correction (or bonus) token after them. */
+  record Verdict(int accepted, int next) {}
+
+  Verdict decide(int[] draft, double[][] draftDistributions, float[] targetLogits, int vocab);
+
+  /** Whether the output distribution equals sampling from the target alone. */
+  boolean lossless();
+}
