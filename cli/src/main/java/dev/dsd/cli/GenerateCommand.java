@@ -42,8 +42,9 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--draft", paramLabel = "DIR", description = "Draft model for speculative decoding (default: bundled draft when --model is not given).")
   Path draft;
 
-  @Option(names = "--spec", paramLabel = "off|K", defaultValue = "4",
-      description = "Draft tokens verified per target pass, or off (default: ${DEFAULT-VALUE} when a draft is present).")
+  @Option(names = "--spec", paramLabel = "off|K|auto", defaultValue = "auto",
+      description = {"Draft tokens verified per target pass: off, a fixed K, or auto (adaptive window chosen",
+          "from measured acceptance and timings). Default: ${DEFAULT-VALUE} when a draft is present."})
   String spec;
 
   @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")
@@ -96,6 +97,9 @@ final class GenerateCommand implements Callable<Integer> {
     if (s.equals("off")) {
       return 0;
     }
+    if (s.equals("auto")) {
+      return GenerationRequest.AUTO;
+    }
     try {
       int k = Integer.parseInt(s);
       if (k >= 0 && k <= 32) {
@@ -104,7 +108,7 @@ final class GenerateCommand implements Callable<Integer> {
     } catch (NumberFormatException ignored) {
       // falls through to the error
     }
-    throw new CliException("--spec must be off or a window K in 0..32, got '" + s + "'");
+    throw new CliException("--spec must be off, auto or a window K in 0..32, got '" + s + "'");
   }
 
   static String toJson(GenerationResult r) throws IOException {

@@ -11,6 +11,8 @@ import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.GreedyAcceptance;
 import dev.dsd.verification.acceptance.SpeculativeSampling;
+import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -26,6 +28,8 @@ import java.util.UUID;
  * target's distribution (speculative sampling).
  */
 public final class LocalGenerator implements Generator {
+  /** Largest window {@code --spec auto} may choose. */
+  public static final int MAX_AUTO_WINDOW = 16;
   private final Checkpoint checkpoint;
   private final ShardRunner runner;
   private final Checkpoint draftCheckpoint;
@@ -82,17 +86,15 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
-    if (req.speculation() == GenerationRequest.AUTO) {
-      throw new GenerationException("--spec auto (the adaptive window) is not available for local generation yet; "
-          + "use --spec K or off");
-    }
     if (req.adaptiveVerification()) {
       throw new GenerationException("adaptive verification is not available for local generation yet");
     }
     long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
-    int k = draftRunner == null ? 0 : req.speculation();
+    boolean auto = req.speculation() == GenerationRequest.AUTO;
+    int k = draftRunner == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
+    WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(k);
     int vocab = c.vocabSize();
     int usable = Math.min(vocab, checkpoint.tokenizer().vocabSize());
     Set<Integer> eos = new HashSet<>(c.eosTokenIds());
@@ -123,14 +125,17 @@ public final class LocalGenerator implements Generator {
       int context = prompt.length;
       generation:
       while (n < req.maxTokens()) {
-        int kk = Math.max(0, Math.min(k, Math.min(req.maxTokens() - n - 1, capacity - context)));
+        int kk = k == 0 ? 0 : Math.max(0, Math.min(window.next(), Math.min(req.maxTokens() - n - 1, capacity - context)));
+        long t1 = System.nanoTime();
         int[] drafts = kk == 0 ? new int[0] : drafter.propose(kk);
+        long t2 = System.nanoTime();
         int[] input = new int[kk + 1];
         input[0] = last;
         System.arraycopy(drafts, 0, input, 1, kk);
         float[] logits = runner.forwardTokens(target, input);
         VocabMask.apply(logits, vocab, usable);
         AcceptanceRule.Verdict v = rule.decide(drafts, kk == 0 ? null : drafter.lastDistributions, logits, vocab);
+        window.observe(kk, v.accepted(), t2 - t1, System.nanoTime() - t2, 0);
         rounds++;
         drafted += kk;
         acceptedTotal += v.accepted();

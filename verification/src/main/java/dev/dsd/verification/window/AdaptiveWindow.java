@@ -1,0 +1,96 @@
+package dev.dsd.verification.window;
+
+/**
+ * Adaptive window control: picks the k that maximises expected accepted tokens per second,
+ *
+ * <pre>
+ *   E[tokens](k) = (1 - a^(k+1)) / (1 - a)        a: per-token acceptance rate
+ *   T(k)         = k * t_draft + t_verify(k)        t_verify(k) = c0 + c1 * k, fitted; network inside c0
+ * </pre>
+ *
+ * from running estimates (exponentially weighted, so they follow a changing text or network). The
+ * DSD edge-cloud paper's AWC learns this with a small neural predictor; this analytic controller
+ * uses the same measured quantities. Before {@link #WARMUP_ROUNDS} rounds it tries k in turn over a
+ * spread of values, so the verify-time fit has distinct points to stand on.
+ */
+public final class AdaptiveWindow implements WindowPolicy {
+  public static final int WARMUP_ROUNDS = 6;
+  private static final double DECAY = 0.9;
+  private static final int[] WARMUP = {2, 6, 4, 8, 3, 5};
+
+  private final int kMin;
+  private final int kMax;
+  private double successes = 1;
+  private double failures = 1;
+  private double draftPerToken = Double.NaN;
+  // weighted least squares sums for t_verify = c0 + c1 k
+  private double sw;
+  private double sk;
+  private double skk;
+  private double st;
+  private double skt;
+  private int rounds;
+
+  public AdaptiveWindow(int kMin, int kMax) {
+    if (kMin < 1 || kMax < kMin) {
+      throw new IllegalArgumentException("window bounds must satisfy 1 <= kMin <= kMax, got " + kMin + ".." + kMax);
+    }
+    this.kMin = kMin;
+    this.kMax = kMax;
+  }
+
+  @Override
+  public synchronized int next() {
+    if (rounds < WARMUP_ROUNDS) {
+      return Math.max(kMin, Math.min(kMax, WARMUP[rounds]));
+    }
+    double a = acceptance();
+    double best = -1;
+    int bestK = kMin;
+    for (int k = kMin; k <= kMax; k++) {
+      double rate = expectedTokens(a, k) / roundTime(k);
+      if (rate > best) {
+        best = rate;
+        bestK = k;
+      }
+    }
+    return bestK;
+  }
+
+  @Override
+  public synchronized void observe(int k, int accepted, long draftNanos, long verifyNanos, long rttNanos) {
+    if (k <= 0) {
+      return;
+    }
+    rounds++;
+    successes = DECAY * successes + accepted;
+    failures = DECAY * failures + (accepted < k ? 1 : 0);
+    double d = draftNanos / (double) k;
+    draftPerToken = Double.isNaN(draftPerToken) ? d : DECAY * draftPerToken + (1 - DECAY) * d;
+    double t = verifyNanos;
+    sw = DECAY * sw + 1;
+    sk = DECAY * sk + k;
+    skk = DECAY * skk + (double) k * k;
+    st = DECAY * st + t;
+    skt = DECAY * skt + k * t;
+  }
+
+  /** Estimated per-token acceptance rate. */
+  public synchronized double acceptance() {
+    return successes / (successes + failures);
+  }
+
+  /** Expected tokens one round yields with window k (accepted drafts plus the target's own token). */
+  static double expectedTokens(double a, int k) {
+    return a >= 1 ? k + 1 : (1 - Math.pow(a, k + 1)) / (1 - a);
+  }
+
+  /** Estimated wall time of a round with window k, in nanoseconds. */
+  synchronized double roundTime(int k) {
+    double det = sw * skk - sk * sk;
+    double c1 = det > 1e-9 ? (sw * skt - sk * st) / det : 0;
+    double c0 = (st - c1 * sk) / sw;
+    double verify = Math.max(c0 + Math.max(0, c1) * k, 1);
+    return k * (Double.isNaN(draftPerToken) ? 0 : draftPerToken) + verify;
+  }
+}

@@ -1,0 +1,58 @@
+package dev.dsd.verification.window;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/** The controller's choices on synthetic measurements that stand for known situations. */
+class AdaptiveWindowTest {
+  /** Simulates rounds: per-token acceptance a, draft ms per token, verify = base + perToken * k, network rtt. */
+  static int settle(double a, double draftMs, double verifyBaseMs, double verifyPerTokenMs, double rttMs) {
+    AdaptiveWindow w = new AdaptiveWindow(1, 16);
+    SplittableRandom r = new SplittableRandom(1);
+    int k = 0;
+    for (int round = 0; round < 300; round++) {
+      k = w.next();
+      int acc = 0;
+      while (acc < k && r.nextDouble() < a) {
+        acc++;
+      }
+      long draft = (long) (k * draftMs * 1e6);
+      long verify = (long) ((verifyBaseMs + verifyPerTokenMs * k + rttMs) * 1e6);
+      w.observe(k, acc, draft, verify, (long) (rttMs * 1e6));
+    }
+    return w.next();
+  }
+
+  @Test
+  void longLinksAndGoodDraftsWantLongWindows() {
+    int k = settle(0.85, 0.3, 2, 0.3, 40);
+    assertTrue(k >= 10, "k=" + k);
+  }
+
+  @Test
+  void poorDraftsWantShortWindows() {
+    int k = settle(0.2, 0.3, 2, 0.3, 40);
+    assertTrue(k <= 3, "k=" + k);
+  }
+
+  @Test
+  void anExpensiveDraftWithoutNetworkWantsAShortWindow() {
+    int k = settle(0.6, 3, 2, 0.3, 0);
+    assertTrue(k <= 2, "k=" + k);
+  }
+
+  @Test
+  void estimatesTrackTheInputs() {
+    AdaptiveWindow w = new AdaptiveWindow(1, 8);
+    for (int i = 0; i < 200; i++) {
+      int k = w.next();
+      w.observe(k, k, k * 1_000_000L, (5 + k) * 1_000_000L, 0);
+    }
+    assertTrue(w.acceptance() > 0.95, "all accepted: " + w.acceptance());
+    assertEquals(8, w.next(), "everything accepted and verification cheap: the widest window");
+    assertEquals(3.0, AdaptiveWindow.expectedTokens(0.5, 1) * 2, 1e-9);
+  }
+}
