@@ -1,5 +1,6 @@
 package dev.dsd.p2p.crypto;
 
+import dev.dsd.p2p.core.Bytes;
 import dev.dsd.p2p.core.P2pException;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
@@ -77,18 +78,13 @@ public final class Ed25519 {
   }
 
   static PrivateKey privateKey(byte[] seed) throws GeneralSecurityException {
-    return KeyFactory.getInstance("Ed25519").generatePrivate(new PKCS8EncodedKeySpec(concat(PKCS8_PREFIX, seed)));
+    return KeyFactory.getInstance("Ed25519").generatePrivate(new PKCS8EncodedKeySpec(Bytes.concat(PKCS8_PREFIX, seed)));
   }
 
   static PublicKey publicKey(byte[] raw) throws GeneralSecurityException {
-    return KeyFactory.getInstance("Ed25519").generatePublic(new X509EncodedKeySpec(concat(X509_PREFIX, raw)));
+    return KeyFactory.getInstance("Ed25519").generatePublic(new X509EncodedKeySpec(Bytes.concat(X509_PREFIX, raw)));
   }
 
-  static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = Arrays.copyOf(a, a.length + b.length);
-    System.arraycopy(b, 0, out, a.length, b.length);
-    return out;
-  }
 
   /** A SecureRandom that yields a given seed, so the JDK generator derives that seed's key pair. */
   private static final class FixedSeed extends java.security.SecureRandom {

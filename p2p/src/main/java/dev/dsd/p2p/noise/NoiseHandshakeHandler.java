@@ -1,5 +1,6 @@
 package dev.dsd.p2p.noise;
 
+import dev.dsd.p2p.core.Bytes;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.dsd.p2p.core.PeerId;
@@ -16,7 +17,6 @@ import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -124,7 +124,7 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
   }
 
   private byte[] ourPayload() {
-    byte[] sig = identity.sign(concat(SIG_PREFIX, noise.localStatic()));
+    byte[] sig = identity.sign(Bytes.concat(SIG_PREFIX, noise.localStatic()));
     NoiseHandshakePayload.Builder p = NoiseHandshakePayload.newBuilder()
         .setIdentityKey(ByteString.copyFrom(identity.publicKeyProto()))
         .setIdentitySig(ByteString.copyFrom(sig));
@@ -142,7 +142,7 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
       throw new ProtocolViolationException("noise handshake payload is not valid protobuf", e);
     }
     byte[] key = p.getIdentityKey().toByteArray();
-    if (!Identity.verify(key, concat(SIG_PREFIX, noise.remoteStatic()), p.getIdentitySig().toByteArray())) {
+    if (!Identity.verify(key, Bytes.concat(SIG_PREFIX, noise.remoteStatic()), p.getIdentitySig().toByteArray())) {
       throw new ProtocolViolationException("noise: the remote's signature over its static key does not verify");
     }
     PeerId id = PeerId.fromPublicKey(key);
@@ -181,9 +181,4 @@ public final class NoiseHandshakeHandler extends ByteToMessageDecoder {
     }
   }
 
-  private static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = Arrays.copyOf(a, a.length + b.length);
-    System.arraycopy(b, 0, out, a.length, b.length);
-    return out;
-  }
 }

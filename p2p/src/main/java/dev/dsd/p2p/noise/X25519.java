@@ -1,5 +1,6 @@
 package dev.dsd.p2p.noise;
 
+import dev.dsd.p2p.core.Bytes;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
 import java.security.KeyPair;
@@ -35,8 +36,8 @@ final class X25519 {
     try {
       KeyFactory f = KeyFactory.getInstance("X25519");
       KeyAgreement ka = KeyAgreement.getInstance("X25519");
-      ka.init(f.generatePrivate(new PKCS8EncodedKeySpec(concat(PKCS8_PREFIX, privateKey))));
-      ka.doPhase(f.generatePublic(new X509EncodedKeySpec(concat(X509_PREFIX, publicKey))), true);
+      ka.init(f.generatePrivate(new PKCS8EncodedKeySpec(Bytes.concat(PKCS8_PREFIX, privateKey))));
+      ka.doPhase(f.generatePublic(new X509EncodedKeySpec(Bytes.concat(X509_PREFIX, publicKey))), true);
       return ka.generateSecret();
     } catch (GeneralSecurityException e) {
       // the JDK rejects all-zero results (small-order points): the peer sent a bad key
@@ -44,9 +45,4 @@ final class X25519 {
     }
   }
 
-  private static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = Arrays.copyOf(a, a.length + b.length);
-    System.arraycopy(b, 0, out, a.length, b.length);
-    return out;
-  }
 }

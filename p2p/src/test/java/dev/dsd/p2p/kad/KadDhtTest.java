@@ -17,7 +17,6 @@ import dev.dsd.p2p.kad.proto.KadProto.Message;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -60,7 +59,7 @@ class KadDhtTest {
   @Test
   void publicKeyRecordsAreValidated() {
     Identity id = Identity.generate();
-    byte[] key = concat("/pk/".getBytes(StandardCharsets.ISO_8859_1), id.peerId().toBytes());
+    byte[] key = dev.dsd.p2p.core.Bytes.concat("/pk/".getBytes(StandardCharsets.ISO_8859_1), id.peerId().toBytes());
     KadStores s = new KadStores(Map.of("pk", RecordValidator.PUBLIC_KEY));
     s.putRecord(key, id.publicKeyProto());
     assertArrayEquals(id.publicKeyProto(), s.record(key).value());
@@ -107,7 +106,7 @@ class KadDhtTest {
       dhts.get(7).provide(key).get(30, TimeUnit.SECONDS);
       assertEquals(List.of(hosts.get(7).peerId()), dhts.get(13).findProviders(key, 1).get(30, TimeUnit.SECONDS));
       Identity someone = Identity.generate();
-      byte[] pk = concat("/pk/".getBytes(StandardCharsets.ISO_8859_1), someone.peerId().toBytes());
+      byte[] pk = dev.dsd.p2p.core.Bytes.concat("/pk/".getBytes(StandardCharsets.ISO_8859_1), someone.peerId().toBytes());
       assertTrue(dhts.get(3).putValue(pk, someone.publicKeyProto()).get(30, TimeUnit.SECONDS) > 0);
       assertArrayEquals(someone.publicKeyProto(), dhts.get(17).getValue(pk).get(30, TimeUnit.SECONDS));
     } finally {
@@ -148,9 +147,4 @@ class KadDhtTest {
     }
   }
 
-  static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = Arrays.copyOf(a, a.length + b.length);
-    System.arraycopy(b, 0, out, a.length, b.length);
-    return out;
-  }
 }

@@ -173,7 +173,7 @@ class UpgradeTest {
     liar.readMessage(msg1);
     Identity presented = Identity.generate();
     Identity signer = Identity.generate();
-    byte[] sig = signer.sign(concat(NoiseHandshakeHandler.SIG_PREFIX, st[1]));
+    byte[] sig = signer.sign(dev.dsd.p2p.core.Bytes.concat(NoiseHandshakeHandler.SIG_PREFIX, st[1]));
     byte[] payload = dev.dsd.p2p.noise.proto.NoiseProto.NoiseHandshakePayload.newBuilder()
         .setIdentityKey(com.google.protobuf.ByteString.copyFrom(presented.publicKeyProto()))
         .setIdentitySig(com.google.protobuf.ByteString.copyFrom(sig)).build().toByteArray();
@@ -184,11 +184,6 @@ class UpgradeTest {
     assertFalse(a.isOpen());
   }
 
-  static byte[] concat(byte[] x, byte[] y) {
-    byte[] out = java.util.Arrays.copyOf(x, x.length + y.length);
-    System.arraycopy(y, 0, out, x.length, y.length);
-    return out;
-  }
 
   @Test
   void fuzzHandshakeAndMultistreamDecoders() {
