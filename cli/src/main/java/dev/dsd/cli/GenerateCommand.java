@@ -47,6 +47,10 @@ final class GenerateCommand implements Callable<Integer> {
           "from measured acceptance and timings). Default: ${DEFAULT-VALUE} when a draft is present."})
   String spec;
 
+  @Option(names = "--adaptive", description = {"Adaptive verification (DSD): accept unimportant draft tokens",
+      "(whitespace, punctuation, keywords) the target finds plausible. LOSSY: output may differ from the target's."})
+  boolean adaptive;
+
   @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")
   int maxTokens;
 
@@ -72,7 +76,7 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
     int k = parseSpec(spec);
-    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, k, false, stop);
+    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, k, adaptive, stop);
     Path dir = model != null ? model : Defaults.targetModel();
     Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);

@@ -9,6 +9,8 @@ import dev.dsd.pipeline.runtime.ShardSession;
 import dev.dsd.pipeline.tokenizer.StreamingDecoder;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.verification.acceptance.AdaptiveAcceptance;
+import dev.dsd.verification.importance.TokenImportance;
 import dev.dsd.verification.acceptance.GreedyAcceptance;
 import dev.dsd.verification.acceptance.SpeculativeSampling;
 import dev.dsd.verification.window.AdaptiveWindow;
@@ -30,6 +32,9 @@ import java.util.UUID;
 public final class LocalGenerator implements Generator {
   /** Largest window {@code --spec auto} may choose. */
   public static final int MAX_AUTO_WINDOW = 16;
+  /** Adaptive verification keeps an unimportant draft token when the target gives it at least this. */
+  public static final double ADAPTIVE_MIN_PROBABILITY = 0.1;
+  private TokenImportance importance;
   private final Checkpoint checkpoint;
   private final ShardRunner runner;
   private final Checkpoint draftCheckpoint;
@@ -86,9 +91,6 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
-    if (req.adaptiveVerification()) {
-      throw new GenerationException("adaptive verification is not available for local generation yet");
-    }
     long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
@@ -98,7 +100,9 @@ public final class LocalGenerator implements Generator {
     int vocab = c.vocabSize();
     int usable = Math.min(vocab, checkpoint.tokenizer().vocabSize());
     Set<Integer> eos = new HashSet<>(c.eosTokenIds());
-    AcceptanceRule rule = req.temperature() == 0 ? new GreedyAcceptance()
+    AcceptanceRule rule = req.adaptiveVerification()
+        ? new AdaptiveAcceptance(importance(usable), ADAPTIVE_MIN_PROBABILITY, req.temperature(), req.topP(), req.seed())
+        : req.temperature() == 0 ? new GreedyAcceptance()
         : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
     StreamingDecoder text = checkpoint.tokenizer().streamingDecoder();
     StopMatcher stop = new StopMatcher(req.stop());
@@ -178,6 +182,14 @@ public final class LocalGenerator implements Generator {
     List<String> route = draftRunner == null ? List.of("local") : List.of("local", "local-draft");
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
         acceptedTotal, route, 0);
+  }
+
+  private synchronized TokenImportance importance(int usable) {
+    if (importance == null) {
+      Tokenizer t = checkpoint.tokenizer();
+      importance = TokenImportance.of(usable, id -> t.decode(new int[] {id}), TokenImportance.Weights.DEFAULT);
+    }
+    return importance;
   }
 
   @Override

@@ -41,23 +41,30 @@ public final class SpeculativeSampling implements AcceptanceRule {
       if (random.nextDouble() < Math.min(1.0, p[x] / qx)) {
         continue;
       }
-      double[] residual = new double[vocab];
-      double mass = 0;
-      for (int v = 0; v < vocab; v++) {
-        double qv = q == null ? (v == x ? 1.0 : 0.0) : q[i][v];
-        residual[v] = Math.max(0, p[v] - qv);
-        mass += residual[v];
-      }
-      if (mass <= 0) {
-        // p == q exactly: rejection has probability 0, so this is only reachable by rounding
-        return new Verdict(i, Distributions.draw(p, random.nextDouble()));
-      }
-      for (int v = 0; v < vocab; v++) {
-        residual[v] /= mass;
-      }
-      return new Verdict(i, Distributions.draw(residual, random.nextDouble()));
+      float[] row = java.util.Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab);
+      return new Verdict(i, decideRejected(new int[] {x}, q == null ? null : new double[][] {q[i]}, row, vocab).next());
     }
     return new Verdict(draft.length, Distributions.draw(target(logits, draft.length, vocab), random.nextDouble()));
+  }
+
+  /** The correction token after draft {@code draft[0]} was rejected (row 0 is its position). */
+  Verdict decideRejected(int[] draft, double[][] q, float[] logits, int vocab) {
+    double[] p = target(logits, 0, vocab);
+    int x = draft[0];
+    double[] residual = new double[vocab];
+    double mass = 0;
+    for (int v = 0; v < vocab; v++) {
+      double qv = q == null ? (v == x ? 1.0 : 0.0) : q[0][v];
+      residual[v] = Math.max(0, p[v] - qv);
+      mass += residual[v];
+    }
+    if (mass <= 0) {
+      return new Verdict(0, Distributions.draw(p, random.nextDouble()));
+    }
+    for (int v = 0; v < vocab; v++) {
+      residual[v] /= mass;
+    }
+    return new Verdict(0, Distributions.draw(residual, random.nextDouble()));
   }
 
   @Override
