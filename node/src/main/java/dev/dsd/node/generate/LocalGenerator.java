@@ -138,7 +138,7 @@ public final class LocalGenerator implements Generator {
         System.arraycopy(drafts, 0, input, 1, kk);
         float[] logits = runner.forwardTokens(target, input);
         VocabMask.apply(logits, vocab, usable);
-        AcceptanceRule.Verdict v = rule.decide(drafts, kk == 0 ? null : drafter.lastDistributions, logits, vocab);
+        AcceptanceRule.Verdict v = rule.decide(drafts, kk == 0 ? null : drafter.lastDistributions(), logits, vocab);
         window.observe(kk, v.accepted(), t2 - t1, System.nanoTime() - t2, 0);
         rounds++;
         drafted += kk;

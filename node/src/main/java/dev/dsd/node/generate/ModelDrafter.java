@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
  * accepted context except the last token; {@link #propose} feeds what the cache lacks plus k-1
  * drafts, and {@link #accepted} rolls it back to what the target kept.
  */
-final class ModelDrafter implements AutoCloseable {
+final class ModelDrafter implements Drafter {
   private final ShardRunner runner;
   private final ShardSession session;
   private final double temperature;
@@ -20,7 +20,7 @@ final class ModelDrafter implements AutoCloseable {
   private final int vocab;
   private final int usable;
   private int[] pending; // accepted tokens not yet in the cache (the last one always)
-  double[][] lastDistributions;
+  private double[][] lastDistributions;
 
   ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable) {
     this.usable = usable;
@@ -32,8 +32,9 @@ final class ModelDrafter implements AutoCloseable {
     this.vocab = runner.config().vocabSize();
   }
 
-  /** Starts from a prompt: caches all but its last token. */
-  void start(int[] prompt) {
+  /** Caches all but the prompt's last token. */
+  @Override
+  public void start(int[] prompt) {
     if (prompt.length > 1) {
       runner.forwardTokens(session, Arrays.copyOf(prompt, prompt.length - 1));
     }
@@ -41,7 +42,8 @@ final class ModelDrafter implements AutoCloseable {
   }
 
   /** k draft tokens continuing the accepted context; their distributions in {@link #lastDistributions}. */
-  int[] propose(int k) {
+  @Override
+  public int[] propose(int k) {
     int[] out = new int[k];
     lastDistributions = new double[k][];
     float[] logits = runner.forwardTokens(session, pending);
@@ -71,7 +73,8 @@ final class ModelDrafter implements AutoCloseable {
    * The target kept {@code n} of the k drafts and chose {@code next}. {@code contextBefore} is the
    * accepted length before this round (the cache then held contextBefore - 1 tokens).
    */
-  void accepted(int contextBefore, int[] drafts, int n, int next) {
+  @Override
+  public void accepted(int contextBefore, int[] drafts, int n, int next) {
     int k = drafts.length;
     if (k == 0) { // a round without drafts: the cache is unchanged and one more token is pending
       pending = Arrays.copyOf(pending, pending.length + 1);
@@ -81,6 +84,11 @@ final class ModelDrafter implements AutoCloseable {
     // cache holds context + drafts[0..k-2]; keep context + drafts[0..n-1]
     session.truncate(Math.min(contextBefore + n, contextBefore + k - 1));
     pending = n == k ? new int[] {drafts[k - 1], next} : new int[] {next};
+  }
+
+  @Override
+  public double[][] lastDistributions() {
+    return lastDistributions;
   }
 
   @Override
