@@ -5,7 +5,7 @@ package dev.dsd.verification.acceptance;
  *
  * <p>Inputs of one round: the k draft tokens, the draft's distributions they were drawn from
  * (rows of the vocabulary; null for a deterministic drafter such as greedy or prompt lookup), and
- * the target's logits at k+1 positions: row i predicts the token after draft i (row 0 the token
+ * the target's scores at k+1 positions: row i predicts the token after draft i (row 0 the token
  * after the last accepted one). A round always yields {@code accepted + 1} tokens.
  */
 public interface AcceptanceRule {
@@ -13,7 +13,15 @@ public interface AcceptanceRule {
   /** How many drafts were accepted (0..k) and the correction (or bonus) token after them. */
   record Verdict(int accepted, int next) {}
 
-  Verdict decide(int[] draft, double[][] draftDistributions, float[] targetLogits, int vocab);
+  Verdict decide(int[] draft, double[][] draftDistributions, TargetScores target);
+
+  /** The same on full logits ({@code (k+1) × vocab}, row-major). */
+  default Verdict decide(int[] draft, double[][] draftDistributions, float[] targetLogits, int vocab) {
+    return decide(draft, draftDistributions, scores(targetLogits, vocab));
+  }
+
+  /** Full logits seen the way this rule reads them (its temperature and top-p). */
+  TargetScores scores(float[] logits, int vocab);
 
   /** Whether the output distribution equals sampling from the target alone. */
   boolean lossless();

@@ -14,6 +14,7 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
   private final TokenImportance importance;
   private final double minProbability;
   private final double temperature;
+  private final double topP;
   private final SpeculativeSampling sampling; // null when greedy
   private final SplittableRandom random;
   private long relaxed;
@@ -26,37 +27,36 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
     this.importance = importance;
     this.minProbability = minProbability;
     this.temperature = temperature;
+    this.topP = topP;
     this.sampling = temperature > 0 ? new SpeculativeSampling(temperature, topP, seed) : null;
     this.random = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
   }
 
   @Override
-  public Verdict decide(int[] draft, double[][] q, float[] logits, int vocab) {
+  public TargetScores scores(float[] logits, int vocab) {
+    return new LogitScores(logits, vocab, temperature, topP);
+  }
+
+  @Override
+  public Verdict decide(int[] draft, double[][] q, TargetScores target) {
     for (int i = 0; i < draft.length; i++) {
       int x = draft[i];
-      double[] p = sampling != null ? sampling.target(logits, i, vocab) : Distributions.softmax(logits, i * vocab, vocab, 1.0);
-      boolean lossless = sampling == null ? x == Distributions.argmax(logits, i * vocab, vocab)
-          : random.nextDouble() < Math.min(1.0, p[x] / (q == null ? 1.0 : q[i][x]));
+      double px = target.probability(i, x);
+      boolean lossless = sampling == null ? x == target.argmax(i)
+          : random.nextDouble() < Math.min(1.0, px / (q == null ? 1.0 : q[i][x]));
       if (lossless) {
         continue;
       }
-      if (importance.unimportant(x) && p[x] >= minProbability) {
+      if (importance.unimportant(x) && px >= minProbability) {
         relaxed++;
         continue;
       }
-      if (sampling == null) {
-        return new Verdict(i, Distributions.argmax(logits, i * vocab, vocab));
-      }
-      // the important token was rejected: continue exactly as speculative sampling does from here
-      int[] rest = {x};
-      double[][] restQ = q == null ? null : new double[][] {q[i]};
-      float[] rows = java.util.Arrays.copyOfRange(logits, i * vocab, (i + 2) * vocab);
-      Verdict v = sampling.decideRejected(rest, restQ, rows, vocab);
-      return new Verdict(i, v.next());
+      // an important token was rejected: continue exactly as the lossless rule does from here
+      int next = sampling == null ? target.argmax(i) : sampling.correction(target.distribution(i), x, q == null ? null : q[i]);
+      return new Verdict(i, next);
     }
     int k = draft.length;
-    int next = sampling == null ? Distributions.argmax(logits, k * vocab, vocab)
-        : Distributions.draw(sampling.target(logits, k, vocab), random.nextDouble());
+    int next = sampling == null ? target.argmax(k) : Distributions.draw(target.distribution(k), random.nextDouble());
     return new Verdict(k, next);
   }
 

@@ -1,6 +1,5 @@
 package dev.dsd.verification.acceptance;
 
-import dev.dsd.verification.sampling.Distributions;
 
 /**
  * Accepts drafts while each equals the target's argmax; the next token is the target's argmax at
@@ -8,12 +7,17 @@ import dev.dsd.verification.sampling.Distributions;
  */
 public final class GreedyAcceptance implements AcceptanceRule {
   @Override
-  public Verdict decide(int[] draft, double[][] q, float[] logits, int vocab) {
+  public Verdict decide(int[] draft, double[][] q, TargetScores target) {
     int n = 0;
-    while (n < draft.length && draft[n] == Distributions.argmax(logits, n * vocab, vocab)) {
+    while (n < draft.length && draft[n] == target.argmax(n)) {
       n++;
     }
-    return new Verdict(n, Distributions.argmax(logits, n * vocab, vocab));
+    return new Verdict(n, target.argmax(n));
+  }
+
+  @Override
+  public TargetScores scores(float[] logits, int vocab) {
+    return new LogitScores(logits, vocab, 0, 1);
   }
 
   @Override

@@ -24,47 +24,43 @@ public final class SpeculativeSampling implements AcceptanceRule {
     this.random = new SplittableRandom(seed);
   }
 
-  /** The target distribution at one position, as the target alone would sample it. */
-  public double[] target(float[] logits, int row, int vocab) {
-    return Distributions.topP(Distributions.softmax(logits, row * vocab, vocab, temperature), topP);
+  @Override
+  public TargetScores scores(float[] logits, int vocab) {
+    return new LogitScores(logits, vocab, temperature, topP);
   }
 
   @Override
-  public Verdict decide(int[] draft, double[][] q, float[] logits, int vocab) {
+  public Verdict decide(int[] draft, double[][] q, TargetScores target) {
     for (int i = 0; i < draft.length; i++) {
-      double[] p = target(logits, i, vocab);
       int x = draft[i];
       double qx = q == null ? 1.0 : q[i][x];
       if (qx <= 0) {
         throw new IllegalArgumentException("draft token " + x + " has zero draft probability");
       }
-      if (random.nextDouble() < Math.min(1.0, p[x] / qx)) {
+      if (random.nextDouble() < Math.min(1.0, target.probability(i, x) / qx)) {
         continue;
       }
-      float[] row = java.util.Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab);
-      return new Verdict(i, decideRejected(new int[] {x}, q == null ? null : new double[][] {q[i]}, row, vocab).next());
+      return new Verdict(i, correction(target.distribution(i), x, q == null ? null : q[i]));
     }
-    return new Verdict(draft.length, Distributions.draw(target(logits, draft.length, vocab), random.nextDouble()));
+    return new Verdict(draft.length, Distributions.draw(target.distribution(draft.length), random.nextDouble()));
   }
 
-  /** The correction token after draft {@code draft[0]} was rejected (row 0 is its position). */
-  Verdict decideRejected(int[] draft, double[][] q, float[] logits, int vocab) {
-    double[] p = target(logits, 0, vocab);
-    int x = draft[0];
-    double[] residual = new double[vocab];
+  /** The token after draft {@code x} was rejected: drawn from norm(max(0, p - q)), q one-hot when null. */
+  int correction(double[] p, int x, double[] q) {
+    double[] residual = new double[p.length];
     double mass = 0;
-    for (int v = 0; v < vocab; v++) {
-      double qv = q == null ? (v == x ? 1.0 : 0.0) : q[0][v];
+    for (int v = 0; v < p.length; v++) {
+      double qv = q == null ? (v == x ? 1.0 : 0.0) : q[v];
       residual[v] = Math.max(0, p[v] - qv);
       mass += residual[v];
     }
     if (mass <= 0) {
-      return new Verdict(0, Distributions.draw(p, random.nextDouble()));
+      return Distributions.draw(p, random.nextDouble());
     }
-    for (int v = 0; v < vocab; v++) {
+    for (int v = 0; v < p.length; v++) {
       residual[v] /= mass;
     }
-    return new Verdict(0, Distributions.draw(residual, random.nextDouble()));
+    return Distributions.draw(residual, random.nextDouble());
   }
 
   @Override

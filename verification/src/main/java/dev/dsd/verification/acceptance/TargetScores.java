@@ -1,0 +1,28 @@
+package dev.dsd.verification.acceptance;
+
+/**
+ * What the target said at the k+1 verified positions, as acceptance rules read it. Row i predicts
+ * the token after draft i (row 0: after the last accepted token). Locally this is a view of the
+ * full logits ({@link LogitScores}); across a pipeline the last stage sends only a summary
+ * ({@link SparseScores}) that yields the same verdicts.
+ */
+public interface TargetScores {
+  int vocab();
+
+  int rows();
+
+  /** The target's most likely token at the row (ties: the lowest id). */
+  int argmax(int row);
+
+  /**
+   * The distribution the session samples from at the row: softmax(logits / temperature) cut to
+   * top-p. For greedy sessions (temperature 0) it is softmax at temperature 1 without a cut, which
+   * only adaptive verification reads. Dense over the vocabulary; callers must not modify it.
+   */
+  double[] distribution(int row);
+
+  /** {@code distribution(row)[token]}, cheaper where the scores are a summary. */
+  default double probability(int row, int token) {
+    return distribution(row)[token];
+  }
+}
