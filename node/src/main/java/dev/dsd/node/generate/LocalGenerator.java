@@ -5,8 +5,6 @@ import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.ModelFormatException;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
-import dev.dsd.pipeline.runtime.ShardSession;
-import dev.dsd.pipeline.tokenizer.StreamingDecoder;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.AdaptiveAcceptance;
@@ -16,10 +14,7 @@ import dev.dsd.verification.acceptance.SpeculativeSampling;
 import dev.dsd.verification.window.AdaptiveWindow;
 import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
 import java.util.UUID;
 
 /**
@@ -91,97 +86,31 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
-    long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
     int k = draftRunner == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(k);
-    int vocab = c.vocabSize();
-    int usable = Math.min(vocab, checkpoint.tokenizer().vocabSize());
-    Set<Integer> eos = new HashSet<>(c.eosTokenIds());
-    AcceptanceRule rule = req.adaptiveVerification()
-        ? new AdaptiveAcceptance(importance(usable), ADAPTIVE_MIN_PROBABILITY, req.temperature(), req.topP(), req.seed())
-        : req.temperature() == 0 ? new GreedyAcceptance()
-        : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
-    StreamingDecoder text = checkpoint.tokenizer().streamingDecoder();
-    StopMatcher stop = new StopMatcher(req.stop());
-    int[] out = new int[req.maxTokens()];
-    int n = 0;
-    int rounds = 0;
-    long drafted = 0;
-    long acceptedTotal = 0;
-    String finish = "length";
+    int usable = Math.min(c.vocabSize(), checkpoint.tokenizer().vocabSize());
+    AcceptanceRule rule = rule(req, usable);
     // Verification writes k positions beyond what is kept, so the caches need room for them too.
     int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length + req.maxTokens() + k);
     String id = UUID.randomUUID().toString();
-    try (ShardSession target = runner.openSession(id, "local", capacity);
-        ModelDrafter drafter = draftRunner == null ? null : new ModelDrafter(draftRunner,
+    SpeculativeLoop loop = new SpeculativeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()));
+    try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable);
+        Drafter drafter = draftRunner == null ? null : new ModelDrafter(draftRunner,
             draftRunner.openSession(id, "local", Math.min(capacity, draftRunner.config().maxPositionEmbeddings())),
             req.temperature(), req.topP(), req.seed(), usable)) {
-      if (prompt.length > 1) {
-        runner.forwardTokens(target, Arrays.copyOf(prompt, prompt.length - 1));
-      }
-      if (drafter != null) {
-        drafter.start(prompt);
-      }
-      int last = prompt[prompt.length - 1];
-      int context = prompt.length;
-      generation:
-      while (n < req.maxTokens()) {
-        int kk = k == 0 ? 0 : Math.max(0, Math.min(window.next(), Math.min(req.maxTokens() - n - 1, capacity - context)));
-        long t1 = System.nanoTime();
-        int[] drafts = kk == 0 ? new int[0] : drafter.propose(kk);
-        long t2 = System.nanoTime();
-        int[] input = new int[kk + 1];
-        input[0] = last;
-        System.arraycopy(drafts, 0, input, 1, kk);
-        float[] logits = runner.forwardTokens(target, input);
-        VocabMask.apply(logits, vocab, usable);
-        AcceptanceRule.Verdict v = rule.decide(drafts, kk == 0 ? null : drafter.lastDistributions(), logits, vocab);
-        window.observe(kk, v.accepted(), t2 - t1, System.nanoTime() - t2, 0);
-        rounds++;
-        drafted += kk;
-        acceptedTotal += v.accepted();
-        target.truncate(context + v.accepted());
-        if (drafter != null) {
-          drafter.accepted(context, drafts, v.accepted(), v.next());
-        }
-        int[] produced = Arrays.copyOf(drafts, v.accepted() + 1);
-        produced[v.accepted()] = v.next();
-        for (int tok : produced) {
-          if (eos.contains(tok)) {
-            finish = "stop";
-            break generation;
-          }
-          out[n++] = tok;
-          String piece = stop.feed(text.push(tok));
-          if (!piece.isEmpty() && !sink.accept(piece, new int[] {tok})) {
-            finish = "cancelled";
-            break generation;
-          }
-          if (stop.stopped()) {
-            finish = "stop";
-            break generation;
-          }
-          if (n == req.maxTokens()) {
-            break generation;
-          }
-        }
-        context += v.accepted() + 1;
-        last = v.next();
-      }
+      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE);
     }
-    if (!stop.stopped()) {
-      String rest = stop.feed(text.flush()) + stop.finish();
-      if (!rest.isEmpty()) {
-        sink.accept(rest, new int[0]);
-      }
-    }
-    double seconds = (System.nanoTime() - t0) / 1e9;
-    List<String> route = draftRunner == null ? List.of("local") : List.of("local", "local-draft");
-    return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
-        acceptedTotal, route, 0);
+  }
+
+  /** The acceptance rule a request asks for: greedy exact, speculative sampling or adaptive (lossy). */
+  public AcceptanceRule rule(GenerationRequest req, int usable) {
+    return req.adaptiveVerification()
+        ? new AdaptiveAcceptance(importance(usable), ADAPTIVE_MIN_PROBABILITY, req.temperature(), req.topP(), req.seed())
+        : req.temperature() == 0 ? new GreedyAcceptance()
+        : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
   }
 
   private synchronized TokenImportance importance(int usable) {

@@ -1,0 +1,113 @@
+package dev.dsd.node.generate;
+
+import dev.dsd.pipeline.tokenizer.StreamingDecoder;
+import dev.dsd.pipeline.tokenizer.Tokenizer;
+import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.verification.acceptance.TargetScores;
+import dev.dsd.verification.window.WindowPolicy;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * One generation by speculative decoding, independent of where the target runs. Each round the
+ * drafter proposes up to k tokens and the target checks {@code [last accepted, d1..dk]} in one
+ * pass; the rule decides how many drafts stand and which token follows them. Rejected positions are
+ * not removed by an extra call: the next round's {@code keep} tells the target to drop them, so a
+ * pipeline carries the rollback on the message it sends anyway. The prompt goes with the first
+ * round. Without a drafter (or with k = 0) every round yields exactly one token.
+ */
+public final class SpeculativeLoop {
+  private final Tokenizer tokenizer;
+  private final Set<Integer> eos;
+
+  public SpeculativeLoop(Tokenizer tokenizer, Set<Integer> eos) {
+    this.tokenizer = tokenizer;
+    this.eos = Set.copyOf(eos);
+  }
+
+  /** How the last round went, for logs and the adaptive window. */
+  public interface RoundListener {
+    void round(int k, int accepted, long draftNanos, long verifyNanos);
+
+    RoundListener NONE = (k, a, d, v) -> { };
+  }
+
+  /**
+   * @param capacity positions the target's caches hold (prompt + max_tokens + the largest window)
+   */
+  public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
+      AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener) {
+    long t0 = System.nanoTime();
+    StreamingDecoder text = tokenizer.streamingDecoder();
+    StopMatcher stop = new StopMatcher(req.stop());
+    int[] out = new int[req.maxTokens()];
+    int n = 0;
+    int rounds = 0;
+    long drafted = 0;
+    long acceptedTotal = 0;
+    String finish = "length";
+    if (drafter != null) {
+      drafter.start(prompt);
+    }
+    int[] pendingInput = prompt; // positions the target has not seen yet, the last accepted token at the end
+    int keep = 0;
+    generation:
+    while (n < req.maxTokens()) {
+      int context = keep + pendingInput.length; // accepted tokens so far
+      int room = Math.min(req.maxTokens() - n - 1, capacity - context);
+      int k = drafter == null ? 0 : Math.max(0, Math.min(window.next(), room));
+      long t1 = System.nanoTime();
+      int[] drafts = k == 0 ? new int[0] : drafter.propose(k);
+      long t2 = System.nanoTime();
+      int[] input = Arrays.copyOf(pendingInput, pendingInput.length + drafts.length);
+      System.arraycopy(drafts, 0, input, pendingInput.length, drafts.length);
+      TargetScores scores = target.run(keep, input, drafts, drafts.length + 1);
+      double[][] q = drafts.length == 0 ? null : drafter.lastDistributions();
+      AcceptanceRule.Verdict v = rule.decide(drafts, q, scores);
+      long t3 = System.nanoTime();
+      window.observe(drafts.length, v.accepted(), t2 - t1, t3 - t2, 0);
+      listener.round(drafts.length, v.accepted(), t2 - t1, t3 - t2);
+      rounds++;
+      drafted += drafts.length;
+      acceptedTotal += v.accepted();
+      if (drafter != null) {
+        drafter.accepted(context, drafts, v.accepted(), v.next());
+      }
+      keep = context + v.accepted();
+      pendingInput = new int[] {v.next()};
+      int[] produced = Arrays.copyOf(drafts, v.accepted() + 1);
+      produced[v.accepted()] = v.next();
+      for (int tok : produced) {
+        if (eos.contains(tok)) {
+          finish = "stop";
+          break generation;
+        }
+        out[n++] = tok;
+        String piece = stop.feed(text.push(tok));
+        if (!piece.isEmpty() && !sink.accept(piece, new int[] {tok})) {
+          finish = "cancelled";
+          break generation;
+        }
+        if (stop.stopped()) {
+          finish = "stop";
+          break generation;
+        }
+        if (n == req.maxTokens()) {
+          break generation;
+        }
+      }
+    }
+    if (!stop.stopped()) {
+      String rest = stop.feed(text.flush()) + stop.finish();
+      if (!rest.isEmpty()) {
+        sink.accept(rest, new int[0]);
+      }
+    }
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    List<String> route = new ArrayList<>(target.route());
+    return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
+        acceptedTotal, route, target.bytesSent());
+  }
+}

@@ -1,0 +1,29 @@
+package dev.dsd.node.generate;
+
+import dev.dsd.verification.acceptance.TargetScores;
+import java.util.List;
+
+/**
+ * Runs the target model on new positions of one generation, wherever its layers are: in this
+ * process ({@link LocalTargetPass}) or along a pipeline of peers. The speculative loop sees only
+ * this, so local and distributed generation are the same algorithm.
+ */
+public interface TargetPass extends AutoCloseable {
+
+  /**
+   * Drops every cached position from {@code keep} on (the rollback of rejected drafts), runs
+   * {@code tokens} at positions {@code keep, keep+1, ...} and returns the target's scores at the
+   * last {@code rows} of them. {@code drafts} are the draft tokens among the last positions, which
+   * a summarizing pass needs to know which probabilities to send.
+   */
+  TargetScores run(int keep, int[] tokens, int[] drafts, int rows);
+
+  /** The peers (or {@code local}) that ran each stage, in order. */
+  List<String> route();
+
+  /** Bytes sent between peers so far (0 when local). */
+  long bytesSent();
+
+  @Override
+  void close();
+}
