@@ -2,15 +2,10 @@ package dev.dsd.node.generate;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.ModelConfig;
-import dev.dsd.pipeline.model.ModelFormatException;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
-import dev.dsd.verification.acceptance.AdaptiveAcceptance;
-import dev.dsd.verification.importance.TokenImportance;
-import dev.dsd.verification.acceptance.GreedyAcceptance;
-import dev.dsd.verification.acceptance.SpeculativeSampling;
 import dev.dsd.verification.window.AdaptiveWindow;
 import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
@@ -27,13 +22,10 @@ import java.util.UUID;
 public final class LocalGenerator implements Generator {
   /** Largest window {@code --spec auto} may choose. */
   public static final int MAX_AUTO_WINDOW = 16;
-  /** Adaptive verification keeps an unimportant draft token when the target gives it at least this. */
-  public static final double ADAPTIVE_MIN_PROBABILITY = 0.1;
-  private TokenImportance importance;
   private final Checkpoint checkpoint;
   private final ShardRunner runner;
-  private final Checkpoint draftCheckpoint;
-  private final ShardRunner draftRunner;
+  private final DraftModel draft;
+  private final RuleChoice rules;
 
   public LocalGenerator(Path modelDir, int threads) {
     this(modelDir, null, threads);
@@ -41,37 +33,20 @@ public final class LocalGenerator implements Generator {
 
   /** {@code draftDir} may be null; a draft must share the target's tokenizer vocabulary. */
   public LocalGenerator(Path modelDir, Path draftDir, int threads) {
-    Checkpoint ck = null;
+    Checkpoint ck = Checkpoint.open(modelDir);
     ShardRunner r = null;
-    Checkpoint dck = null;
     try {
-      ck = Checkpoint.open(modelDir);
       ModelConfig c = ck.config();
       r = new ShardRunner(c, ck.weights(), 0, c.numLayers(), RunnerOptions.defaults().withThreads(threads));
-      ShardRunner dr = null;
-      if (draftDir != null) {
-        dck = Checkpoint.open(draftDir);
-        if (dck.config().vocabSize() != c.vocabSize() || dck.tokenizer().vocabSize() != ck.tokenizer().vocabSize()) {
-          throw new ModelFormatException(draftDir + ": the draft's vocabulary (" + dck.config().vocabSize()
-              + ") differs from the target's (" + c.vocabSize() + ")");
-        }
-        dr = new ShardRunner(dck.config(), dck.weights(), 0, dck.config().numLayers(),
-            RunnerOptions.defaults().withThreads(threads));
-      }
+      this.draft = draftDir == null ? null : DraftModel.load(draftDir, c.vocabSize(), ck.tokenizer().vocabSize(), threads);
       this.checkpoint = ck;
       this.runner = r;
-      this.draftCheckpoint = dck;
-      this.draftRunner = dr;
+      this.rules = new RuleChoice(ck.tokenizer(), Math.min(c.vocabSize(), ck.tokenizer().vocabSize()));
     } catch (RuntimeException e) {
       if (r != null) {
         r.close();
       }
-      if (ck != null) {
-        ck.close();
-      }
-      if (dck != null) {
-        dck.close();
-      }
+      ck.close();
       throw e;
     }
   }
@@ -89,45 +64,26 @@ public final class LocalGenerator implements Generator {
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
-    int k = draftRunner == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
+    int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(k);
     int usable = Math.min(c.vocabSize(), checkpoint.tokenizer().vocabSize());
-    AcceptanceRule rule = rule(req, usable);
+    AcceptanceRule rule = rules.rule(req);
     // Verification writes k positions beyond what is kept, so the caches need room for them too.
     int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length + req.maxTokens() + k);
     String id = UUID.randomUUID().toString();
     SpeculativeLoop loop = new SpeculativeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()));
     try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable);
-        Drafter drafter = draftRunner == null ? null : new ModelDrafter(draftRunner,
-            draftRunner.openSession(id, "local", Math.min(capacity, draftRunner.config().maxPositionEmbeddings())),
-            req.temperature(), req.topP(), req.seed(), usable)) {
+        Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
       return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE);
     }
-  }
-
-  /** The acceptance rule a request asks for: greedy exact, speculative sampling or adaptive (lossy). */
-  public AcceptanceRule rule(GenerationRequest req, int usable) {
-    return req.adaptiveVerification()
-        ? new AdaptiveAcceptance(importance(usable), ADAPTIVE_MIN_PROBABILITY, req.temperature(), req.topP(), req.seed())
-        : req.temperature() == 0 ? new GreedyAcceptance()
-        : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
-  }
-
-  private synchronized TokenImportance importance(int usable) {
-    if (importance == null) {
-      Tokenizer t = checkpoint.tokenizer();
-      importance = TokenImportance.of(usable, id -> t.decode(new int[] {id}), TokenImportance.Weights.DEFAULT);
-    }
-    return importance;
   }
 
   @Override
   public void close() {
     runner.close();
     checkpoint.close();
-    if (draftRunner != null) {
-      draftRunner.close();
-      draftCheckpoint.close();
+    if (draft != null) {
+      draft.close();
     }
   }
 }

@@ -1,0 +1,64 @@
+package dev.dsd.node.pipeline;
+
+import com.google.protobuf.ByteString;
+import dev.dsd.node.pipeline.proto.DType;
+import dev.dsd.node.pipeline.proto.Tensor;
+import dev.dsd.pipeline.safetensors.Half;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * Hidden states on the wire. F16 halves the bytes of F32 at ~3 significant digits, which the
+ * residual stream tolerates (Petals sends 16-bit activations too); F32 is exact; BF16 keeps F32's
+ * range for models whose activations overflow F16.
+ */
+final class Activations {
+  private Activations() {}
+
+  static Tensor encode(float[] values, int rows, int cols, DType dtype) {
+    int width = dtype == DType.F32 ? 4 : 2;
+    ByteBuffer b = ByteBuffer.allocate(values.length * width).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : values) {
+      switch (dtype) {
+        case F32 -> b.putFloat(v);
+        case F16 -> b.putShort(Half.fromFloat(v));
+        case BF16 -> b.putShort(Half.bf16FromFloat(v));
+        default -> throw new IllegalArgumentException("unknown activation type " + dtype);
+      }
+    }
+    return Tensor.newBuilder().setDtype(dtype).addShape(rows).addShape(cols).setData(ByteString.copyFrom(b.flip()))
+        .build();
+  }
+
+  /** Decodes {@code [rows, cols]}; throws IllegalArgumentException naming what does not fit. */
+  static float[] decode(Tensor t, int cols) {
+    if (t.getShapeCount() != 2 || t.getShape(1) != cols || t.getShape(0) < 1) {
+      throw new IllegalArgumentException("hidden states of shape " + t.getShapeList() + " do not match [positions, "
+          + cols + "]");
+    }
+    int width;
+    switch (t.getDtype()) {
+      case F32 -> width = 4;
+      case F16, BF16 -> width = 2;
+      default -> throw new IllegalArgumentException("unknown activation type " + t.getDtypeValue());
+    }
+    long n = (long) t.getShape(0) * cols;
+    if (t.getData().size() != n * width) {
+      throw new IllegalArgumentException("hidden states hold " + t.getData().size() + " bytes, shape "
+          + t.getShapeList() + " of " + t.getDtype() + " needs " + n * width);
+    }
+    ByteBuffer b = t.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+    float[] out = new float[(int) n];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = switch (t.getDtype()) {
+        case F32 -> b.getFloat();
+        case F16 -> Half.toFloat(b.getShort());
+        default -> Float.intBitsToFloat((b.getShort() & 0xFFFF) << 16);
+      };
+      if (!Float.isFinite(out[i])) {
+        throw new IllegalArgumentException("hidden states contain NaN or infinity at value " + i);
+      }
+    }
+    return out;
+  }
+}

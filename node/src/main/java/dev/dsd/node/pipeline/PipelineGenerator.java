@@ -1,0 +1,86 @@
+package dev.dsd.node.pipeline;
+
+import dev.dsd.node.generate.Drafter;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.Generator;
+import dev.dsd.node.generate.PromptCheck;
+import dev.dsd.node.generate.RuleChoice;
+import dev.dsd.node.generate.SpeculativeLoop;
+import dev.dsd.node.generate.TokenSink;
+import dev.dsd.node.routing.Route;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.tokenizer.Tokenizer;
+import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowPolicy;
+import java.util.HashSet;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Generation as the entry of a pipeline: the target's layers run on the peers of a route, drafting
+ * runs here (or on a draft node), and the speculative loop is the same as for local generation.
+ */
+public final class PipelineGenerator implements Generator {
+  private static final Logger log = LoggerFactory.getLogger(PipelineGenerator.class);
+  public static final int MAX_AUTO_WINDOW = 16;
+
+  /** Makes the drafter of one generation; returns null to generate without speculation. */
+  @FunctionalInterface
+  public interface DrafterFactory {
+    Drafter create(GenerationRequest req, int capacity, int usableVocab);
+
+    DrafterFactory NONE = (req, capacity, usable) -> null;
+  }
+
+  private final PipelineService service;
+  private final Tokenizer tokenizer;
+  private final ModelConfig config;
+  private final Supplier<Route> router;
+  private final DrafterFactory drafters;
+  private final PipelineTargetPass.Options options;
+  private final RuleChoice rules;
+  private final int usable;
+
+  public PipelineGenerator(PipelineService service, Tokenizer tokenizer, ModelConfig config, Supplier<Route> router,
+      DrafterFactory drafters, PipelineTargetPass.Options options) {
+    this.service = service;
+    this.tokenizer = tokenizer;
+    this.config = config;
+    this.router = router;
+    this.drafters = drafters;
+    this.options = options;
+    this.usable = Math.min(config.vocabSize(), tokenizer.vocabSize());
+    this.rules = new RuleChoice(tokenizer, usable);
+  }
+
+  @Override
+  public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    int[] prompt = PromptCheck.encode(tokenizer, req, config);
+    boolean auto = req.speculation() == GenerationRequest.AUTO;
+    int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
+    int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
+    AcceptanceRule rule = rules.rule(req);
+    Route route = router.get();
+    PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
+        ? options.withSampling(req.temperature(), req.topP()) : options;
+    SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
+    try (PipelineTargetPass target = PipelineTargetPass.open(service, route, capacity, opts);
+        Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
+      WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
+      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink,
+          SpeculativeLoop.RoundListener.NONE);
+      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={}", r.route(),
+          r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
+          String.format("%.1f", r.tokensPerSecond()), r.bytesSent());
+      return r;
+    }
+  }
+
+  @Override
+  public void close() {
+    // the service, tokenizer and drafters belong to the node that made this generator
+  }
+}

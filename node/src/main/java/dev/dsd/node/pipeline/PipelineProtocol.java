@@ -1,0 +1,36 @@
+package dev.dsd.node.pipeline;
+
+import dev.dsd.node.pipeline.proto.Error;
+import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.p2p.core.PeerId;
+import com.google.protobuf.ByteString;
+
+/** Constants and small builders of {@code /dsd/pipeline/1.0.0} (schema: {@code pipeline.proto}). */
+public final class PipelineProtocol {
+  public static final String ID = "/dsd/pipeline/1.0.0";
+  /** Largest message: a 4096-token prompt's F32 hidden states at width 1024 fit with room. */
+  public static final int MAX_FRAME_BYTES = 24 << 20;
+  /** Session ids are chosen by entries; bounded so a peer cannot make us store megabytes of them. */
+  public static final int MAX_SESSION_ID_CHARS = 128;
+
+  private PipelineProtocol() {}
+
+  static PipelineMessage error(Error.Code code, String sessionId, String message) {
+    return PipelineMessage.newBuilder().setError(Error.newBuilder().setCode(code).setSessionId(sessionId)
+        .setMessage(message)).build();
+  }
+
+  static PipelineMessage error(Error.Code code, String sessionId, String message, PeerId peer, long round) {
+    return PipelineMessage.newBuilder().setError(Error.newBuilder().setCode(code).setSessionId(sessionId)
+        .setMessage(message).setPeerId(ByteString.copyFrom(peer.toBytes())).setRound(round)).build();
+  }
+
+  static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (type.isInstance(c)) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

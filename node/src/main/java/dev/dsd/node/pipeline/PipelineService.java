@@ -1,0 +1,127 @@
+package dev.dsd.node.pipeline;
+
+import dev.dsd.node.pipeline.proto.Error;
+import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.p2p.host.NettyHost;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Speaks {@code /dsd/pipeline/1.0.0} on a host. Every node runs it: a stage receives sessions on
+ * it, and every node is an entry that receives its sessions' results on it (the last stage dials
+ * back). The first message of an incoming stream says which: OpenSession makes it a stage's
+ * upstream; Opened, RoundResult or Error make it the return stream of one of our sessions.
+ */
+public final class PipelineService implements AutoCloseable {
+  private final NettyHost host;
+  private final ExecutorService pool;
+  private final List<StageServer> stages;
+  private final Map<String, PipelineTargetPass> entrySessions = new ConcurrentHashMap<>();
+  private final PipelineStats stats = new PipelineStats();
+
+  /** {@code shards} may be empty: a node that serves no layers is still an entry. */
+  public PipelineService(NettyHost host, List<HostedShard> shards, int threads) {
+    this.host = host;
+    AtomicInteger n = new AtomicInteger();
+    this.pool = Executors.newFixedThreadPool(Math.max(2, threads), r -> {
+      Thread t = new Thread(r, "dsd-pipeline-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    this.stages = shards.stream().map(s -> new StageServer(host, s, pool, stats)).toList();
+    host.setStreamHandler(PipelineProtocol.ID, st -> MessageStream.attach(st, pool, new FirstMessage()));
+  }
+
+  public NettyHost host() {
+    return host;
+  }
+
+  public PipelineStats stats() {
+    return stats;
+  }
+
+  public List<StageServer> stages() {
+    return stages;
+  }
+
+  ExecutorService pool() {
+    return pool;
+  }
+
+  void register(PipelineTargetPass pass) {
+    entrySessions.put(pass.sessionId(), pass);
+  }
+
+  void unregister(PipelineTargetPass pass) {
+    entrySessions.remove(pass.sessionId(), pass);
+  }
+
+  /** Sessions this node coordinates as the entry. */
+  public int entrySessionCount() {
+    return entrySessions.size();
+  }
+
+  /** Sessions the stages of this node hold. */
+  public int stageSessionCount() {
+    return stages.stream().mapToInt(StageServer::sessionCount).sum();
+  }
+
+  @Override
+  public void close() {
+    host.removeStreamHandler(PipelineProtocol.ID);
+    entrySessions.values().forEach(PipelineTargetPass::close);
+    stages.forEach(StageServer::close);
+    pool.shutdownNow();
+  }
+
+  private final class FirstMessage implements MessageStream.Listener {
+    @Override
+    public void onMessage(MessageStream s, PipelineMessage m) {
+      switch (m.getBodyCase()) {
+        case OPEN -> {
+          StageServer stage = stages.stream().filter(st -> st.shard().modelId().equals(m.getOpen().getModelId())
+              && m.getOpen().getChainList().stream().anyMatch(h -> h.getFromLayer() == st.shard().from()
+                  && java.util.Arrays.equals(h.getPeerId().toByteArray(), host.peerId().toBytes())))
+              .findFirst().orElse(null);
+          if (stage == null) {
+            s.send(PipelineProtocol.error(Error.Code.WRONG_MODEL, m.getOpen().getSessionId(),
+                "peer " + host.peerId() + " serves no layers of model " + m.getOpen().getModelId()
+                    + " at the position the chain gives it", host.peerId(), 0));
+            s.close();
+            return;
+          }
+          stage.open(s, m.getOpen());
+        }
+        case OPENED, RESULT, ERROR -> {
+          String id = switch (m.getBodyCase()) {
+            case OPENED -> m.getOpened().getSessionId();
+            case RESULT -> m.getResult().getSessionId();
+            default -> m.getError().getSessionId();
+          };
+          PipelineTargetPass pass = entrySessions.get(id);
+          if (pass == null || !pass.acceptsReturnFrom(s.remote())) {
+            s.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, id, "no session " + id + " here"));
+            s.close();
+            return;
+          }
+          pass.attachReturn(s, m);
+        }
+        default -> {
+          stats.rejectedMessages.increment();
+          s.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, "", "a stream must start with open, not "
+              + m.getBodyCase()));
+          s.close();
+        }
+      }
+    }
+
+    @Override
+    public void onClosed(MessageStream s, Throwable cause) {
+      // a stream that ended before saying what it was for holds nothing to clean up
+    }
+  }
+}

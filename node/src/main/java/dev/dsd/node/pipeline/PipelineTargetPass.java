@@ -1,0 +1,270 @@
+package dev.dsd.node.pipeline;
+
+import com.google.protobuf.ByteString;
+import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.pipeline.proto.DType;
+import dev.dsd.node.pipeline.proto.Hop;
+import dev.dsd.node.pipeline.proto.OpenSession;
+import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.node.pipeline.proto.Round;
+import dev.dsd.node.pipeline.proto.RoundResult;
+import dev.dsd.node.pipeline.proto.Row;
+import dev.dsd.node.pipeline.proto.StageTiming;
+import dev.dsd.node.routing.Route;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.verification.acceptance.LogitScores;
+import dev.dsd.verification.acceptance.SparseScores;
+import dev.dsd.verification.acceptance.TargetScores;
+import java.time.Duration;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The entry's side of one pipeline session: sends each round to the first stage and waits for the
+ * last stage's result, which comes back on a stream the last stage opened to us. Errors arrive on
+ * either stream; the first stage's stream ending means the chain is broken.
+ */
+public final class PipelineTargetPass implements TargetPass {
+  private static final Logger log = LoggerFactory.getLogger(PipelineTargetPass.class);
+
+  /** How one session summarizes and carries activations. */
+  public record Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout) {
+    public static Options greedy() {
+      return new Options(DType.F16, 0, 1, false, Duration.ofSeconds(30));
+    }
+
+    public Options withSampling(double temperature, double topP) {
+      return new Options(activations, temperature, topP, fullLogits, timeout);
+    }
+
+    public Options withActivations(DType dtype) {
+      return new Options(dtype, temperature, topP, fullLogits, timeout);
+    }
+  }
+
+  private final PipelineService service;
+  private final Route route;
+  private final Options options;
+  private final String id = UUID.randomUUID().toString();
+  private final LinkedBlockingQueue<PipelineMessage> inbox = new LinkedBlockingQueue<>();
+  private final AtomicLong stageBytes = new AtomicLong();
+  private final PeerId lastPeer;
+  private volatile MessageStream first;
+  private volatile MessageStream back;
+  private long round;
+  private volatile boolean closed;
+  /** Per stage, compute micros of the last round: what the router learns from. */
+  private volatile List<StageTiming> lastTimings = List.of();
+
+  private PipelineTargetPass(PipelineService service, Route route, Options options) {
+    this.service = service;
+    this.route = route;
+    this.options = options;
+    this.lastPeer = route.stages().get(route.stages().size() - 1).peer();
+  }
+
+  /** Opens a session along {@code route} with room for {@code maxTokens} positions; waits for all stages. */
+  public static PipelineTargetPass open(PipelineService service, Route route, int maxTokens, Options options) {
+    PipelineTargetPass p = new PipelineTargetPass(service, route, options);
+    service.register(p);
+    try {
+      p.start(maxTokens);
+      return p;
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  String sessionId() {
+    return id;
+  }
+
+  public List<StageTiming> lastTimings() {
+    return lastTimings;
+  }
+
+  private void start(int maxTokens) {
+    var host = service.host();
+    OpenSession.Builder open = OpenSession.newBuilder().setSessionId(id).setModelId(route.modelId())
+        .setEntryPeerId(ByteString.copyFrom(host.peerId().toBytes())).setMaxTokens(maxTokens)
+        .setActivationDtype(options.activations()).setTemperature(options.temperature()).setTopP(options.topP())
+        .setFullLogits(options.fullLogits());
+    for (Multiaddr a : host.advertisedAddrs()) {
+      open.addEntryAddrs(ByteString.copyFrom(a.withoutPeer().toBytes()));
+    }
+    for (Route.Stage s : route.stages()) {
+      Hop.Builder h = Hop.newBuilder().setPeerId(ByteString.copyFrom(s.peer().toBytes())).setFromLayer(s.from())
+          .setToLayer(s.to());
+      s.addrs().forEach(a -> h.addAddrs(ByteString.copyFrom(a.withoutPeer().toBytes())));
+      open.addChain(h);
+    }
+    Route.Stage s1 = route.stages().get(0);
+    if (!s1.addrs().isEmpty()) {
+      host.peerStore().addAddrs(s1.peer(), s1.addrs());
+    }
+    try {
+      host.newStream(s1.peer(), List.of(PipelineProtocol.ID), st -> first = MessageStream.attach(st, service.pool(),
+          new FromStream("first stage"))).get(options.timeout().toMillis(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw new PipelineException("UNREACHABLE", "cannot reach the first stage " + s1.peer() + ": "
+          + StageServer.rootMessage(e), s1.peer());
+    }
+    first.send(PipelineMessage.newBuilder().setOpen(open).build());
+    PipelineMessage m = await(0);
+    if (!m.hasOpened()) {
+      throw new PipelineException("BAD_REPLY", "expected the session to open, got " + m.getBodyCase(), lastPeer);
+    }
+    log.info("pipeline session open id={} route={} maxTokens={}", id, route.describe(), maxTokens);
+  }
+
+  /** The last stage's stream back to us carries the session's first message. */
+  boolean acceptsReturnFrom(PeerId peer) {
+    return back == null && !closed && peer.equals(lastPeer);
+  }
+
+  void attachReturn(MessageStream s, PipelineMessage firstMessage) {
+    back = s;
+    s.listener(new FromStream("last stage"));
+    inbox.add(firstMessage);
+  }
+
+  @Override
+  public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
+    if (closed) {
+      throw new PipelineException("CLOSED", "the pipeline session is closed", null);
+    }
+    long r = ++round;
+    Round.Builder b = Round.newBuilder().setSessionId(id).setRound(r).setKeep(keep).setRows(rows);
+    for (int t : tokens) {
+      b.addTokens(t);
+    }
+    for (int d : drafts) {
+      b.addDrafts(d);
+    }
+    first.send(PipelineMessage.newBuilder().setRound(b).build());
+    PipelineMessage m = await(r);
+    RoundResult res = m.getResult();
+    lastTimings = res.getTimingsList();
+    long stageOut = 0;
+    for (StageTiming t : res.getTimingsList()) {
+      stageOut += t.getBytesOut();
+    }
+    stageBytes.addAndGet(stageOut);
+    return scores(res);
+  }
+
+  private TargetScores scores(RoundResult res) {
+    int vocab = res.getVocab();
+    if (res.hasLogits()) {
+      return new LogitScores(Activations.decode(res.getLogits(), vocab), vocab, options.temperature(), options.topP());
+    }
+    int n = res.getRowsCount();
+    int[] argmax = new int[n];
+    int[][] ids = new int[n][];
+    double[][] probs = new double[n][];
+    for (int i = 0; i < n; i++) {
+      Row row = res.getRows(i);
+      argmax[i] = row.getArgmax();
+      if (row.getDenseCount() > 0) {
+        probs[i] = row.getDenseList().stream().mapToDouble(Double::doubleValue).toArray();
+      } else {
+        ids[i] = row.getIdsList().stream().mapToInt(Integer::intValue).toArray();
+        probs[i] = new double[row.getProbsCount()];
+        for (int j = 0; j < probs[i].length; j++) {
+          probs[i][j] = row.getProbs(j);
+        }
+      }
+    }
+    try {
+      return new SparseScores(vocab, argmax, ids, probs);
+    } catch (IllegalArgumentException e) {
+      throw new PipelineException("BAD_REPLY", "the last stage sent malformed scores: " + e.getMessage(), lastPeer);
+    }
+  }
+
+  /** The next message for round {@code r} (0: the open), or the error that ended the session. */
+  private PipelineMessage await(long r) {
+    long deadline = System.nanoTime() + options.timeout().toNanos();
+    while (true) {
+      PipelineMessage m;
+      try {
+        m = inbox.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new PipelineException("INTERRUPTED", "interrupted while waiting for the pipeline", null);
+      }
+      if (m == null) {
+        throw new PipelineException("TIMEOUT", "no answer from the pipeline within " + options.timeout().toMillis()
+            + " ms (round " + r + ")", null);
+      }
+      if (m.hasError()) {
+        var e = m.getError();
+        PeerId peer = e.getPeerId().isEmpty() ? null : PeerId.fromBytes(e.getPeerId().toByteArray());
+        throw new PipelineException(e.getCode().name(), "stage " + (peer == null ? "?" : peer) + ": " + e.getMessage(),
+            peer);
+      }
+      if (r == 0 ? m.hasOpened() : m.hasResult() && m.getResult().getRound() == r) {
+        return m;
+      }
+      // a late answer to an earlier round (after a timeout) is of no use any more
+    }
+  }
+
+  @Override
+  public List<String> route() {
+    return route.describe();
+  }
+
+  @Override
+  public long bytesSent() {
+    return (first == null ? 0 : first.bytesSent()) + stageBytes.get();
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    service.unregister(this);
+    MessageStream f = first;
+    if (f != null) {
+      f.send(PipelineMessage.newBuilder().setClose(dev.dsd.node.pipeline.proto.CloseSession.newBuilder()
+          .setSessionId(id)).build());
+      f.close();
+    }
+    MessageStream b = back;
+    if (b != null) {
+      b.close();
+    }
+  }
+
+  private final class FromStream implements MessageStream.Listener {
+    private final String which;
+
+    FromStream(String which) {
+      this.which = which;
+    }
+
+    @Override
+    public void onMessage(MessageStream s, PipelineMessage m) {
+      inbox.add(m);
+    }
+
+    @Override
+    public void onClosed(MessageStream s, Throwable cause) {
+      if (!closed) {
+        inbox.add(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.STAGE_FAILED, id, "the " + which + " "
+            + s.remote() + " closed the stream" + (cause == null ? "" : ": " + StageServer.rootMessage(cause)),
+            s.remote(), round));
+      }
+    }
+  }
+}

@@ -1,0 +1,401 @@
+package dev.dsd.node.pipeline;
+
+import com.google.protobuf.ByteString;
+import dev.dsd.node.pipeline.proto.DType;
+import dev.dsd.node.pipeline.proto.Error;
+import dev.dsd.node.pipeline.proto.Hop;
+import dev.dsd.node.pipeline.proto.OpenSession;
+import dev.dsd.node.pipeline.proto.Opened;
+import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.node.pipeline.proto.Round;
+import dev.dsd.node.pipeline.proto.RoundResult;
+import dev.dsd.node.pipeline.proto.Row;
+import dev.dsd.node.pipeline.proto.StageTiming;
+import dev.dsd.node.pipeline.proto.Tensor;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.runtime.RuntimeLimitException;
+import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.verification.acceptance.LogitScores;
+import dev.dsd.verification.acceptance.SparseScores;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The stage side of {@code /dsd/pipeline/1.0.0}: keeps one KV cache per session for the layers this
+ * node serves, runs each round's new positions through them and passes the hidden states straight
+ * to the next stage, or, on the last stage, sends the entry a summary of the target's scores.
+ *
+ * <p>A message that does not fit the session (unknown id, cache overrun, wrong shape, NaN) gets an
+ * error reply before anything is changed, so the session stays usable; a failure while computing
+ * closes the session. When a neighbour's stream ends the session is closed and, if that neighbour
+ * was downstream, the entry is told which peer failed.
+ */
+public final class StageServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(StageServer.class);
+
+  private final NettyHost host;
+  private final HostedShard shard;
+  private final Executor pool;
+  private final Map<String, StageSession> sessions = new ConcurrentHashMap<>();
+  private final PipelineStats stats;
+
+  public StageServer(NettyHost host, HostedShard shard, Executor pool, PipelineStats stats) {
+    this.host = host;
+    this.shard = shard;
+    this.pool = pool;
+    this.stats = stats;
+  }
+
+  public HostedShard shard() {
+    return shard;
+  }
+
+  public int sessionCount() {
+    return sessions.size();
+  }
+
+  /** The first message on an incoming stream was an OpenSession: this stream is the session's upstream. */
+  void open(MessageStream upstream, OpenSession open) {
+    String id = open.getSessionId();
+    try {
+      Hop next = checkOpen(open);
+      ShardSession kv;
+      try {
+        kv = shard.runner().openSession(id, upstream.remote().toBase58(), (int) open.getMaxTokens());
+      } catch (RuntimeLimitException e) {
+        upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, e.getMessage(), host.peerId(), 0));
+        upstream.close();
+        return;
+      }
+      StageSession s = new StageSession(open, upstream, kv);
+      if (sessions.putIfAbsent(id, s) != null) {
+        kv.close();
+        throw new IllegalArgumentException("session " + id + " is already open here");
+      }
+      upstream.listener(s);
+      log.info("session open id={} from={} layers=[{},{}) maxTokens={} last={}", id, upstream.remote(), shard.from(),
+          shard.to(), open.getMaxTokens(), next == null);
+      PeerId target = next == null ? PeerId.fromBytes(open.getEntryPeerId().toByteArray())
+          : PeerId.fromBytes(next.getPeerId().toByteArray());
+      List<Multiaddr> addrs = new ArrayList<>();
+      for (ByteString b : next == null ? open.getEntryAddrsList() : next.getAddrsList()) {
+        addrs.add(Multiaddr.fromBytes(b.toByteArray()));
+      }
+      s.connect(target, addrs, next == null);
+    } catch (IllegalArgumentException e) {
+      upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, e.getMessage(), host.peerId(), 0));
+      upstream.close();
+    }
+  }
+
+  /** Validates an OpenSession against what this node serves; returns the next hop (null when last). */
+  private Hop checkOpen(OpenSession open) {
+    String id = open.getSessionId();
+    if (id.isEmpty() || id.length() > PipelineProtocol.MAX_SESSION_ID_CHARS) {
+      throw new IllegalArgumentException("session id must have 1.." + PipelineProtocol.MAX_SESSION_ID_CHARS + " chars");
+    }
+    if (!open.getModelId().equals(shard.modelId())) {
+      throw new IllegalArgumentException("this peer serves model " + shard.modelId() + ", not " + open.getModelId());
+    }
+    ModelConfig c = shard.config();
+    List<Hop> chain = open.getChainList();
+    int layer = 0;
+    int self = -1;
+    for (int i = 0; i < chain.size(); i++) {
+      Hop h = chain.get(i);
+      if (h.getFromLayer() != layer || h.getToLayer() <= h.getFromLayer()) {
+        throw new IllegalArgumentException("the chain does not cover the layers in order at hop " + i);
+      }
+      layer = h.getToLayer();
+      if (Arrays.equals(h.getPeerId().toByteArray(), host.peerId().toBytes()) && h.getFromLayer() == shard.from()) {
+        self = i;
+      }
+    }
+    if (layer != c.numLayers()) {
+      throw new IllegalArgumentException("the chain ends at layer " + layer + " of " + c.numLayers());
+    }
+    if (self < 0 || chain.get(self).getToLayer() != shard.to()) {
+      throw new IllegalArgumentException("this peer serves layers [" + shard.from() + "," + shard.to()
+          + "), which the chain does not give it");
+    }
+    if (open.getMaxTokens() < 1 || open.getMaxTokens() > c.maxPositionEmbeddings()) {
+      throw new IllegalArgumentException("max_tokens " + open.getMaxTokens() + " is outside 1.." + c.maxPositionEmbeddings());
+    }
+    if (open.getActivationDtype() == DType.UNRECOGNIZED) {
+      throw new IllegalArgumentException("unknown activation type " + open.getActivationDtypeValue());
+    }
+    if (!(open.getTemperature() >= 0) || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
+      throw new IllegalArgumentException("temperature must be >= 0 and top_p in (0, 1]");
+    }
+    if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
+      throw new IllegalArgumentException("the last stage needs the entry's peer id");
+    }
+    return self + 1 < chain.size() ? chain.get(self + 1) : null;
+  }
+
+  @Override
+  public void close() {
+    new ArrayList<>(sessions.values()).forEach(s -> s.end("node shutting down", null));
+  }
+
+  /** One session at this stage: its cache and its two neighbours. */
+  private final class StageSession implements MessageStream.Listener {
+    private final OpenSession open;
+    private final String id;
+    private final MessageStream upstream;
+    private final ShardSession kv;
+    private volatile MessageStream downstream; // next stage, or the entry on the last stage
+    private boolean last;
+    private long lastRound;
+    private volatile boolean ended;
+
+    StageSession(OpenSession open, MessageStream upstream, ShardSession kv) {
+      this.open = open;
+      this.id = open.getSessionId();
+      this.upstream = upstream;
+      this.kv = kv;
+    }
+
+    void connect(PeerId target, List<Multiaddr> addrs, boolean toEntry) {
+      this.last = toEntry;
+      if (!addrs.isEmpty()) {
+        host.peerStore().addAddrs(target, addrs);
+      }
+      host.newStream(target, List.of(PipelineProtocol.ID), st -> downstream = MessageStream.attach(st, pool,
+          new Downstream())).whenComplete((st, err) -> {
+            if (err != null) {
+              String what = toEntry ? "the entry " : "the next stage ";
+              upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id, what + target + " is unreachable: "
+                  + rootMessage(err), target, 0));
+              end("cannot reach " + target, null);
+              return;
+            }
+            if (toEntry) {
+              downstream.send(PipelineMessage.newBuilder().setOpened(Opened.newBuilder().setSessionId(id)
+                  .addTimings(timing(0, 0))).build());
+            } else {
+              downstream.send(PipelineMessage.newBuilder().setOpen(open).build());
+            }
+          });
+    }
+
+    @Override
+    public void onMessage(MessageStream from, PipelineMessage m) {
+      switch (m.getBodyCase()) {
+        case ROUND -> round(m.getRound());
+        case CLOSE -> {
+          if (downstream != null && !last) {
+            downstream.send(m);
+          }
+          end(null, null);
+        }
+        default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
+            + m.getBodyCase(), host.peerId(), 0));
+      }
+    }
+
+    @Override
+    public void onClosed(MessageStream from, Throwable cause) {
+      end(cause == null ? null : "upstream failed: " + rootMessage(cause), null);
+    }
+
+    private void round(Round r) {
+      long queued = System.nanoTime();
+      String problem = checkRound(r);
+      if (problem != null) {
+        stats.rejectedMessages.increment();
+        upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
+        return;
+      }
+      MessageStream out = downstream;
+      if (out == null || !out.isOpen()) {
+        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop is not connected",
+            host.peerId(), r.getRound()));
+        end("no next hop", null);
+        return;
+      }
+      try {
+        lastRound = r.getRound();
+        long t0 = System.nanoTime();
+        kv.truncate(r.getKeep());
+        ModelConfig c = shard.config();
+        int t = shard.runner().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+        float[] y = shard.runner().isFirst()
+            ? shard.runner().forwardTokens(kv, r.getTokensList().stream().mapToInt(Integer::intValue).toArray())
+            : shard.runner().forwardHidden(kv, Activations.decode(r.getHidden(), c.hiddenSize()), t);
+        long t1 = System.nanoTime();
+        PipelineMessage msg;
+        if (!last) {
+          Tensor h = Activations.encode(y, t, c.hiddenSize(), open.getActivationDtype());
+          Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
+          msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(t1 - t0, t0 - queued)
+              .toBuilder().setBytesOut(h.getData().size()))).build();
+        } else {
+          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, t1 - t0, t0 - queued)).build();
+        }
+        int bytes = out.send(msg);
+        stats.rounds.increment();
+        stats.bytesSent.add(bytes);
+        stats.computeNanos.add(t1 - t0);
+        log.debug("round session={} round={} positions={} keep={} computeUs={} bytes={}", id, r.getRound(), t, r.getKeep(),
+            (t1 - t0) / 1000, bytes);
+      } catch (RuntimeLimitException e) {
+        upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, e.getMessage(), host.peerId(), r.getRound()));
+        end("limit: " + e.getMessage(), null);
+      } catch (IllegalArgumentException e) {
+        upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, e.getMessage(), host.peerId(), r.getRound()));
+        end("bad round: " + e.getMessage(), null);
+      } catch (RuntimeException e) {
+        log.warn("round failed session={} round={}: {}", id, r.getRound(), e.toString());
+        upstream.send(PipelineProtocol.error(Error.Code.INTERNAL, id, "stage failed: " + e.getMessage(), host.peerId(),
+            r.getRound()));
+        end("internal error", null);
+      }
+    }
+
+    /** Everything that can be checked before the cache is touched; null when the round is fine. */
+    private String checkRound(Round r) {
+      if (!r.getSessionId().equals(id)) {
+        return "this stream carries session " + id + ", not " + r.getSessionId();
+      }
+      if (r.getRound() <= lastRound) {
+        return "round " + r.getRound() + " is not after round " + lastRound;
+      }
+      if (r.getKeep() > kv.length()) {
+        return "keep " + r.getKeep() + " is beyond the " + kv.length() + " cached positions";
+      }
+      boolean first = shard.runner().isFirst();
+      int t;
+      if (first) {
+        if (r.hasHidden() || r.getTokensCount() == 0) {
+          return "the first stage takes token ids and no hidden states";
+        }
+        t = r.getTokensCount();
+        int vocab = shard.config().vocabSize();
+        for (int tok : r.getTokensList()) {
+          if (tok < 0 || tok >= vocab) {
+            return "token id " + Integer.toUnsignedString(tok) + " is outside the vocabulary of " + vocab;
+          }
+        }
+      } else {
+        if (!r.hasHidden() || r.getTokensCount() != 0) {
+          return "stage [" + shard.from() + "," + shard.to() + ") takes hidden states, not token ids";
+        }
+        Tensor h = r.getHidden();
+        if (h.getShapeCount() != 2 || h.getShape(1) != shard.config().hiddenSize() || h.getShape(0) < 1) {
+          return "hidden states of shape " + h.getShapeList() + " do not match [positions, " + shard.config().hiddenSize()
+              + "]";
+        }
+        t = h.getShape(0);
+      }
+      if ((long) r.getKeep() + t > kv.maxTokens()) {
+        return "positions " + r.getKeep() + ".." + (r.getKeep() + t) + " exceed the session's " + kv.maxTokens();
+      }
+      if (r.getRows() < 1 || r.getRows() > t || r.getDraftsCount() >= r.getRows() + 1 || r.getDraftsCount() > t) {
+        return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
+      }
+      return null;
+    }
+
+    private RoundResult result(Round r, float[] logits, int t, long computeNanos, long queueNanos) {
+      int vocab = shard.config().vocabSize();
+      int rows = r.getRows();
+      float[] lastRows = Arrays.copyOfRange(logits, (t - rows) * vocab, t * vocab);
+      int usable = shard.usableVocab();
+      if (usable < vocab) {
+        for (int row = 0; row < rows; row++) {
+          Arrays.fill(lastRows, row * vocab + usable, (row + 1) * vocab, Float.NEGATIVE_INFINITY);
+        }
+      }
+      RoundResult.Builder b = RoundResult.newBuilder().setSessionId(id).setRound(r.getRound()).setVocab(vocab)
+          .addAllTimings(r.getTimingsList());
+      if (open.getFullLogits()) {
+        b.setLogits(Activations.encode(lastRows, rows, vocab, DType.F32));
+      } else {
+        int[] drafts = r.getDraftsList().stream().mapToInt(Integer::intValue).toArray();
+        double temp = open.getTemperature();
+        SparseScores s = SparseScores.summarize(new LogitScores(lastRows, vocab, temp, open.getTopP()), drafts, temp > 0);
+        for (int row = 0; row < rows; row++) {
+          Row.Builder rb = Row.newBuilder().setArgmax(s.argmax()[row]);
+          if (s.ids()[row] == null) {
+            for (double p : s.probs()[row]) {
+              rb.addDense(p);
+            }
+          } else {
+            for (int j = 0; j < s.ids()[row].length; j++) {
+              rb.addIds(s.ids()[row][j]).addProbs((float) s.probs()[row][j]);
+            }
+          }
+          b.addRows(rb);
+        }
+      }
+      long bytes = b.build().getSerializedSize();
+      return b.addTimings(timing(computeNanos, queueNanos).toBuilder().setBytesOut(bytes)).build();
+    }
+
+    private StageTiming timing(long computeNanos, long queueNanos) {
+      return StageTiming.newBuilder().setPeerId(ByteString.copyFrom(host.peerId().toBytes()))
+          .setComputeMicros((int) Math.min(Integer.MAX_VALUE, computeNanos / 1000))
+          .setQueueMicros((int) Math.min(Integer.MAX_VALUE, queueNanos / 1000)).build();
+    }
+
+    /** Frees the session once; {@code reason} null for a requested close. */
+    void end(String reason, PeerId failed) {
+      if (ended) {
+        return;
+      }
+      ended = true;
+      sessions.remove(id, this);
+      kv.close();
+      upstream.close();
+      MessageStream d = downstream;
+      if (d != null) {
+        d.close();
+      }
+      if (reason == null) {
+        log.info("session closed id={} layers=[{},{})", id, shard.from(), shard.to());
+      } else {
+        log.info("session ended id={} layers=[{},{}) reason={}", id, shard.from(), shard.to(), reason);
+      }
+    }
+
+    /** Messages and the end of the next stage's (or the entry's) stream. */
+    private final class Downstream implements MessageStream.Listener {
+      @Override
+      public void onMessage(MessageStream from, PipelineMessage m) {
+        if (m.hasError()) { // a later stage failed: the entry must hear it, then this session is over
+          upstream.send(m);
+          end("downstream error: " + m.getError().getMessage(), null);
+        }
+      }
+
+      @Override
+      public void onClosed(MessageStream from, Throwable cause) {
+        if (ended) {
+          return;
+        }
+        PeerId peer = from.remote();
+        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
+            + peer + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), peer, lastRound));
+        end("downstream " + peer + " went away", peer);
+      }
+    }
+  }
+
+  static String rootMessage(Throwable t) {
+    Throwable c = t;
+    while (c.getCause() != null && c.getCause() != c) {
+      c = c.getCause();
+    }
+    return c.getMessage() == null ? c.getClass().getSimpleName() : c.getMessage();
+  }
+}

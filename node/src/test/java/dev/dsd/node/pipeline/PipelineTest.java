@@ -1,0 +1,153 @@
+package dev.dsd.node.pipeline;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.dsd.node.generate.DraftModel;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.LocalGenerator;
+import dev.dsd.node.generate.TokenSink;
+import dev.dsd.node.pipeline.proto.DType;
+import dev.dsd.node.routing.Route;
+import dev.dsd.p2p.crypto.Identity;
+import dev.dsd.p2p.host.HostConfig;
+import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.pipeline.checkpoint.Checkpoint;
+import dev.dsd.pipeline.runtime.RunnerOptions;
+import dev.dsd.pipeline.testing.TinyCheckpoint;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A target cut into stages on separate hosts (one JVM, loopback), with an entry that serves no layers. */
+class PipelineTest {
+  @TempDir Path tmp;
+  final List<AutoCloseable> open = new ArrayList<>();
+  static final String[] PROMPTS = {"def f(x):", "the theory of ", "aaaa bbbb aaaa", "x = [1, 2, 3]\n"};
+
+  @AfterEach
+  void closeAll() throws Exception {
+    for (int i = open.size() - 1; i >= 0; i--) {
+      open.get(i).close();
+    }
+  }
+
+  <T extends AutoCloseable> T keep(T c) {
+    open.add(c);
+    return c;
+  }
+
+  Path target() throws Exception {
+    return TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(21)
+        .writeTo(tmp.resolve("target"));
+  }
+
+  record Swarm(PipelineService entry, List<PipelineService> stages, Route route) {}
+
+  Swarm swarm(Path model, int[] cuts) {
+    List<PipelineService> stages = new ArrayList<>();
+    List<Route.Stage> hops = new ArrayList<>();
+    String modelId = null;
+    for (int i = 0; i + 1 < cuts.length; i++) {
+      NettyHost h = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+      HostedShard shard = keep(HostedShard.load(model, cuts[i], cuts[i + 1], RunnerOptions.defaults().withThreads(1)));
+      modelId = shard.modelId();
+      stages.add(keep(new PipelineService(h, List.of(shard), 2)));
+      hops.add(new Route.Stage(h.peerId(), h.listenAddrs(), cuts[i], cuts[i + 1]));
+    }
+    NettyHost e = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+    PipelineService entry = keep(new PipelineService(e, List.of(), 2));
+    return new Swarm(entry, stages, new Route(modelId, hops, 0));
+  }
+
+  static GenerationRequest greedy(String prompt, int max, int k) {
+    return new GenerationRequest(prompt, max, 0, 1, 0, k, false, List.of());
+  }
+
+  @Test
+  void greedyThroughFourStagesIsTheTargetAlone() throws Exception {
+    Path model = target();
+    Path draftDir = TinyCheckpoint.builder().layers(1).hidden(16).heads(2).kvHeads(1).maxPositions(256).seed(5)
+        .writeTo(tmp.resolve("draft"));
+    Swarm s = swarm(model, new int[] {0, 1, 2, 3, 4});
+    Checkpoint ck = keep(Checkpoint.open(model));
+    // a random draft is (almost) always rejected, the target as its own draft always accepted:
+    // both ends of the rollback are exercised
+    DraftModel random = keep(DraftModel.load(draftDir, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
+    DraftModel same = keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
+    LocalGenerator local = keep(new LocalGenerator(model, 1));
+    for (DType dtype : new DType[] {DType.F32, DType.F16}) {
+      PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route,
+          (req, cap, usable) -> (req.seed() & 1) == 0 ? random.newDrafter(req, cap, usable) : same.newDrafter(req, cap, usable),
+          PipelineTargetPass.Options.greedy().withActivations(dtype));
+      long drafted = 0;
+      long accepted = 0;
+      for (String p : PROMPTS) {
+        GenerationResult want = local.generate(greedy(p, 40, 0), TokenSink.NONE);
+        for (int k : new int[] {0, 3, GenerationRequest.AUTO}) {
+          for (long which : new long[] {0, 1}) {
+          GenerationRequest req = new GenerationRequest(p, 40, 0, 1, which, k, false, List.of());
+          GenerationResult got = gen.generate(req, TokenSink.NONE);
+          assertArrayEquals(want.tokenIds(), got.tokenIds(), dtype + " prompt '" + p + "' k=" + k);
+          assertEquals(4, got.route().size());
+          assertTrue(got.bytesSent() > 0);
+          drafted += got.draftedTokens();
+          accepted += got.acceptedTokens();
+          }
+        }
+      }
+      assertTrue(accepted > 0 && accepted < drafted, "rejections and acceptances both happened: " + accepted + "/" + drafted);
+    }
+    for (PipelineService st : s.stages()) {
+      awaitZero(st::stageSessionCount, "every stage frees its sessions once the entry closes them");
+    }
+    assertEquals(0, s.entry().entrySessionCount());
+  }
+
+  @Test
+  void sampledGenerationThroughThePipelineMatchesLocalBySeed() throws Exception {
+    Path model = target();
+    Swarm s = swarm(model, new int[] {0, 2, 4});
+    Checkpoint ck = keep(Checkpoint.open(model));
+    DraftModel draft = keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
+    LocalGenerator local = keep(new LocalGenerator(model, model, 1));
+    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route, draft::newDrafter,
+        PipelineTargetPass.Options.greedy().withActivations(DType.F32));
+    GenerationRequest req = new GenerationRequest("import os", 30, 0.8, 0.95, 42, 3, false, List.of());
+    // the same seeds, the same summary-based verdicts: the pipeline samples exactly what local does
+    assertArrayEquals(local.generate(req, TokenSink.NONE).tokenIds(), gen.generate(req, TokenSink.NONE).tokenIds());
+  }
+
+  @Test
+  void aDeadStageFailsTheRoundWithItsName() throws Exception {
+    Path model = target();
+    Swarm s = swarm(model, new int[] {0, 2, 4});
+    Checkpoint ck = keep(Checkpoint.open(model));
+    PipelineTargetPass.Options o = new PipelineTargetPass.Options(DType.F16, 0, 1, false, Duration.ofSeconds(5));
+    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route,
+        PipelineGenerator.DrafterFactory.NONE, o);
+    gen.generate(greedy("abc", 5, 0), TokenSink.NONE);
+    s.stages().get(1).host().close();
+    long t0 = System.nanoTime();
+    PipelineException e = assertThrows(PipelineException.class, () -> gen.generate(greedy("abc", 5, 0), TokenSink.NONE));
+    assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "failed fast, not by timeout: " + e.getMessage());
+    assertEquals(s.route().stages().get(1).peer(), e.failedPeer(), e.getMessage());
+    awaitZero(s.stages().get(0)::stageSessionCount, "the first stage frees the broken session");
+  }
+
+  /** Closing travels down the chain asynchronously; give it a moment, not forever. */
+  static void awaitZero(java.util.function.IntSupplier count, String what) throws InterruptedException {
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (count.getAsInt() != 0 && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertEquals(0, count.getAsInt(), what);
+  }
+}
