@@ -4,17 +4,14 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.core.ProtocolViolationException;
-import dev.dsd.p2p.framing.VarintFrameDecoder;
+import dev.dsd.p2p.framing.FramedReply;
 import dev.dsd.p2p.framing.VarintFrameEncoder;
 import dev.dsd.p2p.host.Stream;
 import dev.dsd.p2p.identify.proto.IdentifyProto.Identify;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,33 +55,8 @@ public final class IdentifyProtocol {
 
   /** Requester side (and push receiver): reads one message. */
   public static CompletableFuture<Info> receive(Stream s) {
-    CompletableFuture<Info> result = new CompletableFuture<>();
-    s.channel().pipeline().addLast(new VarintFrameDecoder(MAX_MESSAGE), new ChannelInboundHandlerAdapter() {
-      @Override
-      public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        ByteBuf b = (ByteBuf) msg;
-        try {
-          result.complete(parse(s.remotePeer(), ByteBufUtil.getBytes(b)));
-        } catch (RuntimeException e) {
-          result.completeExceptionally(e);
-        } finally {
-          b.release();
-          ctx.close();
-        }
-      }
-
-      @Override
-      public void channelInactive(ChannelHandlerContext ctx) {
-        result.completeExceptionally(new ProtocolViolationException("identify stream closed before a message"));
-      }
-
-      @Override
-      public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        result.completeExceptionally(cause);
-        ctx.close();
-      }
-    });
-    return result;
+    return FramedReply.read(s.channel(), MAX_MESSAGE, bytes -> parse(s.remotePeer(), bytes),
+        "identify stream closed before a message");
   }
 
   static Info parse(PeerId expected, byte[] bytes) {

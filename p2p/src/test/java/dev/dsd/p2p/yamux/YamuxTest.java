@@ -76,6 +76,13 @@ class YamuxTest {
     return bytesAtoB;
   }
 
+  /** A stream the dialer's session opened, once the open has run on its event loop. */
+  static YamuxStreamChannel openStream(EmbeddedChannel dialer) throws Exception {
+    var opened = dialer.pipeline().get(YamuxSession.class).openStream(ch -> { });
+    dialer.runPendingTasks();
+    return opened.get();
+  }
+
   @Test
   void frameHeaderLayout() {
     EmbeddedChannel c = new EmbeddedChannel(new YamuxFrameCodec());
@@ -93,10 +100,7 @@ class YamuxTest {
   @Test
   void streamCarriesMegabytesWithFlowControlAndHalfClose() throws Exception {
     EmbeddedChannel[] c = pair(true);
-    YamuxSession a = c[0].pipeline().get(YamuxSession.class);
-    var f = a.openStream(ch -> { });
-    c[0].runPendingTasks();
-    YamuxStreamChannel s = f.get();
+    YamuxStreamChannel s = openStream(c[0]);
     byte[] data = new byte[3 * 1024 * 1024];
     new SplittableRandom(5).nextBytes(data);
     s.writeAndFlush(Unpooled.wrappedBuffer(data));
@@ -113,10 +117,7 @@ class YamuxTest {
   @Test
   void aReaderThatDoesNotReadHoldsTheSenderToOneWindow() throws Exception {
     EmbeddedChannel[] c = pair(false);
-    YamuxSession a = c[0].pipeline().get(YamuxSession.class);
-    var f = a.openStream(ch -> { });
-    c[0].runPendingTasks();
-    YamuxStreamChannel s = f.get();
+    YamuxStreamChannel s = openStream(c[0]);
     s.writeAndFlush(Unpooled.wrappedBuffer(new byte[1024 * 1024]));
     long sent = pump(c[0], c[1]);
     assertTrue(sent < YamuxSession.INITIAL_WINDOW + 64 * 1024, "sent " + sent + " bytes into a closed window");
