@@ -13,6 +13,11 @@ public final class PipelineProtocol {
   /** Session ids are chosen by entries; bounded so a peer cannot make us store megabytes of them. */
   public static final int MAX_SESSION_ID_CHARS = 128;
 
+  /** Frames of this protocol; a bad frame is answered BAD_REQUEST, an oversized one LIMIT. */
+  static final dev.dsd.node.wire.MessageStream.Codec<PipelineMessage> CODEC = new dev.dsd.node.wire.MessageStream.Codec<>(
+      PipelineMessage.parser(), MAX_FRAME_BYTES,
+      (limit, message) -> error(limit ? Error.Code.LIMIT : Error.Code.BAD_REQUEST, "", message));
+
   private PipelineProtocol() {}
 
   static PipelineMessage error(Error.Code code, String sessionId, String message) {

@@ -1,5 +1,6 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.pipeline.proto.Error;
 import dev.dsd.node.pipeline.proto.PipelineMessage;
 import dev.dsd.p2p.host.NettyHost;
@@ -33,7 +34,7 @@ public final class PipelineService implements AutoCloseable {
       return t;
     });
     this.stages = shards.stream().map(s -> new StageServer(host, s, pool, stats)).toList();
-    host.setStreamHandler(PipelineProtocol.ID, st -> MessageStream.attach(st, pool, new FirstMessage()));
+    host.setStreamHandler(PipelineProtocol.ID, st -> MessageStream.attach(st, PipelineProtocol.CODEC, pool, new FirstMessage()));
   }
 
   public NettyHost host() {
@@ -78,9 +79,9 @@ public final class PipelineService implements AutoCloseable {
     pool.shutdownNow();
   }
 
-  private final class FirstMessage implements MessageStream.Listener {
+  private final class FirstMessage implements MessageStream.Listener<PipelineMessage> {
     @Override
-    public void onMessage(MessageStream s, PipelineMessage m) {
+    public void onMessage(MessageStream<PipelineMessage> s, PipelineMessage m) {
       switch (m.getBodyCase()) {
         case OPEN -> {
           StageServer stage = stages.stream().filter(st -> st.shard().modelId().equals(m.getOpen().getModelId())
@@ -120,7 +121,7 @@ public final class PipelineService implements AutoCloseable {
     }
 
     @Override
-    public void onClosed(MessageStream s, Throwable cause) {
+    public void onClosed(MessageStream<PipelineMessage> s, Throwable cause) {
       // a stream that ended before saying what it was for holds nothing to clean up
     }
   }

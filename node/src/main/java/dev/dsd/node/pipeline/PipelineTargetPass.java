@@ -1,5 +1,6 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
 import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.pipeline.proto.DType;
@@ -55,8 +56,8 @@ public final class PipelineTargetPass implements TargetPass {
   private final LinkedBlockingQueue<PipelineMessage> inbox = new LinkedBlockingQueue<>();
   private final AtomicLong stageBytes = new AtomicLong();
   private final PeerId lastPeer;
-  private volatile MessageStream first;
-  private volatile MessageStream back;
+  private volatile MessageStream<PipelineMessage> first;
+  private volatile MessageStream<PipelineMessage> back;
   private long round;
   private volatile boolean closed;
   /** Per stage, compute micros of the last round: what the router learns from. */
@@ -110,7 +111,7 @@ public final class PipelineTargetPass implements TargetPass {
       host.peerStore().addAddrs(s1.peer(), s1.addrs());
     }
     try {
-      host.newStream(s1.peer(), List.of(PipelineProtocol.ID), st -> first = MessageStream.attach(st, service.pool(),
+      host.newStream(s1.peer(), List.of(PipelineProtocol.ID), st -> first = MessageStream.attach(st, PipelineProtocol.CODEC, service.pool(),
           new FromStream("first stage"))).get(options.timeout().toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       throw new PipelineException("UNREACHABLE", "cannot reach the first stage " + s1.peer() + ": "
@@ -129,7 +130,7 @@ public final class PipelineTargetPass implements TargetPass {
     return back == null && !closed && peer.equals(lastPeer);
   }
 
-  void attachReturn(MessageStream s, PipelineMessage firstMessage) {
+  void attachReturn(MessageStream<PipelineMessage> s, PipelineMessage firstMessage) {
     back = s;
     s.listener(new FromStream("last stage"));
     inbox.add(firstMessage);
@@ -234,19 +235,19 @@ public final class PipelineTargetPass implements TargetPass {
     }
     closed = true;
     service.unregister(this);
-    MessageStream f = first;
+    MessageStream<PipelineMessage> f = first;
     if (f != null) {
       f.send(PipelineMessage.newBuilder().setClose(dev.dsd.node.pipeline.proto.CloseSession.newBuilder()
           .setSessionId(id)).build());
       f.close();
     }
-    MessageStream b = back;
+    MessageStream<PipelineMessage> b = back;
     if (b != null) {
       b.close();
     }
   }
 
-  private final class FromStream implements MessageStream.Listener {
+  private final class FromStream implements MessageStream.Listener<PipelineMessage> {
     private final String which;
 
     FromStream(String which) {
@@ -254,12 +255,12 @@ public final class PipelineTargetPass implements TargetPass {
     }
 
     @Override
-    public void onMessage(MessageStream s, PipelineMessage m) {
+    public void onMessage(MessageStream<PipelineMessage> s, PipelineMessage m) {
       inbox.add(m);
     }
 
     @Override
-    public void onClosed(MessageStream s, Throwable cause) {
+    public void onClosed(MessageStream<PipelineMessage> s, Throwable cause) {
       if (!closed) {
         inbox.add(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.STAGE_FAILED, id, "the " + which + " "
             + s.remote() + " closed the stream" + (cause == null ? "" : ": " + StageServer.rootMessage(cause)),

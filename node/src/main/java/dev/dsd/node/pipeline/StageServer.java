@@ -1,5 +1,6 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Error;
@@ -64,7 +65,7 @@ public final class StageServer implements AutoCloseable {
   }
 
   /** The first message on an incoming stream was an OpenSession: this stream is the session's upstream. */
-  void open(MessageStream upstream, OpenSession open) {
+  void open(MessageStream<PipelineMessage> upstream, OpenSession open) {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
@@ -148,17 +149,17 @@ public final class StageServer implements AutoCloseable {
   }
 
   /** One session at this stage: its cache and its two neighbours. */
-  private final class StageSession implements MessageStream.Listener {
+  private final class StageSession implements MessageStream.Listener<PipelineMessage> {
     private final OpenSession open;
     private final String id;
-    private final MessageStream upstream;
+    private final MessageStream<PipelineMessage> upstream;
     private final ShardSession kv;
-    private volatile MessageStream downstream; // next stage, or the entry on the last stage
+    private volatile MessageStream<PipelineMessage> downstream; // next stage, or the entry on the last stage
     private boolean last;
     private long lastRound;
     private volatile boolean ended;
 
-    StageSession(OpenSession open, MessageStream upstream, ShardSession kv) {
+    StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv) {
       this.open = open;
       this.id = open.getSessionId();
       this.upstream = upstream;
@@ -170,7 +171,7 @@ public final class StageServer implements AutoCloseable {
       if (!addrs.isEmpty()) {
         host.peerStore().addAddrs(target, addrs);
       }
-      host.newStream(target, List.of(PipelineProtocol.ID), st -> downstream = MessageStream.attach(st, pool,
+      host.newStream(target, List.of(PipelineProtocol.ID), st -> downstream = MessageStream.attach(st, PipelineProtocol.CODEC, pool,
           new Downstream())).whenComplete((st, err) -> {
             if (err != null) {
               String what = toEntry ? "the entry " : "the next stage ";
@@ -189,7 +190,7 @@ public final class StageServer implements AutoCloseable {
     }
 
     @Override
-    public void onMessage(MessageStream from, PipelineMessage m) {
+    public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
       switch (m.getBodyCase()) {
         case ROUND -> round(m.getRound());
         case CLOSE -> {
@@ -204,7 +205,7 @@ public final class StageServer implements AutoCloseable {
     }
 
     @Override
-    public void onClosed(MessageStream from, Throwable cause) {
+    public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
       end(cause == null ? null : "upstream failed: " + rootMessage(cause), null);
     }
 
@@ -216,7 +217,7 @@ public final class StageServer implements AutoCloseable {
         upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
         return;
       }
-      MessageStream out = downstream;
+      MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
         upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop is not connected",
             host.peerId(), r.getRound()));
@@ -357,7 +358,7 @@ public final class StageServer implements AutoCloseable {
       sessions.remove(id, this);
       kv.close();
       upstream.close();
-      MessageStream d = downstream;
+      MessageStream<PipelineMessage> d = downstream;
       if (d != null) {
         d.close();
       }
@@ -369,9 +370,9 @@ public final class StageServer implements AutoCloseable {
     }
 
     /** Messages and the end of the next stage's (or the entry's) stream. */
-    private final class Downstream implements MessageStream.Listener {
+    private final class Downstream implements MessageStream.Listener<PipelineMessage> {
       @Override
-      public void onMessage(MessageStream from, PipelineMessage m) {
+      public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
         if (m.hasError()) { // a later stage failed: the entry must hear it, then this session is over
           upstream.send(m);
           end("downstream error: " + m.getError().getMessage(), null);
@@ -379,7 +380,7 @@ public final class StageServer implements AutoCloseable {
       }
 
       @Override
-      public void onClosed(MessageStream from, Throwable cause) {
+      public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
         if (ended) {
           return;
         }

@@ -1,7 +1,8 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.wire;
 
 import com.google.protobuf.InvalidProtocolBufferException;
-import dev.dsd.node.pipeline.proto.PipelineMessage;
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.framing.VarintFrameDecoder;
 import dev.dsd.p2p.framing.VarintFrameEncoder;
@@ -16,57 +17,64 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A {@code /dsd/pipeline/1.0.0} stream: varint-framed {@link PipelineMessage}s both ways. Messages
- * are handed to the listener in order on the stream's own {@link SerialExecutor}, never on the
- * network thread, because handling a round runs the model.
+ * A stream of one of dsd's own protocols: varint-framed protobuf messages of type {@code M} both
+ * ways. Messages are handed to the listener in order on the stream's own {@link SerialExecutor},
+ * never on the network thread, because handling one may run a model.
  */
-final class MessageStream {
-  interface Listener {
-    void onMessage(MessageStream stream, PipelineMessage message);
+public final class MessageStream<M extends MessageLite> {
+  public interface Listener<M extends MessageLite> {
+    void onMessage(MessageStream<M> stream, M message);
 
     /** The stream ended: {@code cause} null for a clean close by either side. Called once. */
-    void onClosed(MessageStream stream, Throwable cause);
+    void onClosed(MessageStream<M> stream, Throwable cause);
   }
 
+  /** How a protocol reads its frames and words the error it sends before closing on a bad one. */
+  public record Codec<M extends MessageLite>(Parser<M> parser, int maxFrameBytes,
+      java.util.function.BiFunction<Boolean, String, M> errorReply) {}
+
   private final Stream stream;
+  private final Codec<M> codec;
   private final SerialExecutor serial;
   private final AtomicLong bytesSent = new AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
-  private volatile Listener listener;
+  private volatile Listener<M> listener;
 
-  private MessageStream(Stream stream, Executor pool, Listener listener) {
+  private MessageStream(Stream stream, Codec<M> codec, Executor pool, Listener<M> listener) {
     this.stream = stream;
+    this.codec = codec;
     this.serial = new SerialExecutor(pool);
     this.listener = listener;
   }
 
   /** Installs the codec on a freshly negotiated stream; call from a StreamHandler. */
-  static MessageStream attach(Stream stream, Executor pool, Listener listener) {
-    MessageStream ms = new MessageStream(stream, pool, listener);
-    stream.channel().pipeline().addLast(new VarintFrameDecoder(PipelineProtocol.MAX_FRAME_BYTES),
+  public static <M extends MessageLite> MessageStream<M> attach(Stream stream, Codec<M> codec, Executor pool,
+      Listener<M> listener) {
+    MessageStream<M> ms = new MessageStream<>(stream, codec, pool, listener);
+    stream.channel().pipeline().addLast(new VarintFrameDecoder(codec.maxFrameBytes()),
         VarintFrameEncoder.INSTANCE, ms.new Inbound());
     return ms;
   }
 
-  PeerId remote() {
+  public PeerId remote() {
     return stream.remotePeer();
   }
 
   /** Redirects later messages, e.g. once the first message said what this stream is for. */
-  void listener(Listener l) {
+  public void listener(Listener<M> l) {
     this.listener = l;
   }
 
-  long bytesSent() {
+  public long bytesSent() {
     return bytesSent.get();
   }
 
-  boolean isOpen() {
+  public boolean isOpen() {
     return !closed.get() && stream.channel().isActive();
   }
 
   /** Sends a message; returns its size on the wire (0 when the stream is already gone). */
-  int send(PipelineMessage m) {
+  public int send(M m) {
     if (!isOpen()) {
       return 0;
     }
@@ -77,7 +85,7 @@ final class MessageStream {
     return size;
   }
 
-  void close() {
+  public void close() {
     stream.channel().close();
   }
 
@@ -91,12 +99,11 @@ final class MessageStream {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
       ByteBuf frame = (ByteBuf) msg;
-      PipelineMessage m;
+      M m;
       try {
-        m = PipelineMessage.parseFrom(ByteBufUtil.getBytes(frame));
+        m = codec.parser().parseFrom(ByteBufUtil.getBytes(frame));
       } catch (InvalidProtocolBufferException e) {
-        send(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.BAD_REQUEST, "",
-            "malformed pipeline message: " + e.getMessage()));
+        send(codec.errorReply().apply(false, "malformed message: " + e.getMessage()));
         ctx.close();
         closed(e);
         return;
@@ -114,8 +121,11 @@ final class MessageStream {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-      if (PipelineProtocol.causedBy(cause, dev.dsd.p2p.core.LimitExceededException.class)) {
-        send(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.LIMIT, "", cause.getMessage()));
+      for (Throwable c = cause; c != null; c = c.getCause()) {
+        if (c instanceof dev.dsd.p2p.core.LimitExceededException) {
+          send(codec.errorReply().apply(true, c.getMessage()));
+          break;
+        }
       }
       ctx.close();
       closed(cause);

@@ -1,4 +1,4 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.wire;
 
 import java.util.ArrayDeque;
 import java.util.concurrent.Executor;
@@ -7,12 +7,12 @@ import java.util.concurrent.Executor;
  * Runs tasks one at a time, in submission order, on a shared pool: a session's rounds must be
  * computed in order, but many sessions share the compute threads.
  */
-final class SerialExecutor implements Executor {
+public final class SerialExecutor implements Executor {
   private final Executor pool;
   private final ArrayDeque<Runnable> queue = new ArrayDeque<>();
   private boolean running;
 
-  SerialExecutor(Executor pool) {
+  public SerialExecutor(Executor pool) {
     this.pool = pool;
   }
 
