@@ -48,6 +48,9 @@ public final class StageServer implements AutoCloseable {
   private final Executor pool;
   private final Map<String, StageSession> sessions = new ConcurrentHashMap<>();
   private final PipelineStats stats;
+  private static final int TYPICAL_ROUND = 17;
+  private final int[] recent = new int[64];
+  private long recentCount;
 
   public StageServer(NettyHost host, HostedShard shard, Executor pool, PipelineStats stats) {
     this.host = host;
@@ -62,6 +65,30 @@ public final class StageServer implements AutoCloseable {
 
   public int sessionCount() {
     return sessions.size();
+  }
+
+  /**
+   * Median compute time of recent verification-sized rounds (at most {@link #TYPICAL_ROUND}
+   * positions; prompt prefill would skew it), in microseconds; 0 before any. Routers read it.
+   */
+  public int medianComputeMicros() {
+    synchronized (recent) {
+      int n = (int) Math.min(recentCount, recent.length);
+      if (n == 0) {
+        return 0;
+      }
+      int[] copy = Arrays.copyOf(recent, n);
+      Arrays.sort(copy);
+      return copy[n / 2];
+    }
+  }
+
+  private void recordCompute(int positions, long nanos) {
+    if (positions <= TYPICAL_ROUND) {
+      synchronized (recent) {
+        recent[(int) (recentCount++ % recent.length)] = (int) Math.min(Integer.MAX_VALUE, nanos / 1000);
+      }
+    }
   }
 
   /** The first message on an incoming stream was an OpenSession: this stream is the session's upstream. */
@@ -247,6 +274,7 @@ public final class StageServer implements AutoCloseable {
         stats.rounds.increment();
         stats.bytesSent.add(bytes);
         stats.computeNanos.add(t1 - t0);
+        recordCompute(t, t1 - t0);
         log.debug("round session={} round={} positions={} keep={} computeUs={} bytes={}", id, r.getRound(), t, r.getKeep(),
             (t1 - t0) / 1000, bytes);
       } catch (RuntimeLimitException e) {

@@ -56,6 +56,10 @@ public final class ShardSessions {
     }
   }
 
+  public int maxSessions() {
+    return options.maxSessions();
+  }
+
   public ShardSession get(String id) {
     return sessions.get(id);
   }
