@@ -1,26 +1,33 @@
 // A js-libp2p peer for dsd's interop tests. Prints {"event":"ready",...} with its peer id and
 // addresses, then answers one JSON command per stdin line with one JSON line on stdout.
-// Run: node --import ./polyfill.mjs peer.mjs
+// Run: node --import ./polyfill.mjs peer.mjs [--swarm-key FILE]
+// With --swarm-key the peer joins that private network (@libp2p/pnet, PSK v1, base16 key file).
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import readline from 'node:readline'
 
 const ECHO = '/dsd/echo/1.0.0'
 void removePrivateAddressesMapper // loopback tests keep loopback addresses: passthroughMapper
 
+const keyArg = process.argv.indexOf('--swarm-key')
+const swarmKey = keyArg > 0 ? readFileSync(process.argv[keyArg + 1]) : undefined
+
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
+  ...(swarmKey ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   services: {

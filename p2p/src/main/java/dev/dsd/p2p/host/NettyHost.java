@@ -8,6 +8,8 @@ import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.multistream.MultistreamHandler;
 import dev.dsd.p2p.noise.NoiseHandshakeHandler;
 import dev.dsd.p2p.ping.PingProtocol;
+import dev.dsd.p2p.pnet.ConnectionProtector;
+import dev.dsd.p2p.pnet.PeerNotAllowedException;
 import dev.dsd.p2p.yamux.YamuxFrameCodec;
 import dev.dsd.p2p.yamux.YamuxSession;
 import dev.dsd.p2p.yamux.YamuxStreamChannel;
@@ -46,10 +48,12 @@ import org.slf4j.LoggerFactory;
  * upgraded by the same chain, assembled in {@link #upgrade}:
  *
  * <pre>
- *   TCP → multistream(/noise) → Noise XX → multistream(/yamux/1.0.0) → yamux
+ *   TCP → [pnet: nonces, XSalsa20] → multistream(/noise) → Noise XX → [allowPeers] → multistream(/yamux/1.0.0) → yamux
  *   each stream → multistream(application protocol) → the protocol's StreamHandler
  * </pre>
  *
+ * The bracketed steps run only when configured: a swarm key puts the host in that private network
+ * ({@link ConnectionProtector}), an allowlist drops authenticated peers that are not on it.
  * One connection per peer is kept and reused for all streams. Identify runs on every new
  * connection and fills the {@link PeerStore}; ping and identify are served by default.
  */
@@ -74,11 +78,16 @@ public final class NettyHost implements AutoCloseable {
   private final Map<PeerId, CompletableFuture<IdentifyProtocol.Info>> identifying = new ConcurrentHashMap<>();
   private final AtomicInteger open = new AtomicInteger();
   private final PeerStore peerStore = new PeerStore();
+  private final ConnectionProtector protector; // null: public network
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
 
   public NettyHost(Identity identity, HostConfig config) {
     this.identity = identity;
     this.config = config;
+    // Half the dial timeout: a remote that stays silent (a js-libp2p listener with another key
+    // does) then fails with the private-network error rather than a bare dial timeout.
+    this.protector = config.swarmKey() == null ? null
+        : new ConnectionProtector(config.swarmKey(), config.dialTimeout().dividedBy(2));
     if (Epoll.isAvailable()) {
       group = new MultiThreadIoEventLoopGroup(0, EpollIoHandler.newFactory());
       serverChannel = EpollServerSocketChannel.class;
@@ -96,6 +105,12 @@ public final class NettyHost implements AutoCloseable {
 
   /** Binds every listen address; port 0 picks a free port, reported by {@link #listenAddrs()}. */
   public NettyHost start() {
+    if (protector != null) {
+      log.info("private network: swarm key fingerprint {}", protector.key().fingerprint());
+    }
+    if (config.allowPeers() != null) {
+      log.info("allowlist: {} peers may connect", config.allowPeers().size());
+    }
     for (Multiaddr m : config.listen()) {
       InetSocketAddress a = m.toInetSocketAddress();
       ServerBootstrap b = new ServerBootstrap().group(group).channel(serverChannel)
@@ -170,10 +185,18 @@ public final class NettyHost implements AutoCloseable {
     return List.copyOf(connections.values());
   }
 
+  /** TCP connections open now, both directions, upgraded or still upgrading. */
+  public int openChannels() {
+    return open.get();
+  }
+
   /** Dials {@code addr}; when it carries /p2p/ID (or {@code expected} is given) the remote must be that peer. */
   public CompletableFuture<Connection> connect(Multiaddr addr) {
     PeerId expected = addr.peerId();
     if (expected != null) {
+      if (!config.allows(expected)) {
+        return CompletableFuture.failedFuture(new PeerNotAllowedException(expected, config.allowPeers().size()));
+      }
       Connection c = connections.get(expected);
       if (c != null && c.isOpen()) {
         return CompletableFuture.completedFuture(c);
@@ -187,6 +210,9 @@ public final class NettyHost implements AutoCloseable {
   public CompletableFuture<Connection> connection(PeerId peer) {
     if (peer.equals(peerId())) {
       return CompletableFuture.failedFuture(new P2pException("cannot dial self"));
+    }
+    if (!config.allows(peer)) {
+      return CompletableFuture.failedFuture(new PeerNotAllowedException(peer, config.allowPeers().size()));
     }
     Connection c = connections.get(peer);
     if (c != null && c.isOpen()) {
@@ -252,6 +278,12 @@ public final class NettyHost implements AutoCloseable {
           protected void initChannel(Channel ch) {
             open.incrementAndGet();
             ch.closeFuture().addListener(x -> open.decrementAndGet());
+            // A dial that failed or timed out must not leave its half-upgraded channel behind.
+            result.whenComplete((c, e) -> {
+              if (e != null) {
+                ch.close();
+              }
+            });
             upgrade(ch, true, expected, addr).whenComplete((c, e) -> {
               if (e != null) {
                 result.completeExceptionally(e);
@@ -288,6 +320,14 @@ public final class NettyHost implements AutoCloseable {
   /** The whole connection upgrade, in the order the bytes flow. */
   private CompletableFuture<Connection> upgrade(Channel ch, boolean initiator, PeerId expected, Multiaddr addr) {
     CompletableFuture<Connection> done = new CompletableFuture<>();
+    if (protector != null) {
+      // Fails first, and says why, when the remote is outside the private network.
+      protector.protect(ch).addListener(f -> {
+        if (!f.isSuccess()) {
+          fail(ch, done, f.cause());
+        }
+      });
+    }
     MultistreamHandler security = initiator ? MultistreamHandler.initiator(List.of(NoiseHandshakeHandler.PROTOCOL_ID))
         : MultistreamHandler.responder(Set.of(NoiseHandshakeHandler.PROTOCOL_ID));
     ch.pipeline().addLast("ms-security", security);
@@ -305,6 +345,12 @@ public final class NettyHost implements AutoCloseable {
           return;
         }
         PeerId remote = noise.result().getNow().remotePeer();
+        if (!config.allows(remote)) {
+          log.info("refused peer={} addr={} direction={}: not in allowPeers ({} peers allowed)", remote, addr,
+              initiator ? "out" : "in", config.allowPeers().size());
+          fail(ch, done, new PeerNotAllowedException(remote, config.allowPeers().size()));
+          return;
+        }
         MultistreamHandler mux = initiator ? MultistreamHandler.initiator(List.of(YamuxSession.PROTOCOL_ID))
             : MultistreamHandler.responder(Set.of(YamuxSession.PROTOCOL_ID));
         ch.pipeline().addAfter("noise-transport", "ms-muxer", mux);

@@ -11,6 +11,8 @@ import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -33,10 +35,17 @@ final class JsPeer implements AutoCloseable {
   final String addr;
 
   JsPeer() throws IOException, InterruptedException {
+    this(List.of());
+  }
+
+  /** A peer started with extra peer.mjs arguments, e.g. {@code --swarm-key FILE}. */
+  JsPeer(List<String> args) throws IOException, InterruptedException {
     if (!Files.isDirectory(DIR.resolve("node_modules/libp2p"))) {
       throw new IllegalStateException("js-libp2p is not installed: run `npm ci` in " + DIR + " (.ci/run does)");
     }
-    process = new ProcessBuilder("node", "--import", "./polyfill.mjs", "peer.mjs").directory(DIR.toFile())
+    List<String> command = new ArrayList<>(List.of("node", "--import", "./polyfill.mjs", "peer.mjs"));
+    command.addAll(args);
+    process = new ProcessBuilder(command).directory(DIR.toFile())
         .redirectError(ProcessBuilder.Redirect.INHERIT).start();
     stdin = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
     Thread reader = new Thread(() -> {
