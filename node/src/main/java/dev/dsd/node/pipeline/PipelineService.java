@@ -3,7 +3,21 @@ package dev.dsd.node.pipeline;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.pipeline.proto.Error;
 import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.DefaultEventLoopGroup;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.local.LocalAddress;
+import io.netty.channel.local.LocalChannel;
+import io.netty.channel.local.LocalServerChannel;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -23,6 +37,9 @@ public final class PipelineService implements AutoCloseable {
   private final List<StageServer> stages;
   private final Map<String, PipelineTargetPass> entrySessions = new ConcurrentHashMap<>();
   private final PipelineStats stats = new PipelineStats();
+  private final EventLoopGroup localGroup = new DefaultEventLoopGroup(1);
+  private final LocalAddress selfAddress;
+  private final Channel selfServer;
 
   /** {@code shards} may be empty: a node that serves no layers is still an entry. */
   public PipelineService(NettyHost host, List<HostedShard> shards, int threads) {
@@ -33,8 +50,54 @@ public final class PipelineService implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
-    this.stages = shards.stream().map(s -> new StageServer(host, s, pool, stats)).toList();
+    this.stages = shards.stream().map(s -> new StageServer(this, host, s, pool, stats)).toList();
     host.setStreamHandler(PipelineProtocol.ID, st -> MessageStream.attach(st, PipelineProtocol.CODEC, pool, new FirstMessage()));
+    this.selfAddress = new LocalAddress("dsd-pipeline-" + host.peerId().toBase58() + "-" + System.identityHashCode(this));
+    this.selfServer = new ServerBootstrap().group(localGroup).channel(LocalServerChannel.class)
+        .childHandler(new ChannelInitializer<LocalChannel>() {
+          @Override
+          protected void initChannel(LocalChannel ch) {
+            MessageStream.attach(ch, host.peerId(), PipelineProtocol.CODEC, pool, new FirstMessage());
+          }
+        }).bind(selfAddress).syncUninterruptibly().channel();
+  }
+
+  /**
+   * Opens a pipeline stream to {@code peer}: over libp2p, or in-process when the peer is this node
+   * (a node may be a stage of a route it coordinates, and a libp2p host does not dial itself).
+   */
+  CompletableFuture<MessageStream<PipelineMessage>> open(PeerId peer, List<Multiaddr> addrs,
+      MessageStream.Listener<PipelineMessage> listener) {
+    CompletableFuture<MessageStream<PipelineMessage>> out = new CompletableFuture<>();
+    if (peer.equals(host.peerId())) {
+      AtomicReference<MessageStream<PipelineMessage>> ms = new AtomicReference<>();
+      new Bootstrap().group(localGroup).channel(LocalChannel.class).handler(new ChannelInitializer<LocalChannel>() {
+        @Override
+        protected void initChannel(LocalChannel ch) {
+          ms.set(MessageStream.attach(ch, peer, PipelineProtocol.CODEC, pool, listener));
+        }
+      }).connect(selfAddress).addListener(f -> {
+        if (f.isSuccess()) {
+          out.complete(ms.get());
+        } else {
+          out.completeExceptionally(f.cause());
+        }
+      });
+      return out;
+    }
+    if (!addrs.isEmpty()) {
+      host.peerStore().addAddrs(peer, addrs);
+    }
+    AtomicReference<MessageStream<PipelineMessage>> ms = new AtomicReference<>();
+    host.newStream(peer, List.of(PipelineProtocol.ID), st -> ms.set(MessageStream.attach(st, PipelineProtocol.CODEC,
+        pool, listener))).whenComplete((st, e) -> {
+          if (e != null) {
+            out.completeExceptionally(e);
+          } else {
+            out.complete(ms.get());
+          }
+        });
+    return out;
   }
 
   public NettyHost host() {
@@ -76,6 +139,8 @@ public final class PipelineService implements AutoCloseable {
     host.removeStreamHandler(PipelineProtocol.ID);
     entrySessions.values().forEach(PipelineTargetPass::close);
     stages.forEach(StageServer::close);
+    selfServer.close();
+    localGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);
     pool.shutdownNow();
   }
 

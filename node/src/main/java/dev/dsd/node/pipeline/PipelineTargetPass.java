@@ -107,12 +107,9 @@ public final class PipelineTargetPass implements TargetPass {
       open.addChain(h);
     }
     Route.Stage s1 = route.stages().get(0);
-    if (!s1.addrs().isEmpty()) {
-      host.peerStore().addAddrs(s1.peer(), s1.addrs());
-    }
     try {
-      host.newStream(s1.peer(), List.of(PipelineProtocol.ID), st -> first = MessageStream.attach(st, PipelineProtocol.CODEC, service.pool(),
-          new FromStream("first stage"))).get(options.timeout().toMillis(), TimeUnit.MILLISECONDS);
+      first = service.open(s1.peer(), s1.addrs(), new FromStream("first stage"))
+          .get(options.timeout().toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       throw new PipelineException("UNREACHABLE", "cannot reach the first stage " + s1.peer() + ": "
           + StageServer.rootMessage(e), s1.peer());

@@ -43,6 +43,7 @@ import org.slf4j.LoggerFactory;
 public final class StageServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageServer.class);
 
+  private final PipelineService service;
   private final NettyHost host;
   private final HostedShard shard;
   private final Executor pool;
@@ -52,7 +53,8 @@ public final class StageServer implements AutoCloseable {
   private final int[] recent = new int[64];
   private long recentCount;
 
-  public StageServer(NettyHost host, HostedShard shard, Executor pool, PipelineStats stats) {
+  StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats) {
+    this.service = service;
     this.host = host;
     this.shard = shard;
     this.pool = pool;
@@ -195,11 +197,7 @@ public final class StageServer implements AutoCloseable {
 
     void connect(PeerId target, List<Multiaddr> addrs, boolean toEntry) {
       this.last = toEntry;
-      if (!addrs.isEmpty()) {
-        host.peerStore().addAddrs(target, addrs);
-      }
-      host.newStream(target, List.of(PipelineProtocol.ID), st -> downstream = MessageStream.attach(st, PipelineProtocol.CODEC, pool,
-          new Downstream())).whenComplete((st, err) -> {
+      service.open(target, addrs, new Downstream()).whenComplete((st, err) -> {
             if (err != null) {
               String what = toEntry ? "the entry " : "the next stage ";
               upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id, what + target + " is unreachable: "
@@ -207,6 +205,7 @@ public final class StageServer implements AutoCloseable {
               end("cannot reach " + target, null);
               return;
             }
+            downstream = st;
             if (toEntry) {
               downstream.send(PipelineMessage.newBuilder().setOpened(Opened.newBuilder().setSessionId(id)
                   .addTimings(timing(0, 0))).build());

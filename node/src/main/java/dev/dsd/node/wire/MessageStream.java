@@ -10,6 +10,7 @@ import dev.dsd.p2p.host.Stream;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.util.concurrent.Executor;
@@ -33,15 +34,17 @@ public final class MessageStream<M extends MessageLite> {
   public record Codec<M extends MessageLite>(Parser<M> parser, int maxFrameBytes,
       java.util.function.BiFunction<Boolean, String, M> errorReply) {}
 
-  private final Stream stream;
+  private final Channel channel;
+  private final PeerId remote;
   private final Codec<M> codec;
   private final SerialExecutor serial;
   private final AtomicLong bytesSent = new AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile Listener<M> listener;
 
-  private MessageStream(Stream stream, Codec<M> codec, Executor pool, Listener<M> listener) {
-    this.stream = stream;
+  private MessageStream(Channel channel, PeerId remote, Codec<M> codec, Executor pool, Listener<M> listener) {
+    this.channel = channel;
+    this.remote = remote;
     this.codec = codec;
     this.serial = new SerialExecutor(pool);
     this.listener = listener;
@@ -50,14 +53,23 @@ public final class MessageStream<M extends MessageLite> {
   /** Installs the codec on a freshly negotiated stream; call from a StreamHandler. */
   public static <M extends MessageLite> MessageStream<M> attach(Stream stream, Codec<M> codec, Executor pool,
       Listener<M> listener) {
-    MessageStream<M> ms = new MessageStream<>(stream, codec, pool, listener);
-    stream.channel().pipeline().addLast(new VarintFrameDecoder(codec.maxFrameBytes()),
+    return attach(stream.channel(), stream.remotePeer(), codec, pool, listener);
+  }
+
+  /**
+   * The same on any byte channel, e.g. an in-process channel when a node is a stage of its own
+   * route (a libp2p host does not dial itself).
+   */
+  public static <M extends MessageLite> MessageStream<M> attach(Channel channel, PeerId remote, Codec<M> codec,
+      Executor pool, Listener<M> listener) {
+    MessageStream<M> ms = new MessageStream<>(channel, remote, codec, pool, listener);
+    channel.pipeline().addLast(new VarintFrameDecoder(codec.maxFrameBytes()),
         VarintFrameEncoder.INSTANCE, ms.new Inbound());
     return ms;
   }
 
   public PeerId remote() {
-    return stream.remotePeer();
+    return remote;
   }
 
   /** Redirects later messages, e.g. once the first message said what this stream is for. */
@@ -70,7 +82,7 @@ public final class MessageStream<M extends MessageLite> {
   }
 
   public boolean isOpen() {
-    return !closed.get() && stream.channel().isActive();
+    return !closed.get() && channel.isActive();
   }
 
   /** Sends a message; returns its size on the wire (0 when the stream is already gone). */
@@ -81,12 +93,12 @@ public final class MessageStream<M extends MessageLite> {
     byte[] body = m.toByteArray();
     int size = body.length + dev.dsd.p2p.core.Varint.size(body.length);
     bytesSent.addAndGet(size);
-    stream.channel().writeAndFlush(Unpooled.wrappedBuffer(body));
+    channel.writeAndFlush(Unpooled.wrappedBuffer(body));
     return size;
   }
 
   public void close() {
-    stream.channel().close();
+    channel.close();
   }
 
   private void closed(Throwable cause) {

@@ -126,6 +126,20 @@ class PipelineTest {
   }
 
   @Test
+  void aStageCanCoordinateARouteThroughItself() throws Exception {
+    Path model = target();
+    Swarm s = swarm(model, new int[] {0, 2, 4});
+    Checkpoint ck = keep(Checkpoint.open(model));
+    LocalGenerator local = keep(new LocalGenerator(model, 1));
+    for (PipelineService entry : s.stages()) { // first and last stage each as the entry
+      PipelineGenerator gen = new PipelineGenerator(entry, ck.tokenizer(), ck.config(), s::route,
+          PipelineGenerator.DrafterFactory.NONE, PipelineTargetPass.Options.greedy());
+      assertArrayEquals(local.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds(),
+          gen.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds());
+    }
+  }
+
+  @Test
   void aDeadStageFailsTheRoundWithItsName() throws Exception {
     Path model = target();
     Swarm s = swarm(model, new int[] {0, 2, 4});
