@@ -15,7 +15,7 @@ import java.util.Map;
  * ended before, so a proposal costs one array read per length however long the context, and
  * appending or rolling back a token costs one map update per length.
  */
-final class PromptLookupDrafter implements Drafter {
+public final class PromptLookupDrafter implements Drafter {
   static final int DEFAULT_MIN_NGRAM = 1;
   static final int DEFAULT_MAX_NGRAM = 3;
 
@@ -31,11 +31,11 @@ final class PromptLookupDrafter implements Drafter {
   private int[][] earlierEnd;
   private int size;
 
-  PromptLookupDrafter() {
+  public PromptLookupDrafter() {
     this(DEFAULT_MIN_NGRAM, DEFAULT_MAX_NGRAM);
   }
 
-  PromptLookupDrafter(int minNgram, int maxNgram) {
+  public PromptLookupDrafter(int minNgram, int maxNgram) {
     if (minNgram < 1 || maxNgram < minNgram) {
       throw new IllegalArgumentException("n-gram lengths must satisfy 1 <= min <= max, got " + minNgram + ".." + maxNgram);
     }

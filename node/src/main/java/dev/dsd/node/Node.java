@@ -1,0 +1,292 @@
+package dev.dsd.node;
+
+import dev.dsd.node.client.GenerateService;
+import dev.dsd.node.generate.DraftModel;
+import dev.dsd.node.generate.GenerationException;
+import dev.dsd.node.generate.Generator;
+import dev.dsd.node.generate.PromptLookupDrafter;
+import dev.dsd.node.pipeline.HostedShard;
+import dev.dsd.node.pipeline.PipelineGenerator;
+import dev.dsd.node.pipeline.PipelineService;
+import dev.dsd.node.pipeline.PipelineTargetPass;
+import dev.dsd.node.swarm.InfoService;
+import dev.dsd.node.swarm.RttTable;
+import dev.dsd.node.swarm.SwarmKeys;
+import dev.dsd.node.swarm.SwarmView;
+import dev.dsd.node.swarm.proto.NodeInfo;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.crypto.Identity;
+import dev.dsd.p2p.host.HostConfig;
+import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.kad.KadDht;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.config.ModelConfigLoader;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.runtime.RunnerOptions;
+import dev.dsd.pipeline.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A dsd node: a libp2p host with the DHT, the pipeline protocol (as a stage, if it serves layers,
+ * and always as an entry), the info protocol, and the generate protocol through which clients
+ * hand it prompts. It announces what it serves, keeps a view of the swarm and withdraws its
+ * records when it stops.
+ */
+public final class Node implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Node.class);
+  public static final Duration ANNOUNCE_INTERVAL = Duration.ofMinutes(10);
+  public static final Duration VIEW_INTERVAL = Duration.ofSeconds(30);
+  public static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
+
+  private final NodeConfig config;
+  private final NettyHost host;
+  private final KadDht dht;
+  private final HostedShard shard;
+  private final DraftModel draft;
+  private final PipelineService pipeline;
+  private final InfoService info;
+  private final SwarmView view;
+  private final ScheduledExecutorService timer;
+  private final Map<String, PipelineGenerator> generators = new ConcurrentHashMap<>();
+  private final List<byte[]> announced = new ArrayList<>();
+
+  private Node(NodeConfig config, NettyHost host, KadDht dht, HostedShard shard, DraftModel draft) {
+    this.config = config;
+    this.host = host;
+    this.dht = dht;
+    this.shard = shard;
+    this.draft = draft;
+    this.pipeline = new PipelineService(host, shard == null ? List.of() : List.of(shard), Math.max(2, config.threads()));
+    RttTable rtts = new RttTable(host);
+    this.info = new InfoService(host, pipeline, rtts, Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "dsd-info");
+      t.setDaemon(true);
+      return t;
+    }), List::of);
+    this.view = new SwarmView(host, dht, info, rtts);
+    new GenerateService(host, Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "dsd-generate");
+      t.setDaemon(true);
+      return t;
+    }), this::generator);
+    this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "dsd-node-timer");
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /** Loads the models, starts listening, joins the swarm through the bootstrap peers and announces. */
+  public static Node start(NodeConfig c) {
+    HostedShard shard = null;
+    DraftModel draft = null;
+    NettyHost host = null;
+    try {
+      RunnerOptions ro = RunnerOptions.defaults().withThreads(c.threads());
+      if (c.maxSessions() > 0) {
+        ro = new RunnerOptions(ro.intraOpThreads(), c.maxSessions(), ro.kvBudgetBytes(), ro.idleTimeout());
+      }
+      if (c.model() != null) {
+        ModelConfig mc = ModelConfigLoader.load(c.model().resolve("config.json"));
+        int to = c.to() < 0 ? mc.numLayers() : c.to();
+        shard = HostedShard.load(c.model(), c.from(), to, ro);
+      }
+      if (c.draft() != null) {
+        Tokenizer t = Tokenizer.load(c.draft().resolve("tokenizer.json"));
+        ModelConfig dc = ModelConfigLoader.load(c.draft().resolve("config.json"));
+        draft = DraftModel.load(c.draft(), dc.vocabSize(), t.vocabSize(), c.threads());
+        t.close();
+      }
+      Identity id = c.identity() == null ? Identity.generate() : Identity.loadOrCreate(c.identity());
+      HostConfig base = HostConfig.loopback();
+      HostConfig hc = new HostConfig(c.listen(), c.announce(), base.maxConnections(), base.dialTimeout(),
+          base.maxBackoff(), "dsd/0.1.0").withSwarmKey(c.swarmKey()).withAllowPeers(c.allowPeers());
+      host = new NettyHost(id, hc).start();
+      KadDht dht = new KadDht(host, true, Map.of());
+      Node n = new Node(c, host, dht, shard, draft);
+      n.join();
+      return n;
+    } catch (RuntimeException e) {
+      if (host != null) {
+        host.close();
+      }
+      if (shard != null) {
+        shard.close();
+      }
+      if (draft != null) {
+        draft.close();
+      }
+      throw e;
+    }
+  }
+
+  private void join() {
+    if (!config.bootstrap().isEmpty()) {
+      try {
+        dht.bootstrap(config.bootstrap()).get(30, TimeUnit.SECONDS);
+      } catch (Exception e) {
+        log.warn("bootstrap incomplete peers={}: {}", config.bootstrap(), e.toString());
+      }
+    }
+    if (shard != null) {
+      announced.add(SwarmKeys.anyModel());
+      announced.add(SwarmKeys.model(shard.modelId()));
+      announced.add(SwarmKeys.shard(shard.modelId(), shard.from(), shard.to()));
+    }
+    announce();
+    timer.scheduleAtFixedRate(this::announce, ANNOUNCE_INTERVAL.toMillis(), ANNOUNCE_INTERVAL.toMillis(),
+        TimeUnit.MILLISECONDS);
+    timer.scheduleWithFixedDelay(() -> {
+      try {
+        view.refresh(ASK_TIMEOUT);
+      } catch (RuntimeException e) {
+        log.warn("swarm refresh failed: {}", e.toString());
+      }
+    }, 0, VIEW_INTERVAL.toMillis(), TimeUnit.MILLISECONDS);
+    log.info("node up peer={} listen={} shard={} draft={}", host.peerId(), host.listenAddrs(), shard,
+        draft == null ? "none" : draft.modelId().substring(0, 12));
+  }
+
+  private void announce() {
+    for (byte[] key : announced) {
+      dht.provide(key).whenComplete((n, e) -> log.debug("announced key peers={} error={}", n, e));
+    }
+  }
+
+  public NettyHost host() {
+    return host;
+  }
+
+  public PeerId peerId() {
+    return host.peerId();
+  }
+
+  public SwarmView view() {
+    return view;
+  }
+
+  public PipelineService pipeline() {
+    return pipeline;
+  }
+
+  /** Addresses others reach us by, each ending in /p2p/ our id. */
+  public List<Multiaddr> addresses() {
+    return host.advertisedAddrs().stream().map(a -> a.withPeer(host.peerId())).toList();
+  }
+
+  /**
+   * The entry-side generator for a model ("" when the swarm serves one model): routes on a fresh
+   * view of the swarm before every request, drafts here with the node's draft model, or with
+   * prompt lookup when it has none.
+   */
+  public Generator generator(String modelId) {
+    view.refreshIfOlder(Duration.ofSeconds(5), ASK_TIMEOUT);
+    String id = modelId == null || modelId.isEmpty() ? onlyModel() : modelId;
+    return generators.computeIfAbsent(id, this::newGenerator);
+  }
+
+  private String onlyModel() {
+    if (shard != null) {
+      return shard.modelId();
+    }
+    Set<String> models = view.models();
+    if (models.isEmpty()) {
+      throw new GenerationException("no peer in the swarm serves a model (known peers: " + view.nodes().size() + ")");
+    }
+    if (models.size() > 1) {
+      throw new GenerationException("the swarm serves " + models.size() + " models; name one of " + models);
+    }
+    return models.iterator().next();
+  }
+
+  private PipelineGenerator newGenerator(String modelId) {
+    Tokenizer tokenizer;
+    ModelConfig mc;
+    if (shard != null && shard.modelId().equals(modelId)) {
+      tokenizer = shard.checkpoint().tokenizer();
+      mc = shard.config();
+    } else {
+      Path dir = fetchModelFiles(modelId);
+      tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"));
+      mc = ModelConfigLoader.load(dir.resolve("config.json"));
+    }
+    int usable = Math.min(mc.vocabSize(), tokenizer.vocabSize());
+    boolean draftFits = draft != null && draft.config().vocabSize() == mc.vocabSize();
+    PipelineGenerator.DrafterFactory drafters = draftFits ? draft::newDrafter
+        : (req, cap, u) -> new PromptLookupDrafter();
+    log.info("entry ready model={} drafter={}", modelId.substring(0, 12), draftFits ? "draft model" : "prompt lookup");
+    return new PipelineGenerator(pipeline, tokenizer, mc, () -> route(modelId), drafters,
+        PipelineTargetPass.Options.greedy());
+  }
+
+  /** A route on the current view; when it has a gap, the view may be stale: look again once. */
+  private dev.dsd.node.routing.Route route(String modelId) {
+    try {
+      return view.route(modelId, Set.of());
+    } catch (dev.dsd.node.routing.NoRouteException e) {
+      view.refresh(ASK_TIMEOUT);
+      return view.route(modelId, Set.of());
+    }
+  }
+
+  /** config.json and tokenizer.json of a model this node does not serve, from a peer that does. */
+  private Path fetchModelFiles(String modelId) {
+    Path dir = config.cacheDir().resolve(modelId);
+    if (Files.isRegularFile(dir.resolve("tokenizer.json")) && Files.isRegularFile(dir.resolve("config.json"))) {
+      return dir;
+    }
+    for (var e : view.nodes().entrySet()) {
+      if (e.getValue().getShardsList().stream().noneMatch(s -> s.getModelId().equals(modelId))) {
+        continue;
+      }
+      try {
+        NodeInfo files = info.fetch(e.getKey(), modelId, Duration.ofSeconds(30)).get();
+        if (!files.getError().isEmpty() || files.getTokenizerJson().isEmpty()) {
+          continue;
+        }
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempDirectory(config.cacheDir(), "fetch");
+        Files.write(tmp.resolve("config.json"), files.getConfigJson().toByteArray());
+        Files.write(tmp.resolve("tokenizer.json"), files.getTokenizerJson().toByteArray());
+        ModelConfigLoader.load(tmp.resolve("config.json")); // refuse a malformed config before caching it
+        Files.move(tmp.resolve("config.json"), dir.resolve("config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.move(tmp.resolve("tokenizer.json"), dir.resolve("tokenizer.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.deleteIfExists(tmp);
+        log.info("fetched model files model={} from={}", modelId.substring(0, 12), e.getKey());
+        return dir;
+      } catch (IOException | RuntimeException | InterruptedException | java.util.concurrent.ExecutionException ex) {
+        log.warn("cannot fetch model files from {}: {}", e.getKey(), ex.toString());
+      }
+    }
+    throw new GenerationException("no peer could send the tokenizer of model " + modelId.substring(0, 12));
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    announced.forEach(dht::stopProviding);
+    pipeline.close();
+    dht.close();
+    host.close();
+    if (shard != null) {
+      shard.close();
+    }
+    if (draft != null) {
+      draft.close();
+    }
+    log.info("node down peer={}", host.peerId());
+  }
+}

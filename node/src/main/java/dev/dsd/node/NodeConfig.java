@@ -1,0 +1,28 @@
+package dev.dsd.node;
+
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.p2p.pnet.SwarmKey;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Everything a node is started with; every part optional, so a node may serve a target shard, a
+ * draft model, both, or nothing (a pure entry and DHT router).
+ *
+ * @param model a target checkpoint directory, or null
+ * @param from first layer served of {@code model}
+ * @param to end of the layers served (exclusive); -1 for all
+ * @param draft a draft checkpoint directory, or null
+ * @param cacheDir where an entry keeps the config and tokenizer it fetched from the swarm
+ */
+public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
+    Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
+    Set<PeerId> allowPeers) {
+  public NodeConfig {
+    listen = List.copyOf(listen);
+    announce = List.copyOf(announce);
+    bootstrap = List.copyOf(bootstrap);
+  }
+}

@@ -1,0 +1,74 @@
+package dev.dsd.node.client;
+
+import dev.dsd.node.client.proto.Chunk;
+import dev.dsd.node.client.proto.Done;
+import dev.dsd.node.client.proto.GenerateMessage;
+import dev.dsd.node.client.proto.GenerateRequest;
+import dev.dsd.node.generate.GenerationException;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.Generator;
+import dev.dsd.node.wire.MessageStream;
+import dev.dsd.p2p.host.NettyHost;
+import java.util.concurrent.Executor;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Serves {@code /dsd/generate/1.0.0}: any node takes a client's prompt, coordinates it as the
+ * entry and streams the accepted text back. A client that goes away cancels its generation.
+ */
+public final class GenerateService {
+  private static final Logger log = LoggerFactory.getLogger(GenerateService.class);
+  public static final String ID = "/dsd/generate/1.0.0";
+  public static final int MAX_FRAME_BYTES = 4 << 20;
+  static final MessageStream.Codec<GenerateMessage> CODEC = new MessageStream.Codec<>(GenerateMessage.parser(),
+      MAX_FRAME_BYTES, (limit, msg) -> GenerateMessage.newBuilder().setError(msg).build());
+
+  /** @param generators the generator for a model id ("" = the swarm's only model) */
+  public GenerateService(NettyHost host, Executor pool, Function<String, Generator> generators) {
+    host.setStreamHandler(ID, st -> MessageStream.attach(st, CODEC, pool, new MessageStream.Listener<>() {
+      private volatile boolean gone;
+
+      @Override
+      public void onMessage(MessageStream<GenerateMessage> s, GenerateMessage m) {
+        if (!m.hasRequest()) {
+          s.send(GenerateMessage.newBuilder().setError("expected a generate request, got " + m.getBodyCase()).build());
+          s.close();
+          return;
+        }
+        GenerateRequest r = m.getRequest();
+        try {
+          GenerationRequest req = new GenerationRequest(r.getPrompt(), r.getMaxTokens(), r.getTemperature(),
+              r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList());
+          log.info("client request peer={} promptChars={} maxTokens={} spec={}", s.remote(), r.getPrompt().length(),
+              r.getMaxTokens(), r.getSpeculation());
+          GenerationResult res = generators.apply(r.getModelId()).generate(req, (text, ids) -> {
+            s.send(GenerateMessage.newBuilder().setChunk(Chunk.newBuilder().setText(text)).build());
+            return !gone && s.isOpen();
+          });
+          Done.Builder d = Done.newBuilder().setText(res.text()).setPromptTokens(res.promptTokens())
+              .setFinishReason(res.finishReason()).setSeconds(res.seconds()).setRounds(res.rounds())
+              .setDrafted(res.draftedTokens()).setAccepted(res.acceptedTokens()).addAllRoute(res.route())
+              .setBytesSent(res.bytesSent());
+          for (int id : res.tokenIds()) {
+            d.addTokenIds(id);
+          }
+          s.send(GenerateMessage.newBuilder().setDone(d).build());
+        } catch (GenerationException e) {
+          s.send(GenerateMessage.newBuilder().setError(e.getMessage()).build());
+        } catch (RuntimeException e) {
+          log.warn("generation failed peer={}: {}", s.remote(), e.toString());
+          s.send(GenerateMessage.newBuilder().setError("generation failed: " + e.getMessage()).build());
+        }
+        s.close();
+      }
+
+      @Override
+      public void onClosed(MessageStream<GenerateMessage> s, Throwable cause) {
+        gone = true;
+      }
+    }));
+  }
+}

@@ -1,0 +1,82 @@
+package dev.dsd.node;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.dsd.node.client.RemoteGenerator;
+import dev.dsd.node.generate.GenerationException;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.LocalGenerator;
+import dev.dsd.node.generate.TokenSink;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.testing.TinyCheckpoint;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Whole nodes on loopback: discovery through the DHT, routing, and prompts handed to any peer. */
+class NodeTest {
+  @TempDir Path tmp;
+  final List<AutoCloseable> open = new ArrayList<>();
+
+  @AfterEach
+  void closeAll() throws Exception {
+    for (int i = open.size() - 1; i >= 0; i--) {
+      open.get(i).close();
+    }
+  }
+
+  Node node(Path model, int from, int to, List<Multiaddr> bootstrap) {
+    Node n = Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(), bootstrap, null,
+        model, from, to, null, 1, 0, tmp.resolve("cache"), null, null));
+    open.add(n);
+    return n;
+  }
+
+  @Test
+  void anyPeerTakesAPromptAndTheSwarmRoutesIt() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node first = node(model, 0, 2, List.of());
+    Node second = node(model, 2, 4, first.addresses());
+    Node entry = node(null, 0, 0, first.addresses()); // serves no layers at all
+    GenerationRequest req = new GenerationRequest("def main():", 24, 0, 1, 0, 4, false, List.of());
+    int[] want;
+    try (LocalGenerator local = new LocalGenerator(model, 1)) {
+      want = local.generate(req, TokenSink.NONE).tokenIds();
+    }
+    for (Node to : List.of(entry, second, first)) {
+      try (RemoteGenerator client = new RemoteGenerator(to.addresses().get(0), Duration.ofSeconds(60))) {
+        StringBuilder streamed = new StringBuilder();
+        GenerationResult r = client.generate(req, (text, ids) -> {
+          streamed.append(text);
+          return true;
+        });
+        assertArrayEquals(want, r.tokenIds(), "through " + to.peerId());
+        assertEquals(r.text(), streamed.toString());
+        assertEquals(2, r.route().size(), r.route().toString());
+        assertTrue(r.rounds() <= want.length);
+      }
+    }
+    assertEquals(1, entry.view().models().size());
+  }
+
+  @Test
+  void aSwarmWithAGapSaysWhichLayersAreMissing() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node first = node(model, 0, 2, List.of());
+    try (RemoteGenerator client = new RemoteGenerator(first.addresses().get(0), Duration.ofSeconds(60))) {
+      GenerationException e = assertThrows(GenerationException.class,
+          () -> client.generate(GenerationRequest.greedy("x", 4), TokenSink.NONE));
+      assertTrue(e.getMessage().contains("nothing serves layer 2 onwards"), e.getMessage());
+    }
+  }
+}
