@@ -114,6 +114,10 @@ def main():
         "eval_seconds": round(time.time() - t0, 1),
     }
     print(json.dumps(metrics, indent=1))
+    # the same held-out prompts, as text, for the Java pipeline tests and `dsd bench pipeline`
+    with open(os.path.join(repo, "models", "heldout-prompts.json"), "w") as f:
+        json.dump({"source": "held-out files of tools/train/split.json, %d-token slices, seed 7" % PROMPT_TOKENS,
+                   "prompts": [enc.decode(p) for p in prompts]}, f, indent=1)
     with open(os.path.join(repo, "models", "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     write_cards(repo, metrics, samples, target, draft)

@@ -4,7 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.client.RemoteGenerator;
+import dev.dsd.node.generate.Generator;
 import dev.dsd.node.generate.LocalGenerator;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import java.time.Duration;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -30,11 +34,16 @@ import picocli.CommandLine.Parameters;
       "  dsd generate --max-tokens 64 --temperature 0.8 --top-p 0.95 --seed 7 \"import os\"",
       "  echo 'class Stack:' | dsd generate --json -",
       "  dsd generate --spec off \"def parse(line):\"        # target alone",
-      "  dsd generate --model ~/models/TinyLlama-1.1B \"The capital of France is\""
+      "  dsd generate --model ~/models/TinyLlama-1.1B \"The capital of France is\"",
+      "  dsd generate --peer /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... \"def add(a, b):\"   # on a swarm"
     })
 final class GenerateCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "PROMPT", description = "The prompt; '-' reads it from standard input.")
   String prompt;
+
+  @Option(names = "--peer", paramLabel = "MULTIADDR", description = {"Hand the prompt to this swarm member (with /p2p/ID),",
+      "which coordinates it across the swarm. Default: run locally."})
+  String peer;
 
   @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: bundled).")
   Path model;
@@ -77,10 +86,8 @@ final class GenerateCommand implements Callable<Integer> {
     String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
     int k = parseSpec(spec);
     GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, k, adaptive, stop);
-    Path dir = model != null ? model : Defaults.targetModel();
-    Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-    try (LocalGenerator gen = new LocalGenerator(dir, draftDir, threads)) {
+    try (Generator gen = open(k)) {
       GenerationResult r = gen.generate(req, (piece, ids) -> {
         if (!json) {
           out.print(piece);
@@ -95,6 +102,24 @@ final class GenerateCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  private Generator open(int k) {
+    if (peer != null) {
+      if (model != null || draft != null) {
+        throw new CliException("--peer runs on the swarm's models; --model and --draft are for local runs");
+      }
+      Multiaddr addr;
+      try {
+        addr = Multiaddr.parse(peer);
+      } catch (RuntimeException e) {
+        throw new CliException("--peer must be a multiaddr like /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...: " + e.getMessage());
+      }
+      return new RemoteGenerator(addr, Duration.ofMinutes(5));
+    }
+    Path dir = model != null ? model : Defaults.targetModel();
+    Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
+    return new LocalGenerator(dir, draftDir, threads);
   }
 
   static int parseSpec(String s) {

@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "dsd 0.1.0",
     description = "Peer-to-peer LLM inference with speculative decoding across the pipeline.",
-    subcommands = {GenerateCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {GenerateCommand.class, NodeCommand.class, SwarmCommand.class, KeygenCommand.class, BenchCommand.class,
+        CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
   @Override
@@ -24,7 +25,8 @@ public final class Main implements Runnable {
       if (ex instanceof CliException || ex instanceof dev.dsd.node.generate.GenerationException
           || ex instanceof dev.dsd.pipeline.model.ModelFormatException
           || ex instanceof dev.dsd.pipeline.runtime.RuntimeLimitException
-          || ex instanceof IllegalArgumentException) {
+          || ex instanceof IllegalArgumentException || ex instanceof dev.dsd.p2p.core.P2pException
+          || ex instanceof java.io.IOException) {
         cmd.getErr().println("dsd: " + ex.getMessage());
         return 2;
       }

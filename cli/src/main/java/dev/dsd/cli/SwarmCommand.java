@@ -1,0 +1,79 @@
+package dev.dsd.cli;
+
+import dev.dsd.node.Node;
+import dev.dsd.node.NodeConfig;
+import dev.dsd.node.swarm.SwarmView;
+import dev.dsd.node.swarm.proto.NodeInfo;
+import dev.dsd.node.swarm.proto.ShardInfo;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(
+    name = "swarm",
+    mixinStandardHelpOptions = true,
+    description = "Show what a swarm serves: peers, models, layer coverage and gaps, measured round-trip times.",
+    footer = {"", "Example:", "  dsd swarm --peer /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."})
+final class SwarmCommand implements Callable<Integer> {
+  @Option(names = "--peer", required = true, paramLabel = "MULTIADDR", description = "Any member of the swarm (with /p2p/ID).")
+  String peer;
+
+  @Override
+  public Integer call() throws Exception {
+    NodeConfig c = new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
+        List.of(Multiaddr.parse(peer)), null, null, 0, 0, null, 1, 0, Files.createTempDirectory("dsd-swarm"), null, null);
+    try (Node n = Node.start(c)) {
+      SwarmView v = n.view();
+      v.refresh(Duration.ofSeconds(5));
+      Map<PeerId, NodeInfo> nodes = new TreeMap<>(v.nodes());
+      nodes.remove(n.peerId());
+      if (nodes.isEmpty()) {
+        throw new CliException("no peer answered through " + peer);
+      }
+      System.out.println("peers " + nodes.size());
+      nodes.forEach((p, info) -> {
+        double rtt = v.rtts().get(p);
+        StringBuilder line = new StringBuilder("  " + p + "  rtt " + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
+        for (ShardInfo s : info.getShardsList()) {
+          line.append("  ").append(s.getModelName()).append(" ").append(s.getModelId(), 0, 12).append(" layers [")
+              .append(s.getFromLayer()).append(",").append(s.getToLayer()).append(") of ").append(s.getNumLayers())
+              .append(" sessions ").append(s.getSessions()).append("/").append(s.getMaxSessions())
+              .append(" compute ").append(s.getComputeMicros() / 1000.0).append(" ms");
+        }
+        if (info.getShardsCount() == 0) {
+          line.append("  serves no layers");
+        }
+        System.out.println(line);
+      });
+      for (String model : v.models()) {
+        int layers = v.layers(model);
+        boolean[] covered = new boolean[layers];
+        v.candidates(model).forEach(cd -> {
+          for (int l = cd.from(); l < cd.to() && l < layers; l++) {
+            covered[l] = true;
+          }
+        });
+        StringBuilder gaps = new StringBuilder();
+        for (int l = 0; l < layers; l++) {
+          if (!covered[l] && (l == 0 || covered[l - 1])) {
+            int e = l;
+            while (e < layers && !covered[e]) {
+              e++;
+            }
+            gaps.append(gaps.length() == 0 ? "" : ", ").append("[").append(l).append(",").append(e).append(")");
+          }
+        }
+        System.out.println("model " + model.substring(0, 12) + " layers " + layers + " servers "
+            + v.candidates(model).size() + (gaps.length() == 0 ? " fully covered" : " GAPS " + gaps));
+      }
+    }
+    return 0;
+  }
+}
