@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Benchmarks (medians of repeated runs; machines are noisy, compare ratios from one run).",
-    subcommands = {BenchCommand.Shard.class, BenchCommand.P2p.class})
+    subcommands = {BenchCommand.Shard.class, BenchCommand.P2p.class, BenchCommand.Pipeline.class})
 final class BenchCommand implements Runnable {
   @Override
   public void run() {
@@ -80,6 +80,65 @@ final class BenchCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       dev.dsd.p2p.bench.P2pBench.main(new String[] {Long.toString(mib), Integer.toString(runs), Integer.toString(pings)});
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "pipeline",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Tokens/s through N target stages + an entry that drafts, every node behind a link emulator that",
+        "delays each message by the one-way latency: non-speculative vs fixed windows vs auto vs adaptive,",
+        "on the held-out prompts (models/heldout-prompts.json). Prints a table and writes JSON."
+      },
+      footer = {"", "Example:", "  dsd bench pipeline --latency 0,5,20,50 --prompts 5 --max-tokens 128 --json bench-pipeline.json"})
+  static final class Pipeline implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "Target (default: bundled).")
+    Path model;
+
+    @Option(names = "--draft", paramLabel = "DIR", description = "Draft (default: bundled).")
+    Path draft;
+
+    @Option(names = "--stages", defaultValue = "4", description = "Target stages (default: ${DEFAULT-VALUE}).")
+    int stages;
+
+    @Option(names = "--latency", split = ",", defaultValue = "0,5,20,50", description = "One-way link latencies in ms (default: ${DEFAULT-VALUE}).")
+    List<Double> latencies;
+
+    @Option(names = "--modes", split = ",", defaultValue = "off,k2,k4,k8,auto,adaptive", description = "Decoding modes (default: ${DEFAULT-VALUE}).")
+    List<String> modes;
+
+    @Option(names = "--prompts", defaultValue = "5", description = "Held-out prompts per mode (default: ${DEFAULT-VALUE}).")
+    int prompts;
+
+    @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens per prompt (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--threads", defaultValue = "1", description = "ONNX Runtime threads per stage (default: ${DEFAULT-VALUE}).")
+    int threads;
+
+    @Option(names = "--json", paramLabel = "FILE", defaultValue = "bench-pipeline.json", description = "Where to write the rows (default: ${DEFAULT-VALUE}).")
+    Path json;
+
+    @Override
+    public Integer call() throws Exception {
+      Path target = model != null ? model : Defaults.targetModel();
+      Path draftDir = draft != null ? draft : Defaults.draftModel();
+      if (draftDir == null) {
+        throw new CliException("no --draft given and the bundled draft is missing");
+      }
+      List<String> all = Defaults.heldOutPrompts();
+      if (prompts < 1 || prompts > all.size()) {
+        throw new CliException("--prompts must be 1.." + all.size());
+      }
+      var c = new dev.dsd.testnet.PipelineBench.Config(target, draftDir, stages, latencies, all.subList(0, prompts),
+          maxTokens, modes.stream().map(dev.dsd.testnet.PipelineBench.Mode::parse).toList(), threads);
+      System.out.println(dev.dsd.testnet.PipelineBench.header());
+      var rows = dev.dsd.testnet.PipelineBench.run(c, System.out::println);
+      System.out.print(dev.dsd.testnet.PipelineBench.ratios(rows));
+      dev.dsd.testnet.PipelineBench.writeJson(rows, c, json);
+      System.out.println("wrote " + json.toAbsolutePath());
       return 0;
     }
   }

@@ -29,4 +29,16 @@ final class Defaults {
     }
     return p;
   }
+
+  /** The held-out prompts the evaluation wrote next to the bundled models. */
+  static java.util.List<String> heldOutPrompts() throws java.io.IOException {
+    Path p = home().resolve("models").resolve("heldout-prompts.json");
+    if (!Files.isRegularFile(p)) {
+      throw new CliException("the held-out prompts " + p + " are missing");
+    }
+    var prompts = new com.fasterxml.jackson.databind.ObjectMapper().readTree(p.toFile()).get("prompts");
+    java.util.List<String> out = new java.util.ArrayList<>();
+    prompts.forEach(n -> out.add(n.asText()));
+    return out;
+  }
 }

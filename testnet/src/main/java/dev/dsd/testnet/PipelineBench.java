@@ -1,0 +1,255 @@
+package dev.dsd.testnet;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.dsd.node.generate.DraftModel;
+import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.TokenSink;
+import dev.dsd.node.pipeline.HostedShard;
+import dev.dsd.node.pipeline.PipelineGenerator;
+import dev.dsd.node.pipeline.PipelineService;
+import dev.dsd.node.pipeline.PipelineTargetPass;
+import dev.dsd.node.routing.Route;
+import dev.dsd.p2p.crypto.Identity;
+import dev.dsd.p2p.host.HostConfig;
+import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.checkpoint.Checkpoint;
+import dev.dsd.pipeline.runtime.RunnerOptions;
+import dev.dsd.pipeline.runtime.ShardRunner;
+import dev.dsd.pipeline.runtime.ShardSession;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * {@code dsd bench pipeline}: the target cut into N stages, each a libp2p host in this process
+ * behind its own {@link LinkEmulator} relay (so every message between nodes pays the one-way
+ * latency, as on a real network, without the nodes knowing), an entry that drafts with the draft
+ * model, and the same held-out prompts under each decoding mode. Reports tokens/s, acceptance,
+ * rounds and bytes per token, and the target's NLL of what was generated (lossy modes must not
+ * make the output worse than the target's own choice by much).
+ */
+public final class PipelineBench {
+  /** A decoding mode: window (0 off, K, or AUTO) and whether verification is adaptive. */
+  public record Mode(String name, int window, boolean adaptive) {
+    public static Mode parse(String s) {
+      return switch (s) {
+        case "off" -> new Mode("off", 0, false);
+        case "auto" -> new Mode("auto", GenerationRequest.AUTO, false);
+        case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true);
+        default -> {
+          if (!s.matches("k[0-9]+")) {
+            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto or adaptive, got " + s);
+          }
+          yield new Mode(s, Integer.parseInt(s.substring(1)), false);
+        }
+      };
+    }
+  }
+
+  public record Config(Path target, Path draft, int stages, List<Double> latenciesMs, List<String> prompts,
+      int maxTokens, List<Mode> modes, int threads) {}
+
+  public record Row(double latencyMs, String mode, int prompts, int tokens, double seconds, double tokensPerSecond,
+      double medianPromptTokensPerSecond, double acceptance, double roundsPerToken, double bytesPerToken,
+      double outputNll) {}
+
+  private PipelineBench() {}
+
+  public static List<Row> run(Config c, Consumer<String> progress) throws IOException {
+    List<Row> rows = new ArrayList<>();
+    try (Checkpoint ck = Checkpoint.open(c.target());
+        DraftModel draft = DraftModel.load(c.draft(), ck.config().vocabSize(), ck.tokenizer().vocabSize(), c.threads());
+        ShardRunner whole = new ShardRunner(ck.config(), ck.weights(), 0, ck.config().numLayers(),
+            RunnerOptions.defaults().withThreads(c.threads()))) {
+      int layers = ck.config().numLayers();
+      if (c.stages() < 1 || c.stages() > layers) {
+        throw new IllegalArgumentException("stages must be 1.." + layers + ", got " + c.stages());
+      }
+      for (double latency : c.latenciesMs()) {
+        try (Swarm swarm = new Swarm(c, layers, new LinkProfile(latency, 0, 0))) {
+          PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(), () -> swarm.route,
+              draft::newDrafter, PipelineTargetPass.Options.greedy());
+          gen.generate(new GenerationRequest(c.prompts().get(0), 8, 0, 1, 0, 4, false, List.of()), TokenSink.NONE);
+          for (Mode m : c.modes()) {
+            int tokens = 0;
+            double seconds = 0;
+            long rounds = 0;
+            long drafted = 0;
+            long accepted = 0;
+            long bytes = 0;
+            double nll = 0;
+            double[] perPrompt = new double[c.prompts().size()];
+            for (int i = 0; i < c.prompts().size(); i++) {
+              GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), 0, 1, 0, m.window(),
+                  m.adaptive(), List.of());
+              GenerationResult r = gen.generate(req, TokenSink.NONE);
+              tokens += r.tokenIds().length;
+              seconds += r.seconds();
+              rounds += r.rounds();
+              drafted += r.draftedTokens();
+              accepted += r.acceptedTokens();
+              bytes += r.bytesSent();
+              nll += outputNll(whole, ck.tokenizer().encode(c.prompts().get(i)), r.tokenIds());
+              perPrompt[i] = r.tokensPerSecond();
+            }
+            Arrays.sort(perPrompt);
+            Row row = new Row(latency, m.name(), c.prompts().size(), tokens, seconds, tokens / seconds,
+                perPrompt[perPrompt.length / 2], drafted == 0 ? 0 : (double) accepted / drafted,
+                (double) rounds / tokens, (double) bytes / tokens, nll / tokens);
+            rows.add(row);
+            progress.accept(format(row));
+          }
+        }
+      }
+    }
+    return rows;
+  }
+
+  /** Sum over the output of -log p_target(token | everything before it). */
+  static double outputNll(ShardRunner whole, int[] prompt, int[] output) {
+    if (output.length == 0) {
+      return 0;
+    }
+    int[] all = Arrays.copyOf(prompt, prompt.length + output.length);
+    System.arraycopy(output, 0, all, prompt.length, output.length);
+    int vocab = whole.config().vocabSize();
+    try (ShardSession s = whole.openSession("nll-" + System.nanoTime(), "bench", all.length)) {
+      float[] logits = whole.forwardTokens(s, all);
+      double sum = 0;
+      for (int i = 0; i < output.length; i++) {
+        int row = (prompt.length - 1 + i) * vocab;
+        double max = Double.NEGATIVE_INFINITY;
+        for (int v = 0; v < vocab; v++) {
+          max = Math.max(max, logits[row + v]);
+        }
+        double z = 0;
+        for (int v = 0; v < vocab; v++) {
+          z += Math.exp(logits[row + v] - max);
+        }
+        sum += -(logits[row + output[i]] - max - Math.log(z));
+      }
+      return sum;
+    }
+  }
+
+  public static String header() {
+    return String.format("%8s %9s %8s %10s %10s %11s %10s %10s %9s", "lat ms", "mode", "tokens", "tok/s", "median",
+        "acceptance", "rnd/tok", "bytes/tok", "nll/tok");
+  }
+
+  public static String format(Row r) {
+    return String.format("%8.1f %9s %8d %10.2f %10.2f %11.3f %10.3f %10.0f %9.4f", r.latencyMs(), r.mode(), r.tokens(),
+        r.tokensPerSecond(), r.medianPromptTokensPerSecond(), r.acceptance(), r.roundsPerToken(), r.bytesPerToken(),
+        r.outputNll());
+  }
+
+  /** Speedup of each mode over {@code off} at the same latency, for the summary. */
+  public static String ratios(List<Row> rows) {
+    StringBuilder b = new StringBuilder();
+    for (Row r : rows) {
+      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.mode().equals("off")).findFirst().ifPresent(off -> {
+        if (!r.mode().equals("off")) {
+          b.append(String.format("latency %.0f ms: %s / off = %.2fx%n", r.latencyMs(), r.mode(),
+              r.tokensPerSecond() / off.tokensPerSecond()));
+        }
+      });
+    }
+    return b.toString();
+  }
+
+  public static void writeJson(List<Row> rows, Config c, Path file) throws IOException {
+    ObjectMapper m = new ObjectMapper();
+    ObjectNode o = m.createObjectNode();
+    o.put("target", c.target().toString());
+    o.put("draft", c.draft().toString());
+    o.put("stages", c.stages());
+    o.put("max_tokens", c.maxTokens());
+    o.put("prompts", c.prompts().size());
+    o.put("cores", Runtime.getRuntime().availableProcessors());
+    ArrayNode arr = o.putArray("rows");
+    for (Row r : rows) {
+      arr.add(m.valueToTree(r));
+    }
+    Files.writeString(file, m.writerWithDefaultPrettyPrinter().writeValueAsString(o));
+  }
+
+  /** N stage hosts and an entry, each behind a relay with the link profile. */
+  private static final class Swarm implements AutoCloseable {
+    final List<AutoCloseable> parts = new ArrayList<>();
+    final LinkEmulator links = new LinkEmulator();
+    final PipelineService entry;
+    final Route route;
+
+    Swarm(Config c, int layers, LinkProfile profile) {
+      try {
+        List<Route.Stage> stages = new ArrayList<>();
+        String modelId = null;
+        for (int i = 0; i < c.stages(); i++) {
+          int from = layers * i / c.stages();
+          int to = layers * (i + 1) / c.stages();
+          HostedShard shard = HostedShard.load(c.target(), from, to, RunnerOptions.defaults().withThreads(c.threads()));
+          parts.add(shard);
+          modelId = shard.modelId();
+          NettyHost h = relayed(profile);
+          parts.add(new PipelineService(h, List.of(shard), 2));
+          stages.add(new Route.Stage(h.peerId(), h.advertisedAddrs(), from, to));
+        }
+        NettyHost e = relayed(profile);
+        entry = new PipelineService(e, List.of(), 2);
+        parts.add(entry);
+        route = new Route(modelId, stages, 0);
+      } catch (RuntimeException ex) {
+        close();
+        throw ex;
+      }
+    }
+
+    /** A host whose advertised address is a relay in front of it: everything sent to it is delayed. */
+    private NettyHost relayed(LinkProfile profile) {
+      InetSocketAddress listen = new InetSocketAddress("127.0.0.1", freePort());
+      InetSocketAddress relay;
+      try {
+        relay = links.relay(new InetSocketAddress("127.0.0.1", 0), listen, profile);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+      HostConfig base = HostConfig.loopback();
+      NettyHost h = new NettyHost(Identity.generate(), new HostConfig(List.of(Multiaddr.tcp(listen)),
+          List.of(Multiaddr.tcp(relay)), base.maxConnections(), base.dialTimeout(), base.maxBackoff(), "dsd-bench"))
+          .start();
+      parts.add(h);
+      return h;
+    }
+
+    /** The relay must know the host's port before the host announces the relay: pick one first. */
+    private static int freePort() {
+      try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+        return s.getLocalPort();
+      } catch (IOException e) {
+        throw new IllegalStateException("no free port: " + e.getMessage(), e);
+      }
+    }
+
+    @Override
+    public void close() {
+      for (int i = parts.size() - 1; i >= 0; i--) {
+        try {
+          parts.get(i).close();
+        } catch (Exception ignored) {
+          // closing what could be started; the first failure is already being reported
+        }
+      }
+      links.close();
+    }
+  }
+}
