@@ -7,8 +7,12 @@ import dev.dsd.node.wire.MessageStream;
 /** Constants and small builders of {@code /dsd/draft/1.0.0} (schema: {@code draft.proto}). */
 public final class DraftProtocol {
   public static final String ID = "/dsd/draft/1.0.0";
-  /** Largest message: an Open with a context-long prompt, or k full-vocabulary distributions. */
-  public static final int MAX_FRAME_BYTES = 16 << 20;
+  /**
+   * Largest message: Drafts with k whole-vocabulary distributions at top_p 1 (32 drafts of a
+   * 152k-id vocabulary as doubles are 39 MB); doubles so the entry's acceptance sees exactly the
+   * distribution the draft sampled from.
+   */
+  public static final int MAX_FRAME_BYTES = 48 << 20;
   /** Session ids are chosen by entries; bounded so a peer cannot make us store megabytes of them. */
   public static final int MAX_SESSION_ID_CHARS = 128;
   /** Accepted updates one Propose may carry: more rounds than this without a Propose is not a real loop. */

@@ -264,7 +264,8 @@ public final class DraftServer implements AutoCloseable {
     batcher.submit(() -> {
       for (Connection c : connections) {
         for (ServedSession s : new ArrayList<>(c.sessions.values())) {
-          s.stream.send(DraftProtocol.error(Error.Code.SHUTTING_DOWN, s.id, s.lastSeq, "the draft node is shutting down"));
+          // seq 0: about the session, not a request, so whatever the entry waits for ends
+          s.stream.send(DraftProtocol.error(Error.Code.SHUTTING_DOWN, s.id, 0, "the draft node is shutting down"));
           end(s, "node shutting down");
         }
       }

@@ -381,6 +381,44 @@ class DraftServerTest {
     assertArrayEquals(targetAlone(PROMPTS[1], 30), plain.tokenIds());
   }
 
+  @Test
+  void aDraftNodeShuttingDownTellsItsEntries() {
+    DraftServer server = server(randomDraftDir, DraftServer.Options.defaults());
+    DraftClient client = client(Duration.ofSeconds(20));
+    GenerationRequest req = request(PROMPTS[2], 30, 0, 1, 0, 2);
+    RemoteDrafter d = keep(client.drafter(server.host().peerId(), server.host().listenAddrs(), server.modelId(), req,
+        64, target.tokenizer().vocabSize()));
+    d.start(PromptCheck.encode(target.tokenizer(), req, target.config()));
+    server.close();
+    DraftException e = assertThrows(DraftException.class, () -> d.propose(2));
+    assertTrue(e.draftNodeLost(), e.code() + ": " + e.getMessage());
+  }
+
+  @Test
+  void aSilentDraftNodeTimesOut() {
+    NettyHost silent = host();
+    ExecutorService pool = Executors.newSingleThreadExecutor();
+    keep(pool::shutdownNow);
+    silent.setStreamHandler(DraftProtocol.ID, st -> MessageStream.attach(st, DraftProtocol.CODEC, pool,
+        new MessageStream.Listener<DraftMessage>() {
+          @Override
+          public void onMessage(MessageStream<DraftMessage> s, DraftMessage m) {
+          }
+
+          @Override
+          public void onClosed(MessageStream<DraftMessage> s, Throwable cause) {
+          }
+        }));
+    DraftClient client = client(Duration.ofMillis(300));
+    RemoteDrafter d = keep(client.drafter(silent.peerId(), silent.listenAddrs(), "m", GenerationRequest.greedy("x", 4),
+        16, 0));
+    long t0 = System.nanoTime();
+    DraftException e = assertThrows(DraftException.class, () -> d.start(new int[] {1, 2}));
+    assertEquals(DraftException.TIMEOUT, e.code());
+    assertTrue(e.draftNodeLost());
+    assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+  }
+
   static void awaitZero(DraftServer server) {
     long deadline = System.nanoTime() + 5_000_000_000L;
     while (server.sessionCount() != 0 && System.nanoTime() < deadline) {
