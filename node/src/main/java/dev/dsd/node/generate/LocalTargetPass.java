@@ -8,13 +8,13 @@ import java.util.Arrays;
 import java.util.List;
 
 /** The whole target in this process: one shard {@code [0, L)} with its own KV cache. */
-final class LocalTargetPass implements TargetPass {
+public final class LocalTargetPass implements TargetPass {
   private final ShardRunner runner;
   private final ShardSession session;
   private final AcceptanceRule rule;
   private final int usable;
 
-  LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
+  public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
     this.runner = runner;
     this.session = session;
     this.rule = rule;

@@ -155,26 +155,26 @@ public final class ShardGraphBuilder {
         .build();
   }
 
-  private static String rmsNorm(GraphWriter g, String x, String weight, double eps) {
+  static String rmsNorm(GraphWriter g, String x, String weight, double eps) {
     // ORT registers SimplifiedLayerNormalization (RMSNorm) in the default domain.
     return g.op("SimplifiedLayerNormalization", new String[] {x, weight}, intAttr("axis", -1),
         floatAttr("epsilon", (float) eps));
   }
 
-  private static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
+  static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
     String w = TensorNames.layer(layer, "self_attn." + proj + ".weight");
     String b = c.attentionBias() ? TensorNames.layer(layer, "self_attn." + proj + ".bias") : null;
     return gemm(g, x, w, b);
   }
 
   /** y = x W^T (+ b): Hugging Face stores linear weights as [out, in]. */
-  private static String gemm(GraphWriter g, String x, String w, String bias) {
+  static String gemm(GraphWriter g, String x, String w, String bias) {
     String[] in = bias == null ? new String[] {x, w} : new String[] {x, w, bias};
     return g.op("Gemm", in, intAttr("transB", 1));
   }
 
   /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
-  private static String rotate(GraphWriter g, String x, String cos, String sin, String halves) {
+  static String rotate(GraphWriter g, String x, String cos, String sin, String halves) {
     String x1 = g.fresh("x1");
     String x2 = g.fresh("x2");
     g.graph.addNode(dev.dsd.pipeline.onnx.proto.Onnx.NodeProto.newBuilder().setOpType("Split").setName(x1 + "_split")
