@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a local multi-process dsd swarm: N target stages (layers split evenly), one draft node and
-# one entry that serves no layers (it drafts, coordinates and serves HTTP). Every node sits behind
+# one entry that serves no layers (it coordinates, drafts on the draft node and serves HTTP). Every node sits behind
 # its own link emulator process, which delays all traffic sent to it by --latency ms one way (plus
 # --jitter, and an optional --bandwidth cap); nodes announce the emulator's address, so they do not
 # know they are delayed. This kernel has no netem qdisc, hence the user-space relays.
@@ -84,7 +84,7 @@ start draft --draft "$draft" "${boot[@]}"
 echo "draft $addr"
 http_args=()
 if java -jar "$jar" node --help 2>/dev/null | grep -qE -- '^ +--http[ =]'; then http_args=(--http "127.0.0.1:$http_port"); fi
-start entry --draft "$draft" "${boot[@]}" "${http_args[@]}"
+start entry "${boot[@]}" "${http_args[@]}"
 echo "$addr" >"$run/entry"
 echo "entry $addr"
 url=$(sed -n 's/^http //p' "$run/entry.log" | head -1)

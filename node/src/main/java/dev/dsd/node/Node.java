@@ -1,6 +1,10 @@
 package dev.dsd.node;
 
 import dev.dsd.node.client.GenerateService;
+import dev.dsd.node.draft.DraftClient;
+import dev.dsd.node.draft.DraftServer;
+import dev.dsd.node.swarm.VocabId;
+import dev.dsd.node.swarm.proto.DraftInfo;
 import dev.dsd.node.generate.DraftModel;
 import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.Generator;
@@ -61,6 +65,9 @@ public final class Node implements AutoCloseable {
   private final SwarmView view;
   private final ScheduledExecutorService timer;
   private final Map<String, PipelineGenerator> generators = new ConcurrentHashMap<>();
+  private final DraftServer draftServer;
+  private final String draftVocab;
+  private final DraftClient draftClient;
   private final List<byte[]> announced = new ArrayList<>();
 
   private Node(NodeConfig config, NettyHost host, KadDht dht, HostedShard shard, DraftModel draft) {
@@ -71,11 +78,16 @@ public final class Node implements AutoCloseable {
     this.draft = draft;
     this.pipeline = new PipelineService(host, shard == null ? List.of() : List.of(shard), Math.max(2, config.threads()));
     RttTable rtts = new RttTable(host);
+    this.draftServer = draft == null ? null
+        : DraftServer.load(host, config.draft(), DraftServer.Options.defaults().withThreads(Math.max(1, config.threads())));
+    this.draftVocab = draft == null ? null : VocabId.of(config.draft().resolve("tokenizer.json"));
+    this.draftClient = new DraftClient(host, Duration.ofSeconds(20));
     this.info = new InfoService(host, pipeline, rtts, Executors.newCachedThreadPool(r -> {
       Thread t = new Thread(r, "dsd-info");
       t.setDaemon(true);
       return t;
-    }), List::of);
+    }), () -> draftServer == null ? List.of() : List.of(DraftInfo.newBuilder().setModelId(draftServer.modelId())
+        .setVocabId(draftVocab).setSessions(draftServer.sessionCount()).build()));
     this.view = new SwarmView(host, dht, info, rtts);
     new GenerateService(host, Executors.newCachedThreadPool(r -> {
       Thread t = new Thread(r, "dsd-generate");
@@ -146,6 +158,9 @@ public final class Node implements AutoCloseable {
       announced.add(SwarmKeys.model(shard.modelId()));
       announced.add(SwarmKeys.shard(shard.modelId(), shard.from(), shard.to()));
     }
+    if (draftServer != null) {
+      announced.add(SwarmKeys.draft(draftVocab));
+    }
     announce();
     timer.scheduleAtFixedRate(this::announce, ANNOUNCE_INTERVAL.toMillis(), ANNOUNCE_INTERVAL.toMillis(),
         TimeUnit.MILLISECONDS);
@@ -215,21 +230,54 @@ public final class Node implements AutoCloseable {
   private PipelineGenerator newGenerator(String modelId) {
     Tokenizer tokenizer;
     ModelConfig mc;
+    Path tokenizerFile;
     if (shard != null && shard.modelId().equals(modelId)) {
       tokenizer = shard.checkpoint().tokenizer();
       mc = shard.config();
+      tokenizerFile = shard.checkpoint().dir().resolve("tokenizer.json");
     } else {
       Path dir = fetchModelFiles(modelId);
-      tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"));
+      tokenizerFile = dir.resolve("tokenizer.json");
+      tokenizer = Tokenizer.load(tokenizerFile);
       mc = ModelConfigLoader.load(dir.resolve("config.json"));
     }
-    int usable = Math.min(mc.vocabSize(), tokenizer.vocabSize());
-    boolean draftFits = draft != null && draft.config().vocabSize() == mc.vocabSize();
-    PipelineGenerator.DrafterFactory drafters = draftFits ? draft::newDrafter
-        : (req, cap, u) -> new PromptLookupDrafter();
-    log.info("entry ready model={} drafter={}", modelId.substring(0, 12), draftFits ? "draft model" : "prompt lookup");
+    String vocab = VocabId.of(tokenizerFile);
+    PipelineGenerator.DrafterFactory drafters;
+    String how;
+    if (draft != null && vocab.equals(draftVocab)) {
+      drafters = draft::newDrafter;
+      how = "draft model here";
+    } else {
+      drafters = remoteDrafters(vocab);
+      how = "draft node from the swarm, else prompt lookup";
+    }
+    log.info("entry ready model={} drafter={}", modelId.substring(0, 12), how);
     return new PipelineGenerator(pipeline, tokenizer, mc, () -> route(modelId), drafters,
         PipelineTargetPass.Options.greedy());
+  }
+
+  /**
+   * Drafting on a draft node of the swarm with the same tokenizer (the least loaded one at the time
+   * of the request); prompt lookup when there is none.
+   */
+  private PipelineGenerator.DrafterFactory remoteDrafters(String vocab) {
+    return (req, capacity, usable) -> {
+      PeerId best = null;
+      DraftInfo bestInfo = null;
+      for (var e : view.nodes().entrySet()) {
+        for (DraftInfo d : e.getValue().getDraftsList()) {
+          if (d.getVocabId().equals(vocab) && !e.getKey().equals(host.peerId())
+              && (bestInfo == null || d.getSessions() < bestInfo.getSessions())) {
+            best = e.getKey();
+            bestInfo = d;
+          }
+        }
+      }
+      if (best == null) {
+        return new PromptLookupDrafter();
+      }
+      return draftClient.drafter(best, host.peerStore().addrs(best), bestInfo.getModelId(), req, capacity, usable);
+    };
   }
 
   /** A route on the current view; when it has a gap, the view may be stale: look again once. */
@@ -279,6 +327,10 @@ public final class Node implements AutoCloseable {
     timer.shutdownNow();
     announced.forEach(dht::stopProviding);
     pipeline.close();
+    if (draftServer != null) {
+      draftServer.close();
+    }
+    draftClient.close();
     dht.close();
     host.close();
     if (shard != null) {

@@ -34,8 +34,12 @@ class NodeTest {
   }
 
   Node node(Path model, int from, int to, List<Multiaddr> bootstrap) {
+    return node(model, from, to, null, bootstrap);
+  }
+
+  Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap) {
     Node n = Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(), bootstrap, null,
-        model, from, to, null, 1, 0, tmp.resolve("cache"), null, null));
+        model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null));
     open.add(n);
     return n;
   }
@@ -66,6 +70,30 @@ class NodeTest {
       }
     }
     assertEquals(1, entry.view().models().size());
+  }
+
+  @Test
+  void anEntryWithoutModelsDraftsOnTheSwarmsDraftNode() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node first = node(model, 0, 2, List.of());
+    node(model, 2, 4, first.addresses());
+    Node draftNode = node(null, 0, 0, model, first.addresses()); // the target as its own draft: all accepted
+    Node entry = node(null, 0, 0, first.addresses());
+    GenerationRequest req = new GenerationRequest("def main():", 24, 0, 1, 0, 4, false, List.of());
+    int[] want;
+    try (LocalGenerator local = new LocalGenerator(model, 1)) {
+      want = local.generate(req, TokenSink.NONE).tokenIds();
+    }
+    GenerationResult r = entry.generator("").generate(req, TokenSink.NONE);
+    assertArrayEquals(want, r.tokenIds());
+    assertTrue(r.draftedTokens() > 0);
+    assertEquals(1.0, r.acceptanceRate(), "only a draft identical to the target is always right: " + r.acceptanceRate());
+    // the draft node dies: generation goes on without speculation, same output
+    draftNode.close();
+    open.remove(draftNode);
+    GenerationResult after = entry.generator("").generate(req, TokenSink.NONE);
+    assertArrayEquals(want, after.tokenIds());
   }
 
   @Test

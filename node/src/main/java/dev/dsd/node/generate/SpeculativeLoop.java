@@ -19,6 +19,7 @@ import java.util.Set;
  * round. Without a drafter (or with k = 0) every round yields exactly one token.
  */
 public final class SpeculativeLoop {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SpeculativeLoop.class);
   private final Tokenizer tokenizer;
   private final Set<Integer> eos;
 
@@ -49,7 +50,13 @@ public final class SpeculativeLoop {
     long acceptedTotal = 0;
     String finish = "length";
     if (drafter != null) {
-      drafter.start(prompt);
+      try {
+        drafter.start(prompt);
+      } catch (RuntimeException e) {
+        log.warn("drafter failed to start, generating without speculation: {}", e.getMessage());
+        closeQuietly(drafter);
+        drafter = null;
+      }
     }
     int[] pendingInput = prompt; // positions the target has not seen yet, the last accepted token at the end
     int keep = 0;
@@ -59,7 +66,16 @@ public final class SpeculativeLoop {
       int room = Math.min(req.maxTokens() - n - 1, capacity - context);
       int k = drafter == null ? 0 : Math.max(0, Math.min(window.next(), room));
       long t1 = System.nanoTime();
-      int[] drafts = k == 0 ? new int[0] : drafter.propose(k);
+      int[] drafts;
+      try {
+        drafts = k == 0 ? new int[0] : drafter.propose(k);
+      } catch (RuntimeException e) {
+        // a lost drafter (a draft node that died) costs speed, not the generation: go on without
+        log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
+        closeQuietly(drafter);
+        drafter = null;
+        drafts = new int[0];
+      }
       long t2 = System.nanoTime();
       int[] input = Arrays.copyOf(pendingInput, pendingInput.length + drafts.length);
       System.arraycopy(drafts, 0, input, pendingInput.length, drafts.length);
@@ -73,7 +89,13 @@ public final class SpeculativeLoop {
       drafted += drafts.length;
       acceptedTotal += v.accepted();
       if (drafter != null) {
-        drafter.accepted(context, drafts, v.accepted(), v.next());
+        try {
+          drafter.accepted(context, drafts, v.accepted(), v.next());
+        } catch (RuntimeException e) {
+          log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
+          closeQuietly(drafter);
+          drafter = null;
+        }
       }
       keep = context + v.accepted();
       pendingInput = new int[] {v.next()};
@@ -109,5 +131,13 @@ public final class SpeculativeLoop {
     List<String> route = new ArrayList<>(target.route());
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
         acceptedTotal, route, target.bytesSent());
+  }
+
+  private static void closeQuietly(Drafter d) {
+    try {
+      d.close();
+    } catch (RuntimeException ignored) {
+      // already failed; its owner (the try-with-resources of the caller) closes it again harmlessly
+    }
   }
 }
