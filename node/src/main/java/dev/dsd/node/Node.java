@@ -54,6 +54,9 @@ public final class Node implements AutoCloseable {
   public static final Duration ANNOUNCE_INTERVAL = Duration.ofMinutes(10);
   public static final Duration VIEW_INTERVAL = Duration.ofSeconds(30);
   public static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
+  /** How long a peer that failed a session is left out of new routes. */
+  public static final Duration FAILED_PEER_BACKOFF = Duration.ofMinutes(2);
+  private final Map<PeerId, Long> backoffUntil = new ConcurrentHashMap<>();
 
   private final NodeConfig config;
   private final NettyHost host;
@@ -252,7 +255,19 @@ public final class Node implements AutoCloseable {
       how = "draft node from the swarm, else prompt lookup";
     }
     log.info("entry ready model={} drafter={}", modelId.substring(0, 12), how);
-    return new PipelineGenerator(pipeline, tokenizer, mc, () -> route(modelId), drafters,
+    PipelineGenerator.RouteSource routes = new PipelineGenerator.RouteSource() {
+      @Override
+      public dev.dsd.node.routing.Route route(Set<PeerId> avoid) {
+        return Node.this.route(modelId, avoid);
+      }
+
+      @Override
+      public void failed(PeerId peer) {
+        backoffUntil.put(peer, System.nanoTime() + FAILED_PEER_BACKOFF.toNanos());
+        log.info("peer backed off peer={} seconds={}", peer, FAILED_PEER_BACKOFF.toSeconds());
+      }
+    };
+    return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
         PipelineTargetPass.Options.greedy());
   }
 
@@ -280,13 +295,22 @@ public final class Node implements AutoCloseable {
     };
   }
 
-  /** A route on the current view; when it has a gap, the view may be stale: look again once. */
-  private dev.dsd.node.routing.Route route(String modelId) {
+  /** A route on the current view avoiding failed and backed-off peers; when it has a gap, the view
+   * may be stale: look again once. */
+  private dev.dsd.node.routing.Route route(String modelId, Set<PeerId> avoid) {
+    Set<PeerId> all = new java.util.HashSet<>(avoid);
+    long now = System.nanoTime();
+    backoffUntil.forEach((p, until) -> {
+      if (until - now > 0) {
+        all.add(p);
+      }
+    });
+    backoffUntil.values().removeIf(until -> until - now <= 0);
     try {
-      return view.route(modelId, Set.of());
+      return view.route(modelId, all);
     } catch (dev.dsd.node.routing.NoRouteException e) {
       view.refresh(ASK_TIMEOUT);
-      return view.route(modelId, Set.of());
+      return view.route(modelId, all);
     }
   }
 

@@ -97,6 +97,48 @@ class NodeTest {
   }
 
   @Test
+  void aStageDyingMidGenerationCostsAPauseNotTheOutput() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node a = node(model, 0, 2, List.of());
+    List<Node> stages = List.of(a, node(model, 0, 2, a.addresses()), node(model, 2, 4, a.addresses()),
+        node(model, 2, 4, a.addresses()));
+    Node entry = node(null, 0, 0, a.addresses());
+    GenerationRequest req = new GenerationRequest("def main():", 96, 0, 1, 0, 3, false, List.of());
+    int[] want;
+    try (LocalGenerator local = new LocalGenerator(model, 1)) {
+      want = local.generate(req, TokenSink.NONE).tokenIds();
+    }
+    for (int victimStage : new int[] {0, 1}) { // the first stage of the route, then the last
+      List<Long> times = new ArrayList<>();
+      Node[] killed = new Node[1];
+      GenerationResult r = entry.generator("").generate(req, (text, ids) -> {
+        times.add(System.nanoTime());
+        if (times.size() == 20 && killed[0] == null) {
+          for (Node n : stages) {
+            boolean serving = n.pipeline().stageSessionCount() > 0;
+            boolean right = n.pipeline().stages().get(0).shard().from() == (victimStage == 0 ? 0 : 2);
+            if (serving && right && !n.host().connections().isEmpty() && killed[0] == null) {
+              killed[0] = n;
+              new Thread(n::close).start(); // the node dies while the generation goes on
+            }
+          }
+        }
+        return true;
+      });
+      assertTrue(killed[0] != null, "a serving stage was found and killed");
+      assertArrayEquals(want, r.tokenIds(), "output after failover equals the undisturbed run");
+      long stall = 0;
+      for (int i = 1; i < times.size(); i++) {
+        stall = Math.max(stall, times.get(i) - times.get(i - 1));
+      }
+      System.out.printf("failover victim=stage%d stall=%.1f ms route=%s%n", victimStage, stall / 1e6, r.route());
+      assertTrue(r.route().stream().noneMatch(s -> s.startsWith(killed[0].peerId().toBase58())), r.route().toString());
+      open.remove(killed[0]);
+    }
+  }
+
+  @Test
   void aSwarmWithAGapSaysWhichLayersAreMissing() throws Exception {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));

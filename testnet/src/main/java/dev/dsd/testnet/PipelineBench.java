@@ -76,7 +76,7 @@ public final class PipelineBench {
       }
       for (double latency : c.latenciesMs()) {
         try (Swarm swarm = new Swarm(c, layers, new LinkProfile(latency, 0, 0))) {
-          PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(), () -> swarm.route,
+          PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(swarm.route),
               draft::newDrafter, PipelineTargetPass.Options.greedy());
           gen.generate(new GenerationRequest(c.prompts().get(0), 8, 0, 1, 0, 4, false, List.of()), TokenSink.NONE);
           for (Mode m : c.modes()) {

@@ -15,7 +15,6 @@ import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.window.AdaptiveWindow;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.HashSet;
-import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,13 +37,32 @@ public final class PipelineGenerator implements Generator {
   private final PipelineService service;
   private final Tokenizer tokenizer;
   private final ModelConfig config;
-  private final Supplier<Route> router;
+  private final RouteSource router;
   private final DrafterFactory drafters;
   private final PipelineTargetPass.Options options;
   private final RuleChoice rules;
   private final int usable;
+  private volatile int lastFailovers;
+  private volatile long lastStallNanos;
 
-  public PipelineGenerator(PipelineService service, Tokenizer tokenizer, ModelConfig config, Supplier<Route> router,
+  /** Where routes come from, and where failed peers are reported (for a back-off). */
+  public interface RouteSource {
+    Route route(java.util.Set<dev.dsd.p2p.core.PeerId> avoid);
+
+    default void failed(dev.dsd.p2p.core.PeerId peer) { }
+
+    /** A fixed route, with nothing to fail over to. */
+    static RouteSource of(Route r) {
+      return avoid -> {
+        if (r.stages().stream().anyMatch(s -> avoid.contains(s.peer()))) {
+          throw new dev.dsd.node.routing.NoRouteException("no other route: the fixed route's peer failed");
+        }
+        return r;
+      };
+    }
+  }
+
+  public PipelineGenerator(PipelineService service, Tokenizer tokenizer, ModelConfig config, RouteSource router,
       DrafterFactory drafters, PipelineTargetPass.Options options) {
     this.service = service;
     this.tokenizer = tokenizer;
@@ -63,20 +81,32 @@ public final class PipelineGenerator implements Generator {
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
     AcceptanceRule rule = rules.rule(req);
-    Route route = router.get();
     PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
         ? options.withSampling(req.temperature(), req.topP()) : options;
     SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
-    try (PipelineTargetPass target = PipelineTargetPass.open(service, route, capacity, opts);
+    try (ResilientTargetPass target = new ResilientTargetPass(
+            avoid -> PipelineTargetPass.open(service, router.route(avoid), capacity, opts), router::failed);
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink,
           SpeculativeLoop.RoundListener.NONE);
-      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={}", r.route(),
-          r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
-          String.format("%.1f", r.tokensPerSecond()), r.bytesSent());
+      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={}",
+          r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
+          String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
+          target.longestStallNanos() / 1_000_000);
+      lastFailovers = target.failovers();
+      lastStallNanos = target.longestStallNanos();
       return r;
     }
+  }
+
+  /** Failovers of the last generation, and its longest stall (for tests, benches and logs). */
+  public int lastFailovers() {
+    return lastFailovers;
+  }
+
+  public long lastStallNanos() {
+    return lastStallNanos;
   }
 
   @Override

@@ -84,7 +84,7 @@ class PipelineTest {
     DraftModel same = keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
     LocalGenerator local = keep(new LocalGenerator(model, 1));
     for (DType dtype : new DType[] {DType.F32, DType.F16}) {
-      PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route,
+      PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(s.route()),
           (req, cap, usable) -> (req.seed() & 1) == 0 ? random.newDrafter(req, cap, usable) : same.newDrafter(req, cap, usable),
           PipelineTargetPass.Options.greedy().withActivations(dtype));
       long drafted = 0;
@@ -118,7 +118,7 @@ class PipelineTest {
     Checkpoint ck = keep(Checkpoint.open(model));
     DraftModel draft = keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
     LocalGenerator local = keep(new LocalGenerator(model, model, 1));
-    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route, draft::newDrafter,
+    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(s.route()), draft::newDrafter,
         PipelineTargetPass.Options.greedy().withActivations(DType.F32));
     GenerationRequest req = new GenerationRequest("import os", 30, 0.8, 0.95, 42, 3, false, List.of());
     // the same seeds, the same summary-based verdicts: the pipeline samples exactly what local does
@@ -132,7 +132,7 @@ class PipelineTest {
     Checkpoint ck = keep(Checkpoint.open(model));
     LocalGenerator local = keep(new LocalGenerator(model, 1));
     for (PipelineService entry : s.stages()) { // first and last stage each as the entry
-      PipelineGenerator gen = new PipelineGenerator(entry, ck.tokenizer(), ck.config(), s::route,
+      PipelineGenerator gen = new PipelineGenerator(entry, ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(s.route()),
           PipelineGenerator.DrafterFactory.NONE, PipelineTargetPass.Options.greedy());
       assertArrayEquals(local.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds(),
           gen.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds());
@@ -145,7 +145,7 @@ class PipelineTest {
     Swarm s = swarm(model, new int[] {0, 2, 4});
     Checkpoint ck = keep(Checkpoint.open(model));
     PipelineTargetPass.Options o = new PipelineTargetPass.Options(DType.F16, 0, 1, false, Duration.ofSeconds(5));
-    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), s::route,
+    PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(s.route()),
         PipelineGenerator.DrafterFactory.NONE, o);
     gen.generate(greedy("abc", 5, 0), TokenSink.NONE);
     s.stages().get(1).host().close();
