@@ -60,6 +60,9 @@ public final class PipelineService implements AutoCloseable {
             MessageStream.attach(ch, host.peerId(), PipelineProtocol.CODEC, pool, new FirstMessage());
           }
         }).bind(selfAddress).syncUninterruptibly().channel();
+    // an entry that vanished without closing must not hold a stage's cache for ever
+    localGroup.scheduleAtFixedRate(() -> pool.execute(() -> stages.forEach(StageServer::expireIdle)), 1, 1,
+        TimeUnit.SECONDS);
   }
 
   /**

@@ -172,6 +172,19 @@ public final class StageServer implements AutoCloseable {
     return self + 1 < chain.size() ? chain.get(self + 1) : null;
   }
 
+  /** Ends sessions that have seen no message for the shard's idle timeout (an entry that vanished). */
+  void expireIdle() {
+    long limit = shard.runner().sessions().idleTimeout().toNanos();
+    long now = System.nanoTime();
+    for (StageSession s : new ArrayList<>(sessions.values())) {
+      if (now - s.lastActivity > limit) {
+        s.upstream.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, s.id, "session expired after "
+            + shard.runner().sessions().idleTimeout().toSeconds() + " s idle", host.peerId(), s.lastRound));
+        s.end("idle for more than " + shard.runner().sessions().idleTimeout().toMillis() + " ms", null);
+      }
+    }
+  }
+
   @Override
   public void close() {
     new ArrayList<>(sessions.values()).forEach(s -> s.end("node shutting down", null));
@@ -187,6 +200,7 @@ public final class StageServer implements AutoCloseable {
     private boolean last;
     private long lastRound;
     private volatile boolean ended;
+    private volatile long lastActivity = System.nanoTime();
 
     StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv) {
       this.open = open;
@@ -217,6 +231,7 @@ public final class StageServer implements AutoCloseable {
 
     @Override
     public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
+      lastActivity = System.nanoTime();
       switch (m.getBodyCase()) {
         case ROUND -> round(m.getRound());
         case CLOSE -> {

@@ -52,12 +52,16 @@ class PipelineTest {
   record Swarm(PipelineService entry, List<PipelineService> stages, Route route) {}
 
   Swarm swarm(Path model, int[] cuts) {
+    return swarm(model, cuts, RunnerOptions.defaults().withThreads(1));
+  }
+
+  Swarm swarm(Path model, int[] cuts, RunnerOptions options) {
     List<PipelineService> stages = new ArrayList<>();
     List<Route.Stage> hops = new ArrayList<>();
     String modelId = null;
     for (int i = 0; i + 1 < cuts.length; i++) {
       NettyHost h = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
-      HostedShard shard = keep(HostedShard.load(model, cuts[i], cuts[i + 1], RunnerOptions.defaults().withThreads(1)));
+      HostedShard shard = keep(HostedShard.load(model, cuts[i], cuts[i + 1], options));
       modelId = shard.modelId();
       stages.add(keep(new PipelineService(h, List.of(shard), 2)));
       hops.add(new Route.Stage(h.peerId(), h.listenAddrs(), cuts[i], cuts[i + 1]));
@@ -137,6 +141,20 @@ class PipelineTest {
       assertArrayEquals(local.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds(),
           gen.generate(greedy("abc", 12, 0), TokenSink.NONE).tokenIds());
     }
+  }
+
+  @Test
+  void stagesDropSessionsTheirEntryAbandoned() throws Exception {
+    Path model = target();
+    RunnerOptions quick = new RunnerOptions(1, 8, RunnerOptions.DEFAULT_KV_BUDGET_BYTES, Duration.ofSeconds(1));
+    Swarm s = swarm(model, new int[] {0, 2, 4}, quick);
+    PipelineTargetPass pass = keep(PipelineTargetPass.open(s.entry(), s.route(), 64, PipelineTargetPass.Options.greedy()));
+    pass.run(0, new int[] {1, 2, 3}, new int[0], 1);
+    assertEquals(1, s.stages().get(0).stageSessionCount());
+    awaitZero(s.stages().get(0)::stageSessionCount, "the first stage expires the idle session");
+    awaitZero(s.stages().get(1)::stageSessionCount, "and so does the last");
+    PipelineException e = assertThrows(PipelineException.class, () -> pass.run(3, new int[] {4}, new int[0], 1));
+    assertTrue(e.getMessage().contains("expired") || e.getMessage().contains("closed"), e.getMessage());
   }
 
   @Test

@@ -56,6 +56,10 @@ public final class ShardSessions {
     }
   }
 
+  public java.time.Duration idleTimeout() {
+    return options.idleTimeout();
+  }
+
   public int maxSessions() {
     return options.maxSessions();
   }
