@@ -157,6 +157,7 @@ final class GenerateCommand implements Callable<Integer> {
     o.put("drafted_tokens", r.draftedTokens());
     o.put("accepted_tokens", r.acceptedTokens());
     o.put("acceptance_rate", r.acceptanceRate());
+    o.put("bytes_sent", r.bytesSent());
     var route = o.putArray("route");
     r.route().forEach(route::add);
     return m.writeValueAsString(o);
