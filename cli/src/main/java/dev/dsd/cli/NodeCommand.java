@@ -66,6 +66,14 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--allow-peers", paramLabel = "PEERID", split = ",", description = "Only these peers may connect (comma-separated).")
   List<String> allowPeers;
 
+  @Option(names = "--spot-check", defaultValue = "0", paramLabel = "P", description = {
+      "As an entry, re-run a round with one stage swapped for a replica with probability P and ban a peer",
+      "whose activations disagree with the majority (default: ${DEFAULT-VALUE}, off)."})
+  double spotCheck;
+
+  @Option(names = "--fault", hidden = true, defaultValue = "NONE", description = "Testing only: CORRUPT makes this node's stage lie.")
+  dev.dsd.node.pipeline.Fault fault;
+
   @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched tokenizers are kept (default: ~/.cache/dsd).")
   Path cache;
 
@@ -90,7 +98,8 @@ final class NodeCommand implements Callable<Integer> {
     }
     NodeConfig c = new NodeConfig(parse(listen.isEmpty() ? List.of("/ip4/0.0.0.0/tcp/0") : listen), parse(announce),
         parse(bootstrap), identity, model, from, to, draft, threads, maxSessions,
-        cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "dsd"), loadKey(), allowed());
+        cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "dsd"), loadKey(), allowed(),
+        spotCheck, fault);
     Node node = Node.start(c);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {

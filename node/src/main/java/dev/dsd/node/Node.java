@@ -57,6 +57,7 @@ public final class Node implements AutoCloseable {
   /** How long a peer that failed a session is left out of new routes. */
   public static final Duration FAILED_PEER_BACKOFF = Duration.ofMinutes(2);
   private final Map<PeerId, Long> backoffUntil = new ConcurrentHashMap<>();
+  private final Set<PeerId> banned = ConcurrentHashMap.newKeySet();
 
   private final NodeConfig config;
   private final NettyHost host;
@@ -79,7 +80,8 @@ public final class Node implements AutoCloseable {
     this.dht = dht;
     this.shard = shard;
     this.draft = draft;
-    this.pipeline = new PipelineService(host, shard == null ? List.of() : List.of(shard), Math.max(2, config.threads()));
+    this.pipeline = new PipelineService(host, shard == null ? List.of() : List.of(shard), Math.max(2, config.threads()),
+        config.fault());
     RttTable rtts = new RttTable(host);
     this.draftServer = draft == null ? null
         : DraftServer.load(host, config.draft(), DraftServer.Options.defaults().withThreads(Math.max(1, config.threads())));
@@ -266,9 +268,25 @@ public final class Node implements AutoCloseable {
         backoffUntil.put(peer, System.nanoTime() + FAILED_PEER_BACKOFF.toNanos());
         log.info("peer backed off peer={} seconds={}", peer, FAILED_PEER_BACKOFF.toSeconds());
       }
+
+      @Override
+      public void banned(PeerId peer) {
+        banned.add(peer);
+        log.warn("peer banned peer={} reason=wrong activations", peer);
+      }
+
+      @Override
+      public dev.dsd.node.routing.Route.Stage replica(dev.dsd.node.routing.Route route, int index, Set<PeerId> exclude) {
+        var stage = route.stages().get(index);
+        return view.candidates(modelId).stream()
+            .filter(c -> c.from() == stage.from() && c.to() == stage.to() && !exclude.contains(c.peer())
+                && !banned.contains(c.peer()))
+            .findFirst().map(c -> new dev.dsd.node.routing.Route.Stage(c.peer(), c.addrs(), c.from(), c.to()))
+            .orElse(null);
+      }
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
-        PipelineTargetPass.Options.greedy());
+        PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck());
   }
 
   /**
@@ -299,6 +317,7 @@ public final class Node implements AutoCloseable {
    * may be stale: look again once. */
   private dev.dsd.node.routing.Route route(String modelId, Set<PeerId> avoid) {
     Set<PeerId> all = new java.util.HashSet<>(avoid);
+    all.addAll(banned);
     long now = System.nanoTime();
     backoffUntil.forEach((p, until) -> {
       if (until - now > 0) {

@@ -16,10 +16,12 @@ import java.util.Set;
  * @param to end of the layers served (exclusive); -1 for all
  * @param draft a draft checkpoint directory, or null
  * @param cacheDir where an entry keeps the config and tokenizer it fetched from the swarm
+ * @param spotCheck probability that an entry re-checks a round's stage on a replica
+ * @param fault deliberate misbehaviour of this node's stage, for tests only
  */
 public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
     Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
-    Set<PeerId> allowPeers) {
+    Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault) {
   public NodeConfig {
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);

@@ -39,7 +39,7 @@ class NodeTest {
 
   Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap) {
     Node n = Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(), bootstrap, null,
-        model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null));
+        model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null, 0, dev.dsd.node.pipeline.Fault.NONE));
     open.add(n);
     return n;
   }

@@ -43,6 +43,7 @@ public final class PipelineGenerator implements Generator {
   private final RuleChoice rules;
   private final int usable;
   private volatile int lastFailovers;
+  private volatile double spotCheckProbability;
   private volatile long lastStallNanos;
 
   /** Where routes come from, and where failed peers are reported (for a back-off). */
@@ -50,6 +51,19 @@ public final class PipelineGenerator implements Generator {
     Route route(java.util.Set<dev.dsd.p2p.core.PeerId> avoid);
 
     default void failed(dev.dsd.p2p.core.PeerId peer) { }
+
+    /** A peer was caught returning wrong activations: never route through it again. */
+    default void banned(dev.dsd.p2p.core.PeerId peer) {
+      failed(peer);
+    }
+
+    /**
+     * Another peer serving exactly the layers of {@code route}'s stage {@code index}, none of
+     * {@code exclude}; null when there is none. Spot checks compare a stage with such replicas.
+     */
+    default Route.Stage replica(Route route, int index, java.util.Set<dev.dsd.p2p.core.PeerId> exclude) {
+      return null;
+    }
 
     /** A fixed route, with nothing to fail over to. */
     static RouteSource of(Route r) {
@@ -84,8 +98,8 @@ public final class PipelineGenerator implements Generator {
     PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
         ? options.withSampling(req.temperature(), req.topP()) : options;
     SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
-    try (ResilientTargetPass target = new ResilientTargetPass(
-            avoid -> PipelineTargetPass.open(service, router.route(avoid), capacity, opts), router::failed);
+    try (ResilientTargetPass target = new ResilientTargetPass(router,
+            route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink,
@@ -98,6 +112,18 @@ public final class PipelineGenerator implements Generator {
       lastStallNanos = target.longestStallNanos();
       return r;
     }
+  }
+
+  /**
+   * Probability that a round is re-run with one stage swapped for a replica and the answers
+   * compared (0 disables; each check replays the session's tokens on the replica).
+   */
+  public PipelineGenerator withSpotChecks(double probability) {
+    if (!(probability >= 0 && probability <= 1)) {
+      throw new IllegalArgumentException("spot-check probability must be in [0, 1], got " + probability);
+    }
+    this.spotCheckProbability = probability;
+    return this;
   }
 
   /** Failovers of the last generation, and its longest stall (for tests, benches and logs). */

@@ -43,6 +43,11 @@ public final class PipelineService implements AutoCloseable {
 
   /** {@code shards} may be empty: a node that serves no layers is still an entry. */
   public PipelineService(NettyHost host, List<HostedShard> shards, int threads) {
+    this(host, shards, threads, Fault.NONE);
+  }
+
+  /** With a {@link Fault}: only for tests of how the swarm treats a lying peer. */
+  public PipelineService(NettyHost host, List<HostedShard> shards, int threads, Fault fault) {
     this.host = host;
     AtomicInteger n = new AtomicInteger();
     this.pool = Executors.newFixedThreadPool(Math.max(2, threads), r -> {
@@ -50,7 +55,7 @@ public final class PipelineService implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
-    this.stages = shards.stream().map(s -> new StageServer(this, host, s, pool, stats)).toList();
+    this.stages = shards.stream().map(s -> new StageServer(this, host, s, pool, stats, fault)).toList();
     host.setStreamHandler(PipelineProtocol.ID, st -> MessageStream.attach(st, PipelineProtocol.CODEC, pool, new FirstMessage()));
     this.selfAddress = new LocalAddress("dsd-pipeline-" + host.peerId().toBase58() + "-" + System.identityHashCode(this));
     this.selfServer = new ServerBootstrap().group(localGroup).channel(LocalServerChannel.class)

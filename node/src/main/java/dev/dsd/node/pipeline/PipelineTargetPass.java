@@ -83,6 +83,10 @@ public final class PipelineTargetPass implements TargetPass {
     }
   }
 
+  public Route routeTaken() {
+    return route;
+  }
+
   String sessionId() {
     return id;
   }

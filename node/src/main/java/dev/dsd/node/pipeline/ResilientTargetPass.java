@@ -1,48 +1,61 @@
 package dev.dsd.node.pipeline;
 
 import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.routing.Route;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.verification.acceptance.TargetScores;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A pipeline session that survives its stages. It remembers every token the target has accepted
- * into its caches; when a round fails (a stage died, reset, timed out or answered an error), it
- * opens a new session on a route that avoids the failed peer and replays the accepted tokens plus
- * the failed round's tokens in one round, so the KV caches are rebuilt and the round's answer is
- * the same as if nothing had happened. Greedy output is therefore token-for-token that of an
- * undisturbed run; the client only sees a pause.
+ * A pipeline session that survives its stages and checks them.
+ *
+ * <p>Failover: it remembers every token the target has accepted into its caches; when a round
+ * fails (a stage died, reset, timed out or answered an error), it opens a new session on a route
+ * that avoids the failed peer and replays the accepted tokens plus the failed round's tokens in one
+ * round, so the KV caches are rebuilt and the round's answer is what it would have been. Greedy
+ * output is therefore token-for-token that of an undisturbed run; the client sees a pause.
+ *
+ * <p>Spot checks: with a set probability a round is also run on a route where one stage is swapped
+ * for a replica serving the same layers (replaying the session there). If the answers disagree, a
+ * third replica decides; the peer in the minority is banned, the round's answer is the majority's,
+ * and the session moves off a banned peer. Nobody else in peer-to-peer inference checks the
+ * activations a stranger returns; this is the cheap, statistical version of doing so.
  */
 public final class ResilientTargetPass implements TargetPass {
   private static final Logger log = LoggerFactory.getLogger(ResilientTargetPass.class);
   /** Routes tried after failures within one round before the generation gives up. */
   public static final int MAX_FAILOVERS = 3;
+  /** Two honest stages differ by rounding (16-bit activations); a liar by far more. */
+  public static final double PROBABILITY_TOLERANCE = 0.05;
 
-  /** Opens a session on a route avoiding the given peers. */
-  @FunctionalInterface
-  public interface Opener {
-    PipelineTargetPass open(Set<PeerId> avoid);
-  }
-
-  private final Opener opener;
-  private final java.util.function.Consumer<PeerId> onFailure;
+  private final PipelineGenerator.RouteSource routes;
+  private final Function<Route, PipelineTargetPass> opener;
+  private final double spotCheck;
+  private final SplittableRandom random;
   private final Set<PeerId> avoid = new HashSet<>();
   private PipelineTargetPass current;
   private int[] history = new int[64]; // token ids at cached positions [0, valid)
   private int valid;
   private long bytesOfClosed;
   private int failovers;
+  private int checks;
   private long longestStallNanos;
 
-  public ResilientTargetPass(Opener opener, java.util.function.Consumer<PeerId> onFailure) {
+  public ResilientTargetPass(PipelineGenerator.RouteSource routes, Function<Route, PipelineTargetPass> opener,
+      double spotCheckProbability, long seed) {
+    this.routes = routes;
     this.opener = opener;
-    this.onFailure = onFailure;
-    this.current = opener.open(Set.of());
+    this.spotCheck = spotCheckProbability;
+    this.random = new SplittableRandom(seed ^ 0x5B07C4EC4L);
+    this.current = opener.apply(routes.route(Set.of()));
   }
 
   @Override
@@ -64,7 +77,7 @@ public final class ResilientTargetPass implements TargetPass {
               stall / 1_000_000);
         }
         remember(keep, tokens);
-        return s;
+        return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, drafts, rows) : s;
       } catch (PipelineException e) {
         if (attempt >= MAX_FAILOVERS) {
           throw new PipelineException(e.code(), "gave up after " + failovers + " failovers: " + e.getMessage(),
@@ -77,16 +90,105 @@ public final class ResilientTargetPass implements TargetPass {
         PeerId bad = e.failedPeer();
         if (bad != null) {
           avoid.add(bad);
-          onFailure.accept(bad);
+          routes.failed(bad);
         }
         log.warn("stage failed code={} peer={} ({}); rerouting around {} peers", e.code(), bad, e.getMessage(),
             avoid.size());
-        bytesOfClosed += current.bytesSent();
-        current.close();
-        current = opener.open(Set.copyOf(avoid));
+        switchRoute();
         replay = true;
       }
     }
+  }
+
+  /** Re-runs the round with one stage on a replica; returns the answer the majority gives. */
+  private TargetScores check(TargetScores mine, int[] drafts, int rows) {
+    Route route = current.routeTaken();
+    List<Integer> candidates = new ArrayList<>();
+    for (int i = 0; i < route.stages().size(); i++) {
+      candidates.add(i);
+    }
+    while (!candidates.isEmpty()) {
+      int index = candidates.remove(random.nextInt(candidates.size()));
+      Route.Stage suspect = route.stages().get(index);
+      Set<PeerId> exclude = new HashSet<>(avoid);
+      exclude.add(suspect.peer());
+      Route.Stage first = routes.replica(route, index, exclude);
+      if (first == null) {
+        continue; // no replica of this range: check another stage
+      }
+      checks++;
+      TargetScores other = runOn(route, index, first, drafts, rows);
+      if (other == null || agree(mine, other, drafts)) {
+        return mine;
+      }
+      exclude.add(first.peer());
+      Route.Stage second = routes.replica(route, index, exclude);
+      TargetScores third = second == null ? null : runOn(route, index, second, drafts, rows);
+      if (third == null) {
+        log.warn("spot check mismatch layers=[{},{}) peers {} and {} disagree, no third replica to decide",
+            suspect.from(), suspect.to(), suspect.peer(), first.peer());
+        return mine;
+      }
+      if (agree(mine, third, drafts)) {
+        ban(first.peer(), suspect);
+        return mine;
+      }
+      if (agree(other, third, drafts)) {
+        ban(suspect.peer(), suspect);
+        switchRoute(); // the next round replays onto a route without the liar
+        replayOntoCurrent();
+        return other;
+      }
+      log.warn("spot check: three replicas of layers [{},{}) disagree", suspect.from(), suspect.to());
+      return mine;
+    }
+    return mine;
+  }
+
+  private void ban(PeerId liar, Route.Stage where) {
+    avoid.add(liar);
+    routes.banned(liar);
+    log.warn("spot check caught peer={} returning wrong activations for layers [{},{}): banned", liar, where.from(),
+        where.to());
+  }
+
+  /** Runs the whole accepted history on {@code route} with stage {@code index} replaced. */
+  private TargetScores runOn(Route route, int index, Route.Stage replacement, int[] drafts, int rows) {
+    List<Route.Stage> stages = new ArrayList<>(route.stages());
+    stages.set(index, replacement);
+    try (PipelineTargetPass shadow = opener.apply(new Route(route.modelId(), stages, 0))) {
+      return shadow.run(0, Arrays.copyOf(history, valid), drafts, rows);
+    } catch (PipelineException e) {
+      log.warn("spot check on {} failed: {}", replacement.peer(), e.getMessage());
+      return null;
+    }
+  }
+
+  static boolean agree(TargetScores a, TargetScores b, int[] drafts) {
+    if (a.rows() != b.rows()) {
+      return false;
+    }
+    for (int r = 0; r < a.rows(); r++) {
+      if (a.argmax(r) != b.argmax(r)) {
+        return false;
+      }
+      if (r < drafts.length && Math.abs(a.probability(r, drafts[r]) - b.probability(r, drafts[r]))
+          > PROBABILITY_TOLERANCE) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private void switchRoute() {
+    bytesOfClosed += current.bytesSent();
+    current.close();
+    current = opener.apply(routes.route(Set.copyOf(avoid)));
+  }
+
+  /** Rebuilds the caches of a fresh route from the history (its answer is not needed). */
+  private void replayOntoCurrent() {
+    current.run(0, Arrays.copyOf(history, valid), new int[0], 1);
   }
 
   private void remember(int keep, int[] tokens) {
@@ -105,6 +207,10 @@ public final class ResilientTargetPass implements TargetPass {
 
   public int failovers() {
     return failovers;
+  }
+
+  public int spotChecks() {
+    return checks;
   }
 
   public long longestStallNanos() {

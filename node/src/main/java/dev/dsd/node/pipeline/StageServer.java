@@ -44,6 +44,7 @@ public final class StageServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageServer.class);
 
   private final PipelineService service;
+  private final Fault fault;
   private final NettyHost host;
   private final HostedShard shard;
   private final Executor pool;
@@ -53,7 +54,9 @@ public final class StageServer implements AutoCloseable {
   private final int[] recent = new int[64];
   private long recentCount;
 
-  StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats) {
+  StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats,
+      Fault fault) {
+    this.fault = fault;
     this.service = service;
     this.host = host;
     this.shard = shard;
@@ -274,6 +277,7 @@ public final class StageServer implements AutoCloseable {
         float[] y = shard.runner().isFirst()
             ? shard.runner().forwardTokens(kv, r.getTokensList().stream().mapToInt(Integer::intValue).toArray())
             : shard.runner().forwardHidden(kv, Activations.decode(r.getHidden(), c.hiddenSize()), t);
+        fault.apply(y);
         long t1 = System.nanoTime();
         PipelineMessage msg;
         if (!last) {
