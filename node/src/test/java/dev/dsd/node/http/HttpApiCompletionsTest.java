@@ -20,9 +20,11 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Completions and chat completions over HTTP are exactly what the generator produces directly. */
+@Timeout(120)
 class HttpApiCompletionsTest {
   @TempDir static Path tmp;
   static LocalGenerator generator;
