@@ -13,10 +13,13 @@ import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.LocalGenerator;
 import dev.dsd.node.generate.TokenSink;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -250,6 +253,21 @@ class HttpApiCompletionsTest {
       assertEquals(want, ok(api.post("/v1/completions", body.toString())).at("/choices/0/text").asText(), spec);
     }
     ok(api.post("/v1/completions", completion("def f(x):", 10).put("dsd_adaptive", true).toString()));
+  }
+
+  @Test
+  void twoSlotsGenerateAtOnceWithoutMixingSessions() throws Exception {
+    String[] prompts = {"def f(x):", "the theory of "};
+    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+    for (String p : prompts) {
+      answers.add(api.client.sendAsync(HttpRequest.newBuilder(api.uri("/v1/completions"))
+          .POST(HttpRequest.BodyPublishers.ofString(completion(p, 40).toString())).build(),
+          HttpResponse.BodyHandlers.ofString()));
+    }
+    for (int i = 0; i < prompts.length; i++) {
+      assertEquals(direct(prompts[i], 40, List.of()).text(),
+          ok(answers.get(i).get(60, TimeUnit.SECONDS)).at("/choices/0/text").asText());
+    }
   }
 
   @Test
