@@ -1,0 +1,267 @@
+package dev.dsd.node.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.dsd.node.generate.GenerationException;
+import dev.dsd.node.generate.GenerationRequest;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Reads OpenAI request bodies into {@link ApiRequest}s. Fields follow OpenAI's API reference; those
+ * dsd does not implement are refused when they ask for something ({@code n > 1}, {@code echo},
+ * {@code logprobs}) and otherwise ignored, so that clients sending their defaults work. dsd's own:
+ *
+ * <ul>
+ *   <li>{@code dsd_spec}: {@code "off"} (or 0), a fixed window {@code K >= 1}, or {@code "auto"} (default)
+ *   <li>{@code dsd_adaptive}: relax verification on unimportant tokens (lossy; default false)
+ * </ul>
+ *
+ * A JSON {@code null} counts as an absent field, as in OpenAI's API.
+ */
+final class CompletionRequests {
+  /** OpenAI's default {@code max_tokens} for {@code /v1/completions}. */
+  static final int COMPLETION_DEFAULT_MAX_TOKENS = 16;
+  /** Chat {@code max_tokens} when no token counter can size the rest of the context. */
+  static final int CHAT_FALLBACK_MAX_TOKENS = 256;
+  /** OpenAI accepts at most this many stop strings. */
+  static final int MAX_STOP_STRINGS = 4;
+
+  private final ServedModel model;
+  private final ChatTemplate template;
+
+  CompletionRequests(ServedModel model, ChatTemplate template) {
+    this.model = model;
+    this.template = template;
+  }
+
+  ApiRequest completion(JsonNode body) {
+    checkCommon(body);
+    if (bool(body, "echo", false)) {
+      throw ApiError.unsupported("echo", "echo is not supported");
+    }
+    if (intField(body, "best_of", 1) != 1) {
+      throw ApiError.unsupported("best_of", "best_of must be 1: dsd returns one completion");
+    }
+    String prompt = prompt(body.get("prompt"));
+    int maxTokens = intField(body, "max_tokens", COMPLETION_DEFAULT_MAX_TOKENS);
+    return request(body, false, prompt, maxTokens, stops(body));
+  }
+
+  ApiRequest chat(JsonNode body) {
+    checkCommon(body);
+    String prompt = template.render(messages(body.get("messages")));
+    Integer maxTokens = optionalInt(body, "max_completion_tokens");
+    if (maxTokens == null) {
+      maxTokens = optionalInt(body, "max_tokens");
+    }
+    if (maxTokens == null) {
+      // OpenAI lets a chat answer run to the end of the context. A prompt that already fills it
+      // gets 1, so that the generator refuses it with its own "prompt is N tokens" message.
+      maxTokens = model.tokenCounter() == null ? CHAT_FALLBACK_MAX_TOKENS
+          : Math.max(1, model.contextLength() - model.tokenCounter().applyAsInt(prompt));
+    }
+    List<String> stop = stops(body);
+    stop.addAll(template.stopStrings());
+    return request(body, true, prompt, maxTokens, stop);
+  }
+
+  private void checkCommon(JsonNode body) {
+    if (!body.isObject()) {
+      throw ApiError.invalid(null, "the request body must be a JSON object, got " + body.getNodeType());
+    }
+    String name = string(body, "model");
+    if (name != null && !name.equals(model.id())) {
+      throw new ApiError(HttpResponseStatus.NOT_FOUND, ApiError.INVALID_REQUEST, "model", "model_not_found",
+          "The model " + brief(body.get("model")) + " does not exist; this node serves \"" + model.id() + "\"");
+    }
+    if (intField(body, "n", 1) != 1) {
+      throw ApiError.unsupported("n", "n must be 1: dsd returns one choice per request");
+    }
+    JsonNode logprobs = field(body, "logprobs");
+    if (logprobs != null && !(logprobs.isBoolean() && !logprobs.asBoolean())) {
+      throw ApiError.unsupported("logprobs", "logprobs are not supported");
+    }
+  }
+
+  private ApiRequest request(JsonNode body, boolean chat, String prompt, int maxTokens, List<String> stop) {
+    double temperature = number(body, "temperature", 1);
+    double topP = number(body, "top_p", 1);
+    Long seed = optionalLong(body, "seed");
+    boolean stream = bool(body, "stream", false);
+    JsonNode options = field(body, "stream_options");
+    if (options != null && !options.isObject()) {
+      throw ApiError.invalid("stream_options", "stream_options must be an object, got " + options.getNodeType());
+    }
+    boolean includeUsage = stream && options != null && bool(options, "include_usage", false);
+    try {
+      GenerationRequest g = new GenerationRequest(prompt, maxTokens, temperature, topP,
+          seed != null ? seed : ThreadLocalRandom.current().nextLong(), speculation(body),
+          bool(body, "dsd_adaptive", false), stop);
+      return new ApiRequest(chat, g, stream, includeUsage);
+    } catch (GenerationException e) {
+      throw ApiError.invalid(null, e.getMessage());
+    }
+  }
+
+  private static String prompt(JsonNode p) {
+    if (p == null || p.isNull()) {
+      throw ApiError.invalid("prompt", "prompt is required");
+    }
+    if (p.isArray()) {
+      if (p.size() != 1) {
+        throw ApiError.unsupported("prompt", "prompt must be a string or an array of one string: dsd completes "
+            + "one prompt per request, got " + p.size());
+      }
+      p = p.get(0);
+    }
+    if (!p.isTextual()) {
+      throw ApiError.unsupported("prompt", "prompt must be text; token-id prompts are not supported");
+    }
+    return p.asText();
+  }
+
+  private static List<ChatMessage> messages(JsonNode ms) {
+    if (ms == null || !ms.isArray() || ms.isEmpty()) {
+      throw ApiError.invalid("messages", "messages must be a non-empty array of {role, content}");
+    }
+    List<ChatMessage> out = new ArrayList<>();
+    for (int i = 0; i < ms.size(); i++) {
+      JsonNode m = ms.get(i);
+      String where = "messages[" + i + "]";
+      if (!m.isObject() || !m.path("role").isTextual()) {
+        throw ApiError.invalid("messages", where + " must be an object with a string role");
+      }
+      String role = m.get("role").asText();
+      switch (role) {
+        case "system", "developer" -> role = ChatMessage.SYSTEM;
+        case ChatMessage.USER, ChatMessage.ASSISTANT -> { }
+        default -> throw ApiError.unsupported("messages", where + ": role '" + role
+            + "' is not supported; use system, developer, user or assistant");
+      }
+      out.add(new ChatMessage(role, content(m.get("content"), where)));
+    }
+    return out;
+  }
+
+  /** A string, or an array of parts of which only {@code {"type":"text","text":...}} is understood. */
+  private static String content(JsonNode c, String where) {
+    if (c == null || c.isNull()) {
+      return "";
+    }
+    if (c.isTextual()) {
+      return c.asText();
+    }
+    if (!c.isArray()) {
+      throw ApiError.invalid("messages", where + ".content must be a string or an array of parts");
+    }
+    List<String> texts = new ArrayList<>();
+    for (JsonNode part : c) {
+      if (!"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
+        throw ApiError.unsupported("messages", where + ".content: only text parts are supported, got "
+            + brief(part.path("type")));
+      }
+      texts.add(part.get("text").asText());
+    }
+    return String.join("\n", texts);
+  }
+
+  /** The request's stop strings (mutable: chat adds the template's). */
+  private static List<String> stops(JsonNode body) {
+    JsonNode s = field(body, "stop");
+    List<String> out = new ArrayList<>();
+    if (s == null) {
+      return out;
+    }
+    if (s.isTextual()) {
+      out.add(s.asText());
+    } else if (s.isArray() && s.size() <= MAX_STOP_STRINGS) {
+      for (JsonNode x : s) {
+        if (!x.isTextual()) {
+          throw ApiError.invalid("stop", "stop must hold strings, got " + x.getNodeType());
+        }
+        out.add(x.asText());
+      }
+    } else {
+      throw ApiError.invalid("stop", "stop must be a string or an array of at most " + MAX_STOP_STRINGS + " strings");
+    }
+    if (out.contains("")) {
+      throw ApiError.invalid("stop", "stop strings must not be empty");
+    }
+    return out;
+  }
+
+  private static int speculation(JsonNode body) {
+    JsonNode s = field(body, "dsd_spec");
+    if (s == null) {
+      return GenerationRequest.AUTO;
+    }
+    if (s.isTextual() && s.asText().equals("off")) {
+      return 0;
+    }
+    if (s.isTextual() && s.asText().equals("auto")) {
+      return GenerationRequest.AUTO;
+    }
+    if (s.isIntegralNumber() && s.canConvertToInt() && s.intValue() >= 0) {
+      return s.intValue();
+    }
+    throw ApiError.invalid("dsd_spec", "dsd_spec must be \"off\", \"auto\" or a window K >= 1, got " + brief(s));
+  }
+
+  /** A client's value as quoted back in an error, clipped: a body may hold megabytes. */
+  private static String brief(JsonNode v) {
+    String s = v.toString();
+    return s.length() <= 40 ? s : s.substring(0, 40) + "...";
+  }
+
+  private static JsonNode field(JsonNode body, String name) {
+    JsonNode v = body.get(name);
+    return v == null || v.isNull() ? null : v;
+  }
+
+  private static String string(JsonNode body, String name) {
+    JsonNode v = field(body, name);
+    if (v != null && !v.isTextual()) {
+      throw ApiError.invalid(name, name + " must be a string, got " + v.getNodeType());
+    }
+    return v == null ? null : v.asText();
+  }
+
+  private static boolean bool(JsonNode body, String name, boolean absent) {
+    JsonNode v = field(body, name);
+    if (v != null && !v.isBoolean()) {
+      throw ApiError.invalid(name, name + " must be true or false, got " + brief(v));
+    }
+    return v == null ? absent : v.asBoolean();
+  }
+
+  private static double number(JsonNode body, String name, double absent) {
+    JsonNode v = field(body, name);
+    if (v != null && !v.isNumber()) {
+      throw ApiError.invalid(name, name + " must be a number, got " + brief(v));
+    }
+    return v == null ? absent : v.doubleValue();
+  }
+
+  private static int intField(JsonNode body, String name, int absent) {
+    Integer v = optionalInt(body, name);
+    return v == null ? absent : v;
+  }
+
+  private static Integer optionalInt(JsonNode body, String name) {
+    JsonNode v = field(body, name);
+    if (v != null && !(v.isIntegralNumber() && v.canConvertToInt())) {
+      throw ApiError.invalid(name, name + " must be an integer, got " + brief(v));
+    }
+    return v == null ? null : v.intValue();
+  }
+
+  private static Long optionalLong(JsonNode body, String name) {
+    JsonNode v = field(body, name);
+    if (v != null && !(v.isIntegralNumber() && v.canConvertToLong())) {
+      throw ApiError.invalid(name, name + " must be a 64-bit integer, got " + brief(v));
+    }
+    return v == null ? null : v.longValue();
+  }
+}

@@ -1,0 +1,127 @@
+package dev.dsd.node.metrics;
+
+import dev.dsd.node.generate.GenerationResult;
+import java.util.Comparator;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * What a node counts about the requests it serves, rendered for Prometheus by {@link #render()}.
+ * Thread-safe: the HTTP event loop, generation threads and (later) the pipeline stages all write to
+ * one instance.
+ *
+ * <p>Pitfall: label values become time series, so callers pass bounded sets (known routes, stage
+ * names), never raw client input such as a request path.
+ */
+public final class NodeMetrics {
+  /** Samples kept per stage for the median of recent latencies. */
+  public static final int LATENCY_WINDOW = 128;
+  /** Content-Type of {@link #render()}. */
+  public static final String CONTENT_TYPE = PrometheusText.CONTENT_TYPE;
+
+  private record RequestKey(String route, int status) {}
+
+  private static final Comparator<RequestKey> REQUEST_ORDER =
+      Comparator.comparing(RequestKey::route).thenComparingInt(RequestKey::status);
+
+  private final Map<RequestKey, LongAdder> requests = new ConcurrentHashMap<>();
+  private final Map<String, LongAdder> generations = new ConcurrentHashMap<>();
+  private final Map<String, LatencySummary> stages = new ConcurrentHashMap<>();
+  private final LongAdder generatedTokens = new LongAdder();
+  private final LongAdder promptTokens = new LongAdder();
+  private final LongAdder rounds = new LongAdder();
+  private final LongAdder draftedTokens = new LongAdder();
+  private final LongAdder acceptedTokens = new LongAdder();
+  private final LongAdder bytesSent = new LongAdder();
+  private final AtomicInteger activeSessions = new AtomicInteger();
+  private volatile double lastTokensPerSecond;
+
+  /** One answered request; {@code status} is the HTTP status (499 when the client left first). */
+  public void recordRequest(String route, int status) {
+    requests.computeIfAbsent(new RequestKey(route, status), k -> new LongAdder()).increment();
+  }
+
+  /** One finished generation, whatever its finish reason. */
+  public void record(GenerationResult r) {
+    generations.computeIfAbsent(r.finishReason(), k -> new LongAdder()).increment();
+    generatedTokens.add(r.tokenIds().length);
+    promptTokens.add(r.promptTokens());
+    rounds.add(r.rounds());
+    draftedTokens.add(r.draftedTokens());
+    acceptedTokens.add(r.acceptedTokens());
+    bytesSent.add(r.bytesSent());
+    lastTokensPerSecond = r.tokensPerSecond();
+  }
+
+  /** Time one pipeline stage took for one round (e.g. a peer's forward pass plus its link). */
+  public void recordStageLatency(String stage, double seconds) {
+    stages.computeIfAbsent(stage, s -> new LatencySummary(LATENCY_WINDOW)).record(seconds);
+  }
+
+  public void sessionStarted() {
+    activeSessions.incrementAndGet();
+  }
+
+  public void sessionEnded() {
+    activeSessions.decrementAndGet();
+  }
+
+  public int activeSessions() {
+    return activeSessions.get();
+  }
+
+  public long generatedTokens() {
+    return generatedTokens.sum();
+  }
+
+  public long requests(String route, int status) {
+    LongAdder n = requests.get(new RequestKey(route, status));
+    return n == null ? 0 : n.sum();
+  }
+
+  /** Accepted / drafted over all generations; 0 before anything was drafted. */
+  public double acceptanceRate() {
+    long drafted = draftedTokens.sum();
+    return drafted == 0 ? 0 : (double) acceptedTokens.sum() / drafted;
+  }
+
+  /** The Prometheus text exposition format, families in a fixed order and series sorted by label. */
+  public String render() {
+    PrometheusText p = new PrometheusText();
+    p.family("dsd_http_requests_total", "counter", "HTTP requests answered, by route and status");
+    Map<RequestKey, LongAdder> req = new TreeMap<>(REQUEST_ORDER);
+    req.putAll(requests);
+    req.forEach((k, n) -> p.sample("dsd_http_requests_total", n.sum(), "route", k.route(), "status",
+        Integer.toString(k.status())));
+    p.family("dsd_generations_total", "counter", "Generations finished, by finish reason");
+    new TreeMap<>(generations).forEach((reason, n) ->
+        p.sample("dsd_generations_total", n.sum(), "finish_reason", reason));
+    counter(p, "dsd_generated_tokens_total", "Tokens generated", generatedTokens);
+    counter(p, "dsd_prompt_tokens_total", "Prompt tokens processed", promptTokens);
+    counter(p, "dsd_rounds_total", "Target passes (verification rounds)", rounds);
+    counter(p, "dsd_drafted_tokens_total", "Draft tokens proposed", draftedTokens);
+    counter(p, "dsd_accepted_tokens_total", "Draft tokens the target accepted", acceptedTokens);
+    counter(p, "dsd_bytes_sent_total", "Bytes sent between peers for generations", bytesSent);
+    p.family("dsd_acceptance_rate", "gauge", "Accepted / drafted tokens over all generations")
+        .sample("dsd_acceptance_rate", acceptanceRate());
+    p.family("dsd_last_tokens_per_second", "gauge", "Generated tokens per second of the last generation")
+        .sample("dsd_last_tokens_per_second", lastTokensPerSecond);
+    p.family("dsd_active_sessions", "gauge", "Generations running now")
+        .sample("dsd_active_sessions", activeSessions.get());
+    p.family("dsd_stage_latency_seconds", "summary",
+        "Latency of one round through a pipeline stage; the quantile is over the last " + LATENCY_WINDOW + " rounds");
+    new TreeMap<>(stages).forEach((stage, s) -> {
+      p.sample("dsd_stage_latency_seconds", s.median(), "stage", stage, "quantile", "0.5");
+      p.sample("dsd_stage_latency_seconds_sum", s.sum(), "stage", stage);
+      p.sample("dsd_stage_latency_seconds_count", s.count(), "stage", stage);
+    });
+    return p.toString();
+  }
+
+  private static void counter(PrometheusText p, String name, String help, LongAdder value) {
+    p.family(name, "counter", help).sample(name, value.sum());
+  }
+}

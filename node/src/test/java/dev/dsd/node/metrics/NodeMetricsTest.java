@@ -1,0 +1,113 @@
+package dev.dsd.node.metrics;
+
+import static dev.dsd.node.metrics.PrometheusTextParser.find;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.dsd.node.generate.GenerationResult;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class NodeMetricsTest {
+  static GenerationResult result(int tokens, int prompt, int rounds, long drafted, long accepted, double seconds) {
+    return new GenerationResult("x", new int[tokens], prompt, "length", seconds, rounds, drafted, accepted,
+        List.of("local"), 100);
+  }
+
+  @Test
+  void generationsAddUpAndRenderAsPrometheusText() {
+    NodeMetrics m = new NodeMetrics();
+    m.record(result(10, 5, 4, 12, 6, 2.0));
+    m.record(result(30, 7, 10, 28, 21, 1.5));
+    m.recordRequest("/v1/completions", 200);
+    m.recordRequest("/v1/completions", 200);
+    m.recordRequest("other", 404);
+    m.sessionStarted();
+    List<PrometheusTextParser.Sample> s = PrometheusTextParser.parse(m.render());
+    assertEquals(40, find(s, "dsd_generated_tokens_total").value());
+    assertEquals(12, find(s, "dsd_prompt_tokens_total").value());
+    assertEquals(14, find(s, "dsd_rounds_total").value());
+    assertEquals(40, find(s, "dsd_drafted_tokens_total").value());
+    assertEquals(27, find(s, "dsd_accepted_tokens_total").value());
+    assertEquals(27.0 / 40, find(s, "dsd_acceptance_rate").value(), 1e-12);
+    assertEquals(20, find(s, "dsd_last_tokens_per_second").value(), 1e-12, "the last generation: 30 tokens / 1.5 s");
+    assertEquals(200, find(s, "dsd_bytes_sent_total").value());
+    assertEquals(1, find(s, "dsd_active_sessions").value());
+    assertEquals(2, find(s, "dsd_generations_total", "finish_reason", "length").value());
+    assertEquals(2, find(s, "dsd_http_requests_total", "route", "/v1/completions", "status", "200").value());
+    assertEquals(1, find(s, "dsd_http_requests_total", "route", "other", "status", "404").value());
+    m.sessionEnded();
+    assertEquals(0, m.activeSessions());
+  }
+
+  @Test
+  void stageLatencyIsASummaryWithTheMedianOfRecentRounds() {
+    NodeMetrics m = new NodeMetrics();
+    for (int i = 1; i <= 5; i++) {
+      m.recordStageLatency("peer \"a\"\\1", i / 100.0);
+    }
+    List<PrometheusTextParser.Sample> s = PrometheusTextParser.parse(m.render());
+    String stage = "peer \"a\"\\1"; // escaped on the way out, read back intact
+    assertEquals(0.03, find(s, "dsd_stage_latency_seconds", "stage", stage, "quantile", "0.5").value(), 1e-12);
+    assertEquals(0.15, find(s, "dsd_stage_latency_seconds_sum", "stage", stage).value(), 1e-12);
+    assertEquals(5, find(s, "dsd_stage_latency_seconds_count", "stage", stage).value());
+  }
+
+  @Test
+  void theMedianFollowsOnlyTheWindow() {
+    LatencySummary l = new LatencySummary(4);
+    assertTrue(Double.isNaN(l.median()));
+    for (double v : new double[] {100, 100, 100, 100, 1, 2, 3, 4}) {
+      l.record(v);
+    }
+    assertEquals(2.5, l.median(), 1e-12, "the four old 100s left the window");
+    assertEquals(8, l.count());
+    assertEquals(410, l.sum(), 1e-9);
+    assertThrows(IllegalArgumentException.class, () -> l.record(-1));
+    assertThrows(IllegalArgumentException.class, () -> l.record(Double.NaN));
+  }
+
+  @Test
+  void concurrentWritersLoseNothing() throws Exception {
+    NodeMetrics m = new NodeMetrics();
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    CountDownLatch go = new CountDownLatch(1);
+    for (int t = 0; t < 4; t++) {
+      pool.execute(() -> {
+        try {
+          go.await();
+        } catch (InterruptedException e) {
+          return;
+        }
+        for (int i = 0; i < 1000; i++) {
+          m.record(result(1, 1, 1, 0, 0, 0.1));
+          m.recordRequest("/v1/completions", 200);
+          m.recordStageLatency("s1", 0.001);
+        }
+      });
+    }
+    go.countDown();
+    pool.shutdown();
+    assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS));
+    List<PrometheusTextParser.Sample> s = PrometheusTextParser.parse(m.render());
+    assertEquals(4000, find(s, "dsd_generated_tokens_total").value());
+    assertEquals(4000, m.requests("/v1/completions", 200));
+    assertEquals(4000, find(s, "dsd_stage_latency_seconds_count", "stage", "s1").value());
+    assertEquals(0, find(s, "dsd_acceptance_rate").value(), "nothing drafted");
+  }
+
+  @Test
+  void theParserRefusesWhatPrometheusWould() {
+    assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("x 1\n"), "no TYPE");
+    assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("# TYPE x gauge\nx 1"), "no newline");
+    assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("# TYPE x gauge\nx 1.0E-5x\n"));
+    assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("# TYPE x gauge\nx{a=\"b} 1\n"));
+    assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("# TYPE x gauge\nx 1\n# TYPE x gauge\n"));
+    assertEquals(1e-5, PrometheusTextParser.parse("# TYPE x gauge\nx 1.0E-5\n").get(0).value());
+  }
+}
