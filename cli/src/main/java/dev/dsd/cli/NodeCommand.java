@@ -74,6 +74,9 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--fault", hidden = true, defaultValue = "NONE", description = "Testing only: CORRUPT makes this node's stage lie.")
   dev.dsd.node.pipeline.Fault fault;
 
+  @Option(names = "--http", paramLabel = "HOST:PORT", description = "Serve the OpenAI-compatible API here (port 0 picks one).")
+  String http;
+
   @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched tokenizers are kept (default: ~/.cache/dsd).")
   Path cache;
 
@@ -99,7 +102,7 @@ final class NodeCommand implements Callable<Integer> {
     NodeConfig c = new NodeConfig(parse(listen.isEmpty() ? List.of("/ip4/0.0.0.0/tcp/0") : listen), parse(announce),
         parse(bootstrap), identity, model, from, to, draft, threads, maxSessions,
         cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "dsd"), loadKey(), allowed(),
-        spotCheck, fault);
+        spotCheck, fault, http == null ? null : dev.dsd.node.http.HttpApiConfig.parse(http));
     Node node = Node.start(c);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -108,6 +111,9 @@ final class NodeCommand implements Callable<Integer> {
     }, "dsd-shutdown"));
     for (Multiaddr a : node.addresses()) {
       System.out.println("listening " + a);
+    }
+    if (node.httpUrl() != null) {
+      System.out.println("http " + node.httpUrl());
     }
     System.out.flush();
     stopped.await();

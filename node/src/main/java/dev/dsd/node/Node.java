@@ -1,6 +1,9 @@
 package dev.dsd.node;
 
 import dev.dsd.node.client.GenerateService;
+import dev.dsd.node.http.HttpApiServer;
+import dev.dsd.node.http.ServedModel;
+import dev.dsd.node.metrics.NodeMetrics;
 import dev.dsd.node.draft.DraftClient;
 import dev.dsd.node.draft.DraftServer;
 import dev.dsd.node.swarm.VocabId;
@@ -70,6 +73,8 @@ public final class Node implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final Map<String, PipelineGenerator> generators = new ConcurrentHashMap<>();
   private final DraftServer draftServer;
+  private final NodeMetrics metrics = new NodeMetrics();
+  private volatile HttpApiServer http;
   private final String draftVocab;
   private final DraftClient draftClient;
   private final List<byte[]> announced = new ArrayList<>();
@@ -134,7 +139,15 @@ public final class Node implements AutoCloseable {
       host = new NettyHost(id, hc).start();
       KadDht dht = new KadDht(host, true, Map.of());
       Node n = new Node(c, host, dht, shard, draft);
-      n.join();
+      try {
+        n.join();
+        if (c.http() != null) {
+          n.startHttp(c.http());
+        }
+      } catch (RuntimeException e) {
+        n.close();
+        throw e;
+      }
       return n;
     } catch (RuntimeException e) {
       if (host != null) {
@@ -184,6 +197,64 @@ public final class Node implements AutoCloseable {
     for (byte[] key : announced) {
       dht.provide(key).whenComplete((n, e) -> log.debug("announced key peers={} error={}", n, e));
     }
+  }
+
+  /**
+   * Serves the OpenAI-compatible API for the swarm's model. An entry without the model first waits
+   * (up to a minute) until the swarm shows it one, since the API must know the context length and
+   * the tokenizer.
+   */
+  private void startHttp(dev.dsd.node.http.HttpApiConfig cfg) {
+    PipelineGenerator gen = null;
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    GenerationException last = null;
+    while (gen == null && System.nanoTime() < deadline) {
+      try {
+        gen = (PipelineGenerator) generator("");
+      } catch (GenerationException e) {
+        last = e;
+        view.refresh(ASK_TIMEOUT);
+        try {
+          Thread.sleep(500);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          throw e;
+        }
+      }
+    }
+    if (gen == null) {
+      throw new GenerationException("cannot serve HTTP: " + (last == null ? "no model" : last.getMessage()));
+    }
+    PipelineGenerator g = gen;
+    Path modelDir = shard != null ? shard.checkpoint().dir() : null;
+    String name = shard != null ? shard.checkpoint().dir().getFileName().toString() : "dsd-swarm-model";
+    Generator swarm = new Generator() {
+      @Override
+      public dev.dsd.node.generate.GenerationResult generate(dev.dsd.node.generate.GenerationRequest req,
+          dev.dsd.node.generate.TokenSink sink) {
+        return generator("").generate(req, sink); // routes on a fresh view each time
+      }
+
+      @Override
+      public void close() { }
+    };
+    http = HttpApiServer.start(cfg, swarm, new ServedModel(name, g.config().maxPositionEmbeddings(), modelDir,
+        text -> g.tokenizer().encode(text).length), metrics);
+    log.info("http api url={} model={}", http.url(), name);
+  }
+
+  /** The HTTP API's base URL, or null without --http. */
+  public String httpUrl() {
+    return http == null ? null : http.url();
+  }
+
+  /** Peers this node caught returning wrong activations. */
+  public Set<PeerId> banned() {
+    return Set.copyOf(banned);
+  }
+
+  public NodeMetrics metrics() {
+    return metrics;
   }
 
   public NettyHost host() {
@@ -367,6 +438,9 @@ public final class Node implements AutoCloseable {
 
   @Override
   public void close() {
+    if (http != null) {
+      http.close();
+    }
     timer.shutdownNow();
     announced.forEach(dht::stopProviding);
     pipeline.close();

@@ -18,10 +18,12 @@ import java.util.Set;
  * @param cacheDir where an entry keeps the config and tokenizer it fetched from the swarm
  * @param spotCheck probability that an entry re-checks a round's stage on a replica
  * @param fault deliberate misbehaviour of this node's stage, for tests only
+ * @param http where to serve the OpenAI-compatible API, or null for none
  */
 public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
     Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
-    Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault) {
+    Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault,
+    dev.dsd.node.http.HttpApiConfig http) {
   public NodeConfig {
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);

@@ -38,8 +38,13 @@ class NodeTest {
   }
 
   Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap) {
+    return node(model, from, to, draft, bootstrap, 0, dev.dsd.node.pipeline.Fault.NONE);
+  }
+
+  Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap, double spotCheck,
+      dev.dsd.node.pipeline.Fault fault) {
     Node n = Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(), bootstrap, null,
-        model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null, 0, dev.dsd.node.pipeline.Fault.NONE));
+        model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null, spotCheck, fault, null));
     open.add(n);
     return n;
   }
@@ -136,6 +141,26 @@ class NodeTest {
       assertTrue(r.route().stream().noneMatch(s -> s.startsWith(killed[0].peerId().toBase58())), r.route().toString());
       open.remove(killed[0]);
     }
+  }
+
+  @Test
+  void aStageThatLiesIsCaughtBySpotChecksAndTheOutputStaysRight() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node a = node(model, 0, 2, List.of());
+    Node liar = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.pipeline.Fault.CORRUPT);
+    node(model, 0, 2, a.addresses());
+    node(model, 2, 4, a.addresses());
+    Node entry = node(null, 0, 0, null, a.addresses(), 1.0, dev.dsd.node.pipeline.Fault.NONE);
+    GenerationRequest req = new GenerationRequest("def main():", 24, 0, 1, 0, 3, false, List.of());
+    int[] want;
+    try (LocalGenerator local = new LocalGenerator(model, 1)) {
+      want = local.generate(req, TokenSink.NONE).tokenIds();
+    }
+    GenerationResult r = entry.generator("").generate(req, TokenSink.NONE);
+    assertArrayEquals(want, r.tokenIds(), "the output is the honest target's");
+    assertEquals(java.util.Set.of(liar.peerId()), entry.banned(), "exactly the lying peer is banned");
+    assertTrue(r.route().stream().noneMatch(s -> s.startsWith(liar.peerId().toBase58())), r.route().toString());
   }
 
   @Test

@@ -126,6 +126,14 @@ public final class PipelineGenerator implements Generator {
     return this;
   }
 
+  public Tokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
   /** Failovers of the last generation, and its longest stall (for tests, benches and logs). */
   public int lastFailovers() {
     return lastFailovers;
