@@ -35,14 +35,15 @@ import picocli.CommandLine.Parameters;
       "  echo 'class Stack:' | dsd generate --json -",
       "  dsd generate --spec off \"def parse(line):\"        # target alone",
       "  dsd generate --model ~/models/TinyLlama-1.1B \"The capital of France is\"",
-      "  dsd generate --peer /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... \"def add(a, b):\"   # on a swarm"
+      "  dsd generate --peer /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... \"def add(a, b):\"   # on a swarm",
+      "  dsd generate --peer http://127.0.0.1:8080 \"def add(a, b):\"                      # through a node's HTTP API"
     })
 final class GenerateCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "PROMPT", description = "The prompt; '-' reads it from standard input.")
   String prompt;
 
-  @Option(names = "--peer", paramLabel = "MULTIADDR", description = {"Hand the prompt to this swarm member (with /p2p/ID),",
-      "which coordinates it across the swarm. Default: run locally."})
+  @Option(names = "--peer", paramLabel = "MULTIADDR|URL", description = {"Hand the prompt to this swarm member (a multiaddr",
+      "with /p2p/ID, or the http:// URL of its API), which coordinates it across the swarm. Default: run locally."})
   String peer;
 
   @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (default: bundled).")
@@ -108,6 +109,9 @@ final class GenerateCommand implements Callable<Integer> {
     if (peer != null) {
       if (model != null || draft != null) {
         throw new CliException("--peer runs on the swarm's models; --model and --draft are for local runs");
+      }
+      if (peer.startsWith("http://") || peer.startsWith("https://")) {
+        return new dev.dsd.node.client.HttpGenerator(peer);
       }
       Multiaddr addr;
       try {

@@ -33,6 +33,7 @@ final class SwarmCommand implements Callable<Integer> {
     try (Node n = Node.start(c)) {
       SwarmView v = n.view();
       v.refresh(Duration.ofSeconds(5));
+      v.refresh(Duration.ofSeconds(5)); // the first pings pay for connecting and JIT; the second measures the link
       Map<PeerId, NodeInfo> nodes = new TreeMap<>(v.nodes());
       nodes.remove(n.peerId());
       if (nodes.isEmpty()) {
@@ -48,8 +49,10 @@ final class SwarmCommand implements Callable<Integer> {
               .append(" sessions ").append(s.getSessions()).append("/").append(s.getMaxSessions())
               .append(" compute ").append(s.getComputeMicros() / 1000.0).append(" ms");
         }
-        if (info.getShardsCount() == 0) {
-          line.append("  serves no layers");
+        info.getDraftsList().forEach(d -> line.append("  draft ").append(d.getModelId(), 0, 12).append(" sessions ")
+            .append(d.getSessions()));
+        if (info.getShardsCount() == 0 && info.getDraftsCount() == 0) {
+          line.append("  serves no layers (entry/router)");
         }
         System.out.println(line);
       });

@@ -83,6 +83,11 @@ abstract class CompletionFormat {
     d.put("seconds", r.seconds());
     d.put("bytes_sent", r.bytesSent());
     r.route().forEach(d.putArray("route")::add);
+    var ids = d.putArray("token_ids");
+    for (int id : r.tokenIds()) {
+      ids.add(id);
+    }
+    d.put("prompt_tokens", r.promptTokens());
     return d;
   }
 }
