@@ -5,19 +5,20 @@
 # --jitter, and an optional --bandwidth cap); nodes announce the emulator's address, so they do not
 # know they are delayed. This kernel has no netem qdisc, hence the user-space relays.
 #
-#   testnet/up.sh [--stages N] [--latency MS] [--jitter MS] [--bandwidth MBIT] [--run DIR]
-#                 [--model DIR] [--draft DIR] [--http-port PORT]
+#   testnet/up.sh [--stages N] [--replicas R] [--latency MS] [--jitter MS] [--bandwidth MBIT]
+#                 [--run DIR] [--model DIR] [--draft DIR] [--http-port PORT]
 #   testnet/down.sh [--run DIR]
 #
 # Prints the entry's multiaddr and HTTP URL; each node logs to DIR/<name>.log; pids in DIR/pids.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-stages=4 latency=0 jitter=0 bandwidth=0 run="${TMPDIR:-/tmp}/dsd-testnet" http_port=0
+stages=4 replicas=1 latency=0 jitter=0 bandwidth=0 run="${TMPDIR:-/tmp}/dsd-testnet" http_port=0
 model="$repo/models/pycoder-target" draft="$repo/models/pycoder-draft"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stages) stages="$2"; shift 2 ;;
+    --replicas) replicas="$2"; shift 2 ;;
     --latency) latency="$2"; shift 2 ;;
     --jitter) jitter="$2"; shift 2 ;;
     --bandwidth) bandwidth="$2"; shift 2 ;;
@@ -76,9 +77,12 @@ rm -f "$run/nodes"
 boot=()
 for ((i = 0; i < stages; i++)); do
   from=$(( layers * i / stages )); to=$(( layers * (i + 1) / stages ))
-  start "stage$i" --model "$model" --layers "$from:$to" "${boot[@]}"
-  [[ $i -eq 0 ]] && boot=(--bootstrap "$addr")
-  echo "stage$i layers [$from,$to) $addr"
+  for ((r = 0; r < replicas; r++)); do
+    name="stage$i"; [[ $r -gt 0 ]] && name="stage$i-r$r"
+    start "$name" --model "$model" --layers "$from:$to" "${boot[@]}"
+    [[ ${#boot[@]} -eq 0 ]] && boot=(--bootstrap "$addr")
+    echo "$name layers [$from,$to) $addr"
+  done
 done
 start draft --draft "$draft" "${boot[@]}"
 echo "draft $addr"
