@@ -45,6 +45,7 @@ public final class StageServer implements AutoCloseable {
 
   private final PipelineService service;
   private final Fault fault;
+  private final PeerQuota quota;
   private final NettyHost host;
   private final HostedShard shard;
   private final Executor pool;
@@ -58,6 +59,8 @@ public final class StageServer implements AutoCloseable {
       Fault fault) {
     this.fault = fault;
     this.service = service;
+    this.quota = new PeerQuota(PeerQuota.Limits.of(shard.runner().sessions().maxSessions(),
+        shard.runner().sessions().kvBudgetBytes()));
     this.host = host;
     this.shard = shard;
     this.pool = pool;
@@ -101,17 +104,26 @@ public final class StageServer implements AutoCloseable {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
+      long kvBytes = shard.runner().sessions().bytesPerToken() * open.getMaxTokens();
+      String refused = quota.acquire(upstream.remote(), kvBytes);
+      if (refused != null) {
+        upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, refused, host.peerId(), 0));
+        upstream.close();
+        return;
+      }
       ShardSession kv;
       try {
         kv = shard.runner().openSession(id, upstream.remote().toBase58(), (int) open.getMaxTokens());
       } catch (RuntimeLimitException e) {
+        quota.release(upstream.remote(), kvBytes);
         upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, e.getMessage(), host.peerId(), 0));
         upstream.close();
         return;
       }
-      StageSession s = new StageSession(open, upstream, kv);
+      StageSession s = new StageSession(open, upstream, kv, kvBytes);
       if (sessions.putIfAbsent(id, s) != null) {
         kv.close();
+        quota.release(upstream.remote(), kvBytes);
         throw new IllegalArgumentException("session " + id + " is already open here");
       }
       upstream.listener(s);
@@ -203,9 +215,11 @@ public final class StageServer implements AutoCloseable {
     private boolean last;
     private long lastRound;
     private volatile boolean ended;
+    private final long kvBytes;
     private volatile long lastActivity = System.nanoTime();
 
-    StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv) {
+    StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv, long kvBytes) {
+      this.kvBytes = kvBytes;
       this.open = open;
       this.id = open.getSessionId();
       this.upstream = upstream;
@@ -256,6 +270,13 @@ public final class StageServer implements AutoCloseable {
     private void round(Round r) {
       long queued = System.nanoTime();
       String problem = checkRound(r);
+      if (problem == null) {
+        String over = quota.charge(upstream.remote(), r.getSerializedSize());
+        if (over != null) {
+          upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, over, host.peerId(), r.getRound()));
+          return;
+        }
+      }
       if (problem != null) {
         stats.rejectedMessages.increment();
         upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
@@ -403,6 +424,7 @@ public final class StageServer implements AutoCloseable {
       ended = true;
       sessions.remove(id, this);
       kv.close();
+      quota.release(upstream.remote(), kvBytes);
       upstream.close();
       MessageStream<PipelineMessage> d = downstream;
       if (d != null) {

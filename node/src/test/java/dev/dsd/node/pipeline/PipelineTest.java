@@ -158,6 +158,22 @@ class PipelineTest {
   }
 
   @Test
+  void onePeerCannotTakeTheWholeStage() throws Exception {
+    Path model = target();
+    RunnerOptions four = new RunnerOptions(1, 4, RunnerOptions.DEFAULT_KV_BUDGET_BYTES, RunnerOptions.DEFAULT_IDLE_TIMEOUT);
+    Swarm s = swarm(model, new int[] {0, 4}, four);
+    PipelineTargetPass.Options o = PipelineTargetPass.Options.greedy();
+    PipelineTargetPass first = PipelineTargetPass.open(s.entry(), s.route(), 32, o);
+    keep(PipelineTargetPass.open(s.entry(), s.route(), 32, o));
+    PipelineException e = assertThrows(PipelineException.class, () -> PipelineTargetPass.open(s.entry(), s.route(), 32, o));
+    assertEquals("LIMIT", e.code());
+    assertTrue(e.getMessage().contains("already holds 2 sessions here, limit 2"), e.getMessage());
+    first.close();
+    awaitZero(() -> s.stages().get(0).stageSessionCount() - 1, "the closed session is released");
+    keep(PipelineTargetPass.open(s.entry(), s.route(), 32, o)).run(0, new int[] {5, 6}, new int[0], 1);
+  }
+
+  @Test
   void aDeadStageFailsTheRoundWithItsName() throws Exception {
     Path model = target();
     Swarm s = swarm(model, new int[] {0, 2, 4});

@@ -60,6 +60,10 @@ public final class ShardSessions {
     return options.idleTimeout();
   }
 
+  public long kvBudgetBytes() {
+    return options.kvBudgetBytes();
+  }
+
   public int maxSessions() {
     return options.maxSessions();
   }
