@@ -164,6 +164,28 @@ class NodeTest {
   }
 
   @Test
+  void aClientThatHangsUpFreesEveryStage() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node first = node(model, 0, 2, List.of());
+    Node second = node(model, 2, 4, first.addresses());
+    try (RemoteGenerator client = new RemoteGenerator(first.addresses().get(0), Duration.ofSeconds(60))) {
+      int[] pieces = {0};
+      GenerationResult r = client.generate(new GenerationRequest("def main():", 200, 0, 1, 0, 0, false, List.of()),
+          (text, ids) -> ++pieces[0] < 3);
+      assertEquals("cancelled", r.finishReason());
+    }
+    for (Node n : List.of(first, second)) {
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      while (n.pipeline().stageSessionCount() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(0, n.pipeline().stageSessionCount(), "stage sessions freed after the client hung up");
+    }
+    assertEquals(0, first.pipeline().entrySessionCount());
+  }
+
+  @Test
   void aSwarmWithAGapSaysWhichLayersAreMissing() throws Exception {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));

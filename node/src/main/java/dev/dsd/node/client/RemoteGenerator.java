@@ -77,6 +77,7 @@ public final class RemoteGenerator implements Generator {
     s.send(GenerateMessage.newBuilder().setRequest(GenerateRequest.newBuilder().setPrompt(req.prompt())
         .setMaxTokens(req.maxTokens()).setTemperature(req.temperature()).setTopP(req.topP()).setSeed(req.seed())
         .setSpeculation(req.speculation()).setAdaptive(req.adaptiveVerification()).addAllStop(req.stop())).build());
+    StringBuilder text = new StringBuilder();
     try {
       while (true) {
         GenerateMessage m = inbox.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
@@ -86,8 +87,10 @@ public final class RemoteGenerator implements Generator {
         }
         switch (m.getBodyCase()) {
           case CHUNK -> {
+            text.append(m.getChunk().getText());
             if (!sink.accept(m.getChunk().getText(), new int[0])) {
-              s.close();
+              s.close(); // the node sees the stream end and cancels, freeing every stage
+              return new GenerationResult(text.toString(), new int[0], 0, "cancelled", 0, 0, 0, 0, List.of(), 0);
             }
           }
           case DONE -> {
