@@ -349,11 +349,16 @@ public final class Node implements AutoCloseable {
       @Override
       public dev.dsd.node.routing.Route.Stage replica(dev.dsd.node.routing.Route route, int index, Set<PeerId> exclude) {
         var stage = route.stages().get(index);
-        return view.candidates(modelId).stream()
+        // a random replica each time, so that over many checks every replica gets compared
+        var eligible = view.candidates(modelId).stream()
             .filter(c -> c.from() == stage.from() && c.to() == stage.to() && !exclude.contains(c.peer())
                 && !banned.contains(c.peer()))
-            .findFirst().map(c -> new dev.dsd.node.routing.Route.Stage(c.peer(), c.addrs(), c.from(), c.to()))
-            .orElse(null);
+            .toList();
+        if (eligible.isEmpty()) {
+          return null;
+        }
+        var c = eligible.get(java.util.concurrent.ThreadLocalRandom.current().nextInt(eligible.size()));
+        return new dev.dsd.node.routing.Route.Stage(c.peer(), c.addrs(), c.from(), c.to());
       }
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,

@@ -52,9 +52,10 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import dev.dsd.node.testing.Closer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -64,7 +65,7 @@ import org.junit.jupiter.api.io.TempDir;
 class DraftServerTest {
   static final String[] PROMPTS = {"def f(x):", "the theory of ", "aaaa bbbb aaaa", "x = [1, 2, 3]\n", "import os"};
   @TempDir Path tmp;
-  final List<AutoCloseable> open = new ArrayList<>();
+  @RegisterExtension final Closer closer = new Closer();
   Path targetDir;
   Path randomDraftDir;
   Checkpoint target;
@@ -83,20 +84,13 @@ class DraftServerTest {
     reference = keep(new LocalGenerator(targetDir, 1));
   }
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
 
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   NettyHost host() {
-    return keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+    return closer.host();
   }
 
   DraftServer server(Path model, DraftServer.Options options) {

@@ -20,8 +20,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
+import dev.dsd.node.testing.Closer;
+import dev.dsd.node.testing.StageSwarm;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -34,18 +36,11 @@ class PipelineSamplingTest {
   static final double TOP_P = 0.9;
   static final int SAMPLES = 2000;
   @TempDir Path tmp;
-  final List<AutoCloseable> open = new ArrayList<>();
+  @RegisterExtension final Closer closer = new Closer();
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
 
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   @Test
@@ -55,20 +50,10 @@ class PipelineSamplingTest {
     Path draftDir = TinyCheckpoint.builder().layers(1).hidden(16).heads(2).kvHeads(1).maxPositions(64).seed(9)
         .writeTo(tmp.resolve("draft"));
     Checkpoint ck = keep(Checkpoint.open(model));
-    List<Route.Stage> hops = new ArrayList<>();
-    String modelId = null;
-    for (int[] r : new int[][] {{0, 1}, {1, 2}}) {
-      NettyHost h = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
-      HostedShard shard = keep(HostedShard.load(model, r[0], r[1], RunnerOptions.defaults().withThreads(1)));
-      modelId = shard.modelId();
-      keep(new PipelineService(h, List.of(shard), 2));
-      hops.add(new Route.Stage(h.peerId(), h.listenAddrs(), r[0], r[1]));
-    }
-    PipelineService entry = keep(new PipelineService(keep(new NettyHost(Identity.generate(), HostConfig.loopback())
-        .start()), List.of(), 2));
+    StageSwarm swarm = StageSwarm.start(closer, model, new int[] {0, 1, 2}, RunnerOptions.defaults().withThreads(1));
     DraftModel draft = keep(DraftModel.load(draftDir, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
-    PipelineGenerator gen = new PipelineGenerator(entry, ck.tokenizer(), ck.config(),
-        PipelineGenerator.RouteSource.of(new Route(modelId, hops, 0)), draft::newDrafter,
+    PipelineGenerator gen = new PipelineGenerator(swarm.entry(), ck.tokenizer(), ck.config(),
+        PipelineGenerator.RouteSource.of(swarm.route()), draft::newDrafter,
         PipelineTargetPass.Options.greedy());
     String prompt = "ab";
     int[] ids = ck.tokenizer().encode(prompt);

@@ -22,26 +22,21 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
+import dev.dsd.node.testing.Closer;
+import dev.dsd.node.testing.StageSwarm;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A target cut into stages on separate hosts (one JVM, loopback), with an entry that serves no layers. */
 class PipelineTest {
   @TempDir Path tmp;
-  final List<AutoCloseable> open = new ArrayList<>();
+  @RegisterExtension final Closer closer = new Closer();
   static final String[] PROMPTS = {"def f(x):", "the theory of ", "aaaa bbbb aaaa", "x = [1, 2, 3]\n"};
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
 
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   Path target() throws Exception {
@@ -49,26 +44,12 @@ class PipelineTest {
         .writeTo(tmp.resolve("target"));
   }
 
-  record Swarm(PipelineService entry, List<PipelineService> stages, Route route) {}
-
-  Swarm swarm(Path model, int[] cuts) {
+  StageSwarm swarm(Path model, int[] cuts) {
     return swarm(model, cuts, RunnerOptions.defaults().withThreads(1));
   }
 
-  Swarm swarm(Path model, int[] cuts, RunnerOptions options) {
-    List<PipelineService> stages = new ArrayList<>();
-    List<Route.Stage> hops = new ArrayList<>();
-    String modelId = null;
-    for (int i = 0; i + 1 < cuts.length; i++) {
-      NettyHost h = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
-      HostedShard shard = keep(HostedShard.load(model, cuts[i], cuts[i + 1], options));
-      modelId = shard.modelId();
-      stages.add(keep(new PipelineService(h, List.of(shard), 2)));
-      hops.add(new Route.Stage(h.peerId(), h.listenAddrs(), cuts[i], cuts[i + 1]));
-    }
-    NettyHost e = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
-    PipelineService entry = keep(new PipelineService(e, List.of(), 2));
-    return new Swarm(entry, stages, new Route(modelId, hops, 0));
+  StageSwarm swarm(Path model, int[] cuts, RunnerOptions options) {
+    return StageSwarm.start(closer, model, cuts, options);
   }
 
   static GenerationRequest greedy(String prompt, int max, int k) {
@@ -80,7 +61,7 @@ class PipelineTest {
     Path model = target();
     Path draftDir = TinyCheckpoint.builder().layers(1).hidden(16).heads(2).kvHeads(1).maxPositions(256).seed(5)
         .writeTo(tmp.resolve("draft"));
-    Swarm s = swarm(model, new int[] {0, 1, 2, 3, 4});
+    StageSwarm s = swarm(model, new int[] {0, 1, 2, 3, 4});
     Checkpoint ck = keep(Checkpoint.open(model));
     // a random draft is (almost) always rejected, the target as its own draft always accepted:
     // both ends of the rollback are exercised
@@ -118,7 +99,7 @@ class PipelineTest {
   @Test
   void sampledGenerationThroughThePipelineMatchesLocalBySeed() throws Exception {
     Path model = target();
-    Swarm s = swarm(model, new int[] {0, 2, 4});
+    StageSwarm s = swarm(model, new int[] {0, 2, 4});
     Checkpoint ck = keep(Checkpoint.open(model));
     DraftModel draft = keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
     LocalGenerator local = keep(new LocalGenerator(model, model, 1));
@@ -132,7 +113,7 @@ class PipelineTest {
   @Test
   void aStageCanCoordinateARouteThroughItself() throws Exception {
     Path model = target();
-    Swarm s = swarm(model, new int[] {0, 2, 4});
+    StageSwarm s = swarm(model, new int[] {0, 2, 4});
     Checkpoint ck = keep(Checkpoint.open(model));
     LocalGenerator local = keep(new LocalGenerator(model, 1));
     for (PipelineService entry : s.stages()) { // first and last stage each as the entry
@@ -147,7 +128,7 @@ class PipelineTest {
   void stagesDropSessionsTheirEntryAbandoned() throws Exception {
     Path model = target();
     RunnerOptions quick = new RunnerOptions(1, 8, RunnerOptions.DEFAULT_KV_BUDGET_BYTES, Duration.ofSeconds(1));
-    Swarm s = swarm(model, new int[] {0, 2, 4}, quick);
+    StageSwarm s = swarm(model, new int[] {0, 2, 4}, quick);
     PipelineTargetPass pass = keep(PipelineTargetPass.open(s.entry(), s.route(), 64, PipelineTargetPass.Options.greedy()));
     pass.run(0, new int[] {1, 2, 3}, new int[0], 1);
     assertEquals(1, s.stages().get(0).stageSessionCount());
@@ -161,7 +142,7 @@ class PipelineTest {
   void onePeerCannotTakeTheWholeStage() throws Exception {
     Path model = target();
     RunnerOptions four = new RunnerOptions(1, 4, RunnerOptions.DEFAULT_KV_BUDGET_BYTES, RunnerOptions.DEFAULT_IDLE_TIMEOUT);
-    Swarm s = swarm(model, new int[] {0, 4}, four);
+    StageSwarm s = swarm(model, new int[] {0, 4}, four);
     PipelineTargetPass.Options o = PipelineTargetPass.Options.greedy();
     PipelineTargetPass first = PipelineTargetPass.open(s.entry(), s.route(), 32, o);
     keep(PipelineTargetPass.open(s.entry(), s.route(), 32, o));
@@ -176,7 +157,7 @@ class PipelineTest {
   @Test
   void aDeadStageFailsTheRoundWithItsName() throws Exception {
     Path model = target();
-    Swarm s = swarm(model, new int[] {0, 2, 4});
+    StageSwarm s = swarm(model, new int[] {0, 2, 4});
     Checkpoint ck = keep(Checkpoint.open(model));
     PipelineTargetPass.Options o = new PipelineTargetPass.Options(DType.F16, 0, 1, false, Duration.ofSeconds(5));
     PipelineGenerator gen = new PipelineGenerator(s.entry(), ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(s.route()),

@@ -23,8 +23,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
+import dev.dsd.node.testing.Closer;
+import dev.dsd.node.testing.StageSwarm;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The shipped pair as a swarm in one JVM: the target cut into 4 stages on 4 hosts, the draft on a
@@ -34,26 +36,19 @@ import org.junit.jupiter.api.Test;
 class ShippedPairPipelineTest {
   static final int PROMPTS = 20;
   static final int NEW_TOKENS = 32;
-  final List<AutoCloseable> open = new ArrayList<>();
+  @RegisterExtension final Closer closer = new Closer();
 
   static Path models() {
     return Path.of(System.getProperty("dsd.models", "../models"));
   }
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
 
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   NettyHost host() {
-    return keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+    return closer.host();
   }
 
   @Test
@@ -69,23 +64,12 @@ class ShippedPairPipelineTest {
 
     Checkpoint ck = keep(Checkpoint.open(target));
     int layers = ck.config().numLayers();
-    List<Route.Stage> stages = new ArrayList<>();
-    String modelId = null;
-    for (int i = 0; i < 4; i++) {
-      int from = layers * i / 4;
-      int to = layers * (i + 1) / 4;
-      NettyHost h = host();
-      HostedShard shard = keep(HostedShard.load(target, from, to, RunnerOptions.defaults().withThreads(1)));
-      modelId = shard.modelId();
-      keep(new PipelineService(h, List.of(shard), 2));
-      stages.add(new Route.Stage(h.peerId(), h.listenAddrs(), from, to));
-    }
-    Route route = new Route(modelId, stages, 0);
+    StageSwarm swarm = StageSwarm.start(closer, target, StageSwarm.even(layers, 4), RunnerOptions.defaults().withThreads(1));
+    Route route = swarm.route();
     NettyHost draftHost = host();
     DraftServer server = keep(DraftServer.load(draftHost, draft, DraftServer.Options.defaults().withThreads(1)));
-    NettyHost entryHost = host();
-    PipelineService entry = keep(new PipelineService(entryHost, List.of(), 2));
-    DraftClient client = keep(new DraftClient(entryHost, Duration.ofSeconds(30)));
+    PipelineService entry = swarm.entry();
+    DraftClient client = keep(new DraftClient(entry.host(), Duration.ofSeconds(30)));
     LocalGenerator local = keep(new LocalGenerator(target, 1));
 
     long drafted = 0;
