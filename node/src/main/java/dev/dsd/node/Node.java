@@ -164,6 +164,8 @@ public final class Node implements AutoCloseable {
   }
 
   private void join() {
+    host.onConnect(c -> log.info("peer joined peer={} addr={} outbound={}", c.remotePeer(), c.remoteAddr(), c.outbound()));
+    host.onDisconnect(c -> log.info("peer left peer={} addr={}", c.remotePeer(), c.remoteAddr()));
     if (!config.bootstrap().isEmpty()) {
       try {
         dht.bootstrap(config.bootstrap()).get(30, TimeUnit.SECONDS);
