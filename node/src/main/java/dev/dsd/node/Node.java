@@ -364,7 +364,8 @@ public final class Node implements AutoCloseable {
       }
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
-        PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck());
+        PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
+        .withStageTimes(metrics::recordStageLatency);
   }
 
   /**

@@ -44,6 +44,7 @@ public final class PipelineGenerator implements Generator {
   private final int usable;
   private volatile int lastFailovers;
   private volatile double spotCheckProbability;
+  private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile long lastStallNanos;
 
   /** Where routes come from, and where failed peers are reported (for a back-off). */
@@ -102,8 +103,14 @@ public final class PipelineGenerator implements Generator {
             route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
-      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink,
-          SpeculativeLoop.RoundListener.NONE);
+      SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
+        for (var t : target.lastTimings()) {
+          stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
+              t.getComputeMicros() / 1e6);
+        }
+        stageTimes.accept("round", verifyNanos / 1e9);
+      };
+      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
       log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={}",
           r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
@@ -123,6 +130,12 @@ public final class PipelineGenerator implements Generator {
       throw new IllegalArgumentException("spot-check probability must be in [0, 1], got " + probability);
     }
     this.spotCheckProbability = probability;
+    return this;
+  }
+
+  /** Receives each round's per-stage compute seconds (by peer id) and the whole round's ("round"). */
+  public PipelineGenerator withStageTimes(java.util.function.BiConsumer<String, Double> sink) {
+    this.stageTimes = sink;
     return this;
   }
 

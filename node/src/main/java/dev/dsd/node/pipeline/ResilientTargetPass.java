@@ -205,6 +205,11 @@ public final class ResilientTargetPass implements TargetPass {
     return out;
   }
 
+  /** What each stage reported for the last round: compute and queue time, bytes sent on. */
+  public List<dev.dsd.node.pipeline.proto.StageTiming> lastTimings() {
+    return current.lastTimings();
+  }
+
   public int failovers() {
     return failovers;
   }
