@@ -331,6 +331,12 @@ public final class StageServer implements AutoCloseable {
       if (r.getRows() < 1 || r.getRows() > t || r.getDraftsCount() >= r.getRows() + 1 || r.getDraftsCount() > t) {
         return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
       }
+      int vocab = shard.config().vocabSize();
+      for (int d : r.getDraftsList()) {
+        if (d < 0 || d >= vocab) {
+          return "draft token " + Integer.toUnsignedString(d) + " is outside the vocabulary of " + vocab;
+        }
+      }
       return null;
     }
 
