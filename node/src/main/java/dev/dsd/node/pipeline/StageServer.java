@@ -298,8 +298,8 @@ public final class StageServer implements AutoCloseable {
       if (r.getRound() <= lastRound) {
         return "round " + r.getRound() + " is not after round " + lastRound;
       }
-      if (r.getKeep() > kv.length()) {
-        return "keep " + r.getKeep() + " is beyond the " + kv.length() + " cached positions";
+      if (Integer.toUnsignedLong(r.getKeep()) > kv.length()) { // uint32: 2^31 and up are negative ints
+        return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + kv.length() + " cached positions";
       }
       boolean first = shard.runner().isFirst();
       int t;
