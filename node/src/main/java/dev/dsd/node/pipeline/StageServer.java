@@ -238,6 +238,15 @@ public final class StageServer implements AutoCloseable {
     private void round(Round r) {
       long queued = System.nanoTime();
       String problem = checkRound(r);
+      float[] hidden = null;
+      if (problem == null && !shard.runner().isFirst()) {
+        // decoded before the cache is truncated: bad bytes or a NaN must leave the session as it was
+        try {
+          hidden = Activations.decode(r.getHidden(), shard.config().hiddenSize());
+        } catch (IllegalArgumentException e) {
+          problem = e.getMessage();
+        }
+      }
       if (problem != null) {
         stats.rejectedMessages.increment();
         upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
@@ -258,7 +267,7 @@ public final class StageServer implements AutoCloseable {
         int t = shard.runner().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
         float[] y = shard.runner().isFirst()
             ? shard.runner().forwardTokens(kv, r.getTokensList().stream().mapToInt(Integer::intValue).toArray())
-            : shard.runner().forwardHidden(kv, Activations.decode(r.getHidden(), c.hiddenSize()), t);
+            : shard.runner().forwardHidden(kv, hidden, t);
         long t1 = System.nanoTime();
         PipelineMessage msg;
         if (!last) {
