@@ -220,6 +220,12 @@ public final class StageServer implements AutoCloseable {
       switch (m.getBodyCase()) {
         case ROUND -> round(m.getRound());
         case CLOSE -> {
+          if (!m.getClose().getSessionId().equals(id)) {
+            stats.rejectedMessages.increment();
+            from.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, m.getClose().getSessionId(), "this stream carries "
+                + "session " + id + ", not " + m.getClose().getSessionId(), host.peerId(), 0));
+            return;
+          }
           if (downstream != null && !last) {
             downstream.send(m);
           }
