@@ -13,6 +13,7 @@ import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Row;
 import dev.dsd.node.pipeline.proto.StageTiming;
 import dev.dsd.node.pipeline.proto.Tensor;
+import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;
@@ -98,6 +99,17 @@ public final class StageServer implements AutoCloseable {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
+      PeerId target;
+      List<Multiaddr> addrs = new ArrayList<>();
+      try { // parsed before anything is reserved: a bad one must not leave a session behind
+        target = PeerId.fromBytes((next == null ? open.getEntryPeerId() : next.getPeerId()).toByteArray());
+        for (ByteString b : next == null ? open.getEntryAddrsList() : next.getAddrsList()) {
+          addrs.add(Multiaddr.fromBytes(b.toByteArray()));
+        }
+      } catch (P2pException e) {
+        throw new IllegalArgumentException((next == null ? "the entry's" : "the next hop's") + " peer id or address: "
+            + e.getMessage());
+      }
       ShardSession kv;
       try {
         kv = shard.runner().openSession(id, upstream.remote().toBase58(), (int) open.getMaxTokens());
@@ -114,12 +126,6 @@ public final class StageServer implements AutoCloseable {
       upstream.listener(s);
       log.info("session open id={} from={} layers=[{},{}) maxTokens={} last={}", id, upstream.remote(), shard.from(),
           shard.to(), open.getMaxTokens(), next == null);
-      PeerId target = next == null ? PeerId.fromBytes(open.getEntryPeerId().toByteArray())
-          : PeerId.fromBytes(next.getPeerId().toByteArray());
-      List<Multiaddr> addrs = new ArrayList<>();
-      for (ByteString b : next == null ? open.getEntryAddrsList() : next.getAddrsList()) {
-        addrs.add(Multiaddr.fromBytes(b.toByteArray()));
-      }
       s.connect(target, addrs, next == null);
     } catch (IllegalArgumentException e) {
       upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, e.getMessage(), host.peerId(), 0));
