@@ -169,8 +169,9 @@ public final class StageServer implements AutoCloseable {
     if (open.getActivationDtype() == DType.UNRECOGNIZED) {
       throw new IllegalArgumentException("unknown activation type " + open.getActivationDtypeValue());
     }
-    if (!(open.getTemperature() >= 0) || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
-      throw new IllegalArgumentException("temperature must be >= 0 and top_p in (0, 1]");
+    if (!(open.getTemperature() >= 0) || Double.isInfinite(open.getTemperature())
+        || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
+      throw new IllegalArgumentException("temperature must be a finite number >= 0 and top_p in (0, 1]");
     }
     if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
       throw new IllegalArgumentException("the last stage needs the entry's peer id");
