@@ -17,14 +17,13 @@ import dev.dsd.node.pipeline.proto.Opened;
 import dev.dsd.node.pipeline.proto.PipelineMessage;
 import dev.dsd.node.pipeline.proto.Round;
 import dev.dsd.node.pipeline.proto.RoundResult;
-import dev.dsd.node.pipeline.proto.StageTiming;
 import dev.dsd.node.pipeline.proto.Tensor;
 import dev.dsd.node.routing.Route;
+import dev.dsd.node.wire.FrameMangler;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.wire.RawStream;
 import dev.dsd.node.wire.SerialExecutor;
 import dev.dsd.p2p.core.PeerId;
-import dev.dsd.p2p.core.Varint;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
@@ -400,6 +399,7 @@ class PipelineFuzzTest {
     final Random rnd;
     final Sink sink = new Sink();
     final Tally tally = new Tally();
+    final FrameMangler mangler;
     final ExecutorService sinkPool = Executors.newFixedThreadPool(2);
     final List<RawStream<PipelineMessage>> raws = new ArrayList<>();
     final List<PeerId> unreachable = List.of(Identity.generate().peerId(), Identity.generate().peerId());
@@ -415,6 +415,7 @@ class PipelineFuzzTest {
     Fuzzer(Chain c, Random rnd) {
       this.c = c;
       this.rnd = rnd;
+      this.mangler = new FrameMangler(rnd, PipelineProtocol.MAX_FRAME_BYTES);
       this.hidden = c.config().hiddenSize();
       this.vocab = c.config().vocabSize();
       keep(sinkPool::shutdownNow);
@@ -469,27 +470,8 @@ class PipelineFuzzTest {
       Live s = rnd.nextInt(4) == 0 ? openLive(first) : null;
       LinkedBlockingQueue<Object> events = s == null ? new LinkedBlockingQueue<>() : s.events;
       RawStream<PipelineMessage> raw = s == null ? rawTo(first ? c.a() : c.b(), events) : s.raw;
-      byte[] noise;
-      String label;
-      switch (rnd.nextInt(4)) {
-        case 0 -> {
-          noise = bytes(rnd.nextInt(48));
-          label = "noise";
-        }
-        case 1 -> {
-          noise = bytes(rnd.nextInt(rnd.nextInt(20) == 0 ? 70_000 : 600));
-          label = "long noise";
-        }
-        case 2 -> {
-          noise = RawStream.frame(bytes(rnd.nextInt(200)));
-          label = "framed noise";
-        }
-        default -> {
-          noise = RawStream.frame(protobufNoise());
-          label = "framed protobuf-like noise";
-        }
-      }
-      terminal(raw, events, Kind.RANDOM, label + (s == null ? "" : " in a session"), noise);
+      FrameMangler.Noise noise = mangler.noise();
+      terminal(raw, events, Kind.RANDOM, noise.label() + (s == null ? "" : " in a session"), noise.bytes());
       endLive(s);
     }
 
@@ -521,7 +503,8 @@ class PipelineFuzzTest {
       LinkedBlockingQueue<Object> events = new LinkedBlockingQueue<>();
       String id = newId();
       RawStream<PipelineMessage> raw = rawTo(first ? c.a() : c.b(), events);
-      Mangled mg = mangle(PipelineMessage.newBuilder().setOpen(validOpen(first, id)).build().toByteArray(), 4);
+      FrameMangler.Mangled mg = mangler.mangle(PipelineMessage.newBuilder().setOpen(validOpen(first, id)).build()
+          .toByteArray(), 4);
       String carried = mg.terminal() ? id : openedId(mg.body(), id);
       sink.cases.put(carried, events::add);
       if (mg.terminal()) {
@@ -547,7 +530,7 @@ class PipelineFuzzTest {
           Mutation m = mutateField(s);
           send(s, Kind.FIELD, m.label(), m.message(), m.expect());
         } else {
-          Mangled mg = mangle(message(validRound(s, false)).toByteArray(), 10);
+          FrameMangler.Mangled mg = mangler.mangle(message(validRound(s, false)).toByteArray(), 10);
           if (mg.terminal()) {
             terminal(s.raw, s.events, Kind.BYTES, mg.label() + " round", mg.bytes());
           } else {
@@ -908,17 +891,17 @@ class PipelineFuzzTest {
         }
         case 15 -> {
           if (first) {
-            o.setChain(1, other.toBuilder().setPeerId(ByteString.copyFrom(bytes(rnd.nextInt(40)))));
+            o.setChain(1, other.toBuilder().setPeerId(ByteString.copyFrom(mangler.bytes(rnd.nextInt(40)))));
           } else {
-            o.setEntryPeerId(ByteString.copyFrom(bytes(1 + rnd.nextInt(40))));
+            o.setEntryPeerId(ByteString.copyFrom(mangler.bytes(1 + rnd.nextInt(40))));
           }
           label = first ? "garbage next hop peer id" : "garbage entry peer id";
         }
         case 16 -> {
           if (first) {
-            o.setChain(1, other.toBuilder().addAddrs(ByteString.copyFrom(bytes(rnd.nextInt(30)))));
+            o.setChain(1, other.toBuilder().addAddrs(ByteString.copyFrom(mangler.bytes(rnd.nextInt(30)))));
           } else {
-            o.addEntryAddrs(ByteString.copyFrom(bytes(rnd.nextInt(30))));
+            o.addEntryAddrs(ByteString.copyFrom(mangler.bytes(rnd.nextInt(30))));
           }
           label = first ? "garbage next hop address" : "garbage entry address";
           expect = Expect.ANY; // a few random bytes may spell a multiaddr, and the good ones still work
@@ -980,80 +963,6 @@ class PipelineFuzzTest {
           PipelineProtocol.error(Error.Code.STAGE_FAILED, referenceId, "forged"),
           PipelineMessage.newBuilder().setOpen(validOpen(true, newId())).build()};
       return new Mutation("forged message to the entry", forged[rnd.nextInt(forged.length)], Expect.FATAL);
-    }
-
-    // --- byte mutations --------------------------------------------------------------------------
-
-    /**
-     * A valid frame's bytes, mangled. {@code body} is set when the result is one whole frame (the
-     * prefix was rewritten to fit); otherwise {@code bytes} are what goes on the wire and the
-     * stream is finished after them.
-     */
-    record Mangled(String label, byte[] body, byte[] bytes) {
-      boolean terminal() {
-        return body == null;
-      }
-    }
-
-    /** One in {@code oneInTerminal} manglings leaves the frame's length prefix inconsistent or malformed. */
-    Mangled mangle(byte[] body, int oneInTerminal) {
-      byte[] b = body.clone();
-      switch (rnd.nextInt(oneInTerminal) == 0 ? 7 + rnd.nextInt(4) : rnd.nextInt(7)) {
-        case 0, 1 -> {
-          int flips = 1 + rnd.nextInt(4);
-          for (int i = 0; i < flips && b.length > 0; i++) {
-            b[rnd.nextInt(b.length)] ^= (byte) (1 << rnd.nextInt(8));
-          }
-          return new Mangled("bit flips", b, null);
-        }
-        case 2 -> {
-          if (b.length > 0) {
-            b[rnd.nextInt(b.length)] = (byte) new int[] {0, 0xFF, 0x80, 0x7F, rnd.nextInt(256)}[rnd.nextInt(5)];
-          }
-          return new Mangled("byte replaced", b, null);
-        }
-        case 3 -> {
-          return new Mangled("truncated, length fixed", Arrays.copyOf(b, rnd.nextInt(Math.max(1, b.length))), null);
-        }
-        case 4 -> {
-          int from = rnd.nextInt(b.length + 1);
-          int to = from + rnd.nextInt(b.length - from + 1);
-          return new Mangled("range duplicated", RawStream.concat(Arrays.copyOf(b, to), Arrays.copyOfRange(b, from, to),
-              Arrays.copyOfRange(b, to, b.length)), null);
-        }
-        case 5 -> {
-          int from = rnd.nextInt(b.length + 1);
-          int to = from + rnd.nextInt(b.length - from + 1);
-          return new Mangled("range deleted", RawStream.concat(Arrays.copyOf(b, from), Arrays.copyOfRange(b, to,
-              b.length)), null);
-        }
-        case 6 -> {
-          int at = rnd.nextInt(b.length + 1);
-          return new Mangled("bytes inserted", RawStream.concat(Arrays.copyOf(b, at), bytes(1 + rnd.nextInt(8)),
-              Arrays.copyOfRange(b, at, b.length)), null);
-        }
-        case 7 -> {
-          byte[] framed = RawStream.frame(b);
-          return new Mangled("truncated, length kept", null, Arrays.copyOf(framed, rnd.nextInt(framed.length)));
-        }
-        case 8 -> {
-          long[] lengths = {PipelineProtocol.MAX_FRAME_BYTES + 1L, 1L << 31, (1L << 62) + rnd.nextInt(1000),
-              b.length + 1 + rnd.nextInt(1 << 20)};
-          return new Mangled("length prefix too large", null, RawStream.concat(Varint.encode(lengths[rnd.nextInt(
-              lengths.length)]), b));
-        }
-        case 9 -> {
-          byte[][] prefixes = {{(byte) 0x80, 0}, {(byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF,
-              (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF}, {(byte) (0x80 | (b.length & 0x7F)),
-              (byte) (b.length >> 7 | 0x80), 0}};
-          return new Mangled("malformed length prefix", null, RawStream.concat(prefixes[rnd.nextInt(prefixes.length)], b));
-        }
-        default -> {
-          byte[] framed = RawStream.frame(b);
-          framed[rnd.nextInt(Varint.size(b.length))] ^= (byte) (1 << rnd.nextInt(8));
-          return new Mangled("length prefix bit flip", null, RawStream.concat(framed, bytes(rnd.nextInt(8))));
-        }
-      }
     }
 
     // --- the oracle ------------------------------------------------------------------------------
@@ -1340,45 +1249,6 @@ class PipelineFuzzTest {
           assertEquals(want.argmax(row), res.getRows(row).getArgmax(), "stage B's argmax of row " + row + ": " + what);
         }
       }
-    }
-
-    // --- noise -----------------------------------------------------------------------------------
-
-    byte[] bytes(int n) {
-      byte[] b = new byte[n];
-      rnd.nextBytes(b);
-      return b;
-    }
-
-    /** Tags and values that look like protobuf: fields 1..9 of every wire type, some lengths wrong. */
-    byte[] protobufNoise() {
-      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-      int fields = 1 + rnd.nextInt(6);
-      for (int i = 0; i < fields; i++) {
-        int field = 1 + rnd.nextInt(9);
-        int wire = new int[] {0, 1, 2, 5, 3, 4, 7}[rnd.nextInt(7)];
-        out.writeBytes(Varint.encode((long) field << 3 | wire));
-        switch (wire) {
-          case 0 -> out.writeBytes(Varint.encode(rnd.nextLong() & Long.MAX_VALUE));
-          case 1 -> out.writeBytes(bytes(8));
-          case 5 -> out.writeBytes(bytes(4));
-          case 2 -> {
-            int len = rnd.nextInt(40);
-            out.writeBytes(Varint.encode(len + (rnd.nextInt(8) == 0 ? rnd.nextInt(100) : 0)));
-            out.writeBytes(rnd.nextBoolean() ? bytes(len) : protobufNoiseShallow(len));
-          }
-          default -> { }
-        }
-      }
-      return out.toByteArray();
-    }
-
-    byte[] protobufNoiseShallow(int len) {
-      byte[] b = bytes(len);
-      if (len > 0) {
-        b[0] = (byte) ((1 + rnd.nextInt(9)) << 3 | rnd.nextInt(3));
-      }
-      return b;
     }
 
     String describe(byte[] body) {
