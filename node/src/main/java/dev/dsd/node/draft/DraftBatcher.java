@@ -76,6 +76,7 @@ final class DraftBatcher implements AutoCloseable {
       } catch (InterruptedException e) {
         return;
       } catch (RuntimeException e) {
+        stats.internalFailure();
         log.error("draft batcher node={}: {}", node, e.toString(), e);
       }
     }
@@ -85,6 +86,7 @@ final class DraftBatcher implements AutoCloseable {
     try {
       task.run();
     } catch (RuntimeException e) {
+      stats.internalFailure();
       log.warn("draft task failed node={}: {}", node, e.toString());
     }
   }
