@@ -74,10 +74,11 @@ final class ServedSession {
       if (u.getDrafted() != offered) {
         return "update " + i + " judges " + u.getDrafted() + " drafts, the session's last proposal had " + offered;
       }
-      if (u.getKept() > u.getDrafted()) {
-        return "update " + i + " keeps " + u.getKept() + " of " + u.getDrafted() + " drafts";
+      // uint32 fields: 2^31 and up arrive as negative ints, which plain comparisons let through
+      if (Integer.compareUnsigned(u.getKept(), u.getDrafted()) > 0) {
+        return "update " + i + " keeps " + Integer.toUnsignedString(u.getKept()) + " of " + u.getDrafted() + " drafts";
       }
-      if (u.getNext() >= usable) {
+      if (Integer.compareUnsigned(u.getNext(), usable) >= 0) {
         return "update " + i + ": token id " + Integer.toUnsignedString(u.getNext()) + " is outside the vocabulary of "
             + usable;
       }
