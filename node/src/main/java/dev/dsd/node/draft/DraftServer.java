@@ -164,8 +164,8 @@ public final class DraftServer implements AutoCloseable {
     if (!(o.getTemperature() >= 0) || Double.isInfinite(o.getTemperature()) || !(o.getTopP() > 0 && o.getTopP() <= 1)) {
       return "temperature must be a finite number >= 0 and top_p in (0, 1]";
     }
-    if (o.getUsableVocab() > vocab) {
-      return "usable_vocab " + o.getUsableVocab() + " exceeds the vocabulary of " + vocab;
+    if (Integer.compareUnsigned(o.getUsableVocab(), vocab) > 0) { // uint32: 2^31 and up are negative ints
+      return "usable_vocab " + Integer.toUnsignedString(o.getUsableVocab()) + " exceeds the vocabulary of " + vocab;
     }
     return null;
   }
