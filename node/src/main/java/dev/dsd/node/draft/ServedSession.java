@@ -58,11 +58,8 @@ final class ServedSession {
     return pending;
   }
 
-  /**
-   * Applies the target's verdicts since the last proposal, all or none: returns what is wrong with
-   * them, or null once they are applied.
-   */
-  String accept(List<Accepted> updates) {
+  /** What is wrong with the target's verdicts since the last proposal, or null; nothing is applied. */
+  String check(List<Accepted> updates) {
     int ctx = context;
     int[] drafts = lastDrafts;
     for (int i = 0; i < updates.size(); i++) {
@@ -85,10 +82,14 @@ final class ServedSession {
       ctx += u.getKept() + 1;
       drafts = null;
     }
+    return null;
+  }
+
+  /** Applies verdicts that {@link #check} found right. */
+  void accept(List<Accepted> updates) {
     for (Accepted u : updates) {
       apply(u.getContextBefore(), u.getDrafted(), u.getKept(), u.getNext());
     }
-    return null;
   }
 
   private void apply(int contextBefore, int k, int n, int next) {
@@ -104,9 +105,17 @@ final class ServedSession {
     context = contextBefore + n + 1;
   }
 
-  /** Positions a proposal of k drafts leaves in the cache. */
-  int cacheAfter(int k) {
-    return kv.length() + pending.length + k - 1;
+  /** Positions a proposal of k drafts leaves in the cache once the (checked) {@code updates} are applied. */
+  long cacheAfter(List<Accepted> updates, int k) {
+    if (updates.isEmpty()) {
+      return (long) kv.length() + pending.length + k - 1;
+    }
+    // after any verdict the cache holds every accepted token but the pending ones
+    long ctx = context;
+    for (Accepted u : updates) {
+      ctx += u.getKept() + 1;
+    }
+    return ctx + k - 1;
   }
 
   void proposed(int[] drafts) {
