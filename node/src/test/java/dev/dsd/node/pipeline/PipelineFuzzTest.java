@@ -112,9 +112,10 @@ class PipelineFuzzTest {
     } finally {
       reference.stop();
       healthy.join(30_000);
-      System.out.printf("pipeline fuzz seed=%d: %d fuzzed frames + %d valid in %d ms; healthy session %d cycles, %d "
-          + "rounds%n%s", SEED, fuzzer.tally.fuzzed(), fuzzer.tally.total(Kind.VALID), (System.nanoTime() - t0) / 1_000_000,
-          reference.cycles.get(), reference.rounds.get(), fuzzer.tally);
+      // one write: the node's log lines must not split the report
+      System.out.println(String.format("pipeline fuzz seed=%d: %d fuzzed frames + %d valid in %d ms; "
+          + "healthy session %d cycles, %d rounds%n%s", SEED, fuzzer.tally.fuzzed(), fuzzer.tally.total(Kind.VALID),
+          (System.nanoTime() - t0) / 1_000_000, reference.cycles.get(), reference.rounds.get(), fuzzer.tally));
     }
     assertNull(reference.failure.get(), "the healthy session's rounds changed while the fuzzer ran (seed " + SEED + ")");
     assertTrue(reference.cycles.get() >= 1, "the healthy session completed cycles during the fuzz");
