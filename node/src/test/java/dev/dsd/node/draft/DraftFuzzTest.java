@@ -253,10 +253,15 @@ class DraftFuzzTest {
     int offered; // drafts of the last proposal still awaiting a verdict; 0 when none
     long lastSeq;
 
-    Session(Open open, int vocab) {
+    /** A session as the node's Opened leaves it. */
+    static Session opened(Open open, int vocab) {
+      return new Session(open, open.getUsableVocab() == 0 ? vocab : Math.min(vocab, open.getUsableVocab()));
+    }
+
+    private Session(Open open, int usable) {
       this.id = open.getSessionId();
       this.open = open;
-      this.usable = open.getUsableVocab() == 0 ? vocab : Math.min(vocab, open.getUsableVocab());
+      this.usable = usable;
       this.context = open.getPromptCount();
       this.cached = context - 1; // the last prompt token waits for the first proposal
       this.pending = 1;
@@ -807,7 +812,7 @@ class DraftFuzzTest {
         Open o = sent.getOpen();
         assertTrue(got.hasOpened() && got.getOpened().getSessionId().equals(o.getSessionId())
             && got.getOpened().getVocab() == vocab, "not the open's answer: " + what);
-        c.sessions.add(new Session(o, vocab));
+        c.sessions.add(Session.opened(o, vocab));
         return;
       }
       Propose p = sent.getPropose();
