@@ -76,6 +76,7 @@ final class DraftBatcher implements AutoCloseable {
       } catch (InterruptedException e) {
         return;
       } catch (RuntimeException e) {
+        stats.internalFailure();
         log.error("draft batcher node={}: {}", node, e.toString(), e);
       }
     }
@@ -85,6 +86,7 @@ final class DraftBatcher implements AutoCloseable {
     try {
       task.run();
     } catch (RuntimeException e) {
+      stats.internalFailure();
       log.warn("draft task failed node={}: {}", node, e.toString());
     }
   }
@@ -137,7 +139,17 @@ final class DraftBatcher implements AutoCloseable {
     stats.pass(rows.size(), tokens, nanos);
     for (int i = 0; i < jobs.size(); i++) {
       DraftJob j = jobs.get(i);
-      if (j.advance(logits[i], rows.size(), nanos)) {
+      boolean done;
+      try {
+        done = j.advance(logits[i], rows.size(), nanos);
+      } catch (RuntimeException e) {
+        // a bug on this session's side: the pass already advanced every row's cache, so the other
+        // jobs must still take their step, and this one must not stay active to fail every pass
+        stats.internalFailure();
+        fail(j, e);
+        continue;
+      }
+      if (done) {
         active.remove(j);
         j.finish();
       }

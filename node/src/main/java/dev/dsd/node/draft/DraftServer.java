@@ -164,8 +164,8 @@ public final class DraftServer implements AutoCloseable {
     if (!(o.getTemperature() >= 0) || Double.isInfinite(o.getTemperature()) || !(o.getTopP() > 0 && o.getTopP() <= 1)) {
       return "temperature must be a finite number >= 0 and top_p in (0, 1]";
     }
-    if (o.getUsableVocab() > vocab) {
-      return "usable_vocab " + o.getUsableVocab() + " exceeds the vocabulary of " + vocab;
+    if (Integer.compareUnsigned(o.getUsableVocab(), vocab) > 0) { // uint32: 2^31 and up are negative ints
+      return "usable_vocab " + Integer.toUnsignedString(o.getUsableVocab()) + " exceeds the vocabulary of " + vocab;
     }
     return null;
   }
@@ -215,11 +215,15 @@ public final class DraftServer implements AutoCloseable {
       problem = "the previous request of session " + s.id + " is still running";
     } else {
       s.lastSeq = p.getSeq();
-      problem = s.accept(p.getAcceptedList());
-      if (problem == null && s.cacheAfter(p.getK()) > s.kv.maxTokens()) {
+      problem = s.check(p.getAcceptedList());
+      long needed = problem == null ? s.cacheAfter(p.getAcceptedList(), p.getK()) : 0;
+      if (needed > s.kv.maxTokens()) { // checked before the verdicts are applied: a refusal changes nothing
         code = Error.Code.LIMIT;
-        problem = "drafting " + p.getK() + " tokens needs " + s.cacheAfter(p.getK()) + " positions, the session reserved "
+        problem = "drafting " + p.getK() + " tokens needs " + needed + " positions, the session reserved "
             + s.kv.maxTokens();
+      }
+      if (problem == null) {
+        s.accept(p.getAcceptedList());
       }
     }
     if (problem != null) {

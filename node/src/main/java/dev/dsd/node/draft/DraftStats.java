@@ -15,6 +15,7 @@ public final class DraftStats {
   private final AtomicLong maxRows = new AtomicLong();
   private final AtomicLong proposals = new AtomicLong();
   private final AtomicLong errors = new AtomicLong();
+  private final AtomicLong internalFailures = new AtomicLong();
 
   void pass(int rowCount, int tokenCount, long nanos) {
     passes.incrementAndGet();
@@ -30,6 +31,15 @@ public final class DraftStats {
 
   void error() {
     errors.incrementAndGet();
+  }
+
+  /** A batcher task or pass threw instead of answering: always a bug. */
+  void internalFailure() {
+    internalFailures.incrementAndGet();
+  }
+
+  public long internalFailures() {
+    return internalFailures.get();
   }
 
   public long passes() {

@@ -242,6 +242,11 @@ public final class RemoteDrafter implements Drafter {
   }
 
   @Override
+  public boolean lost(RuntimeException failure) {
+    return !(failure instanceof DraftException d) || d.draftNodeLost();
+  }
+
+  @Override
   public void close() {
     if (closed) {
       return;

@@ -58,11 +58,8 @@ final class ServedSession {
     return pending;
   }
 
-  /**
-   * Applies the target's verdicts since the last proposal, all or none: returns what is wrong with
-   * them, or null once they are applied.
-   */
-  String accept(List<Accepted> updates) {
+  /** What is wrong with the target's verdicts since the last proposal, or null; nothing is applied. */
+  String check(List<Accepted> updates) {
     int ctx = context;
     int[] drafts = lastDrafts;
     for (int i = 0; i < updates.size(); i++) {
@@ -74,20 +71,25 @@ final class ServedSession {
       if (u.getDrafted() != offered) {
         return "update " + i + " judges " + u.getDrafted() + " drafts, the session's last proposal had " + offered;
       }
-      if (u.getKept() > u.getDrafted()) {
-        return "update " + i + " keeps " + u.getKept() + " of " + u.getDrafted() + " drafts";
+      // uint32 fields: 2^31 and up arrive as negative ints, which plain comparisons let through
+      if (Integer.compareUnsigned(u.getKept(), u.getDrafted()) > 0) {
+        return "update " + i + " keeps " + Integer.toUnsignedString(u.getKept()) + " of " + u.getDrafted() + " drafts";
       }
-      if (u.getNext() >= usable) {
+      if (Integer.compareUnsigned(u.getNext(), usable) >= 0) {
         return "update " + i + ": token id " + Integer.toUnsignedString(u.getNext()) + " is outside the vocabulary of "
             + usable;
       }
       ctx += u.getKept() + 1;
       drafts = null;
     }
+    return null;
+  }
+
+  /** Applies verdicts that {@link #check} found right. */
+  void accept(List<Accepted> updates) {
     for (Accepted u : updates) {
       apply(u.getContextBefore(), u.getDrafted(), u.getKept(), u.getNext());
     }
-    return null;
   }
 
   private void apply(int contextBefore, int k, int n, int next) {
@@ -103,9 +105,17 @@ final class ServedSession {
     context = contextBefore + n + 1;
   }
 
-  /** Positions a proposal of k drafts leaves in the cache. */
-  int cacheAfter(int k) {
-    return kv.length() + pending.length + k - 1;
+  /** Positions a proposal of k drafts leaves in the cache once the (checked) {@code updates} are applied. */
+  long cacheAfter(List<Accepted> updates, int k) {
+    if (updates.isEmpty()) {
+      return (long) kv.length() + pending.length + k - 1;
+    }
+    // after any verdict the cache holds every accepted token but the pending ones
+    long ctx = context;
+    for (Accepted u : updates) {
+      ctx += u.getKept() + 1;
+    }
+    return ctx + k - 1;
   }
 
   void proposed(int[] drafts) {

@@ -30,6 +30,14 @@ public interface Drafter extends AutoCloseable {
    */
   void accepted(int contextBefore, int[] drafts, int n, int next);
 
+  /**
+   * Whether {@code failure} of this drafter means it is gone (a draft node died) so the generation
+   * may go on without speculation, rather than a refusal the caller caused, which must surface.
+   */
+  default boolean lost(RuntimeException failure) {
+    return true;
+  }
+
   @Override
   void close();
 }

@@ -53,6 +53,9 @@ public final class SpeculativeLoop {
       try {
         drafter.start(prompt);
       } catch (RuntimeException e) {
+        if (!drafter.lost(e)) {
+          throw e;
+        }
         log.warn("drafter failed to start, generating without speculation: {}", e.getMessage());
         closeQuietly(drafter);
         drafter = null;
@@ -71,6 +74,9 @@ public final class SpeculativeLoop {
         drafts = k == 0 ? new int[0] : drafter.propose(k);
       } catch (RuntimeException e) {
         // a lost drafter (a draft node that died) costs speed, not the generation: go on without
+        if (!drafter.lost(e)) {
+          throw e;
+        }
         log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
         closeQuietly(drafter);
         drafter = null;
@@ -92,6 +98,9 @@ public final class SpeculativeLoop {
         try {
           drafter.accepted(context, drafts, v.accepted(), v.next());
         } catch (RuntimeException e) {
+          if (!drafter.lost(e)) {
+            throw e;
+          }
           log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
           closeQuietly(drafter);
           drafter = null;

@@ -13,6 +13,7 @@ import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Row;
 import dev.dsd.node.pipeline.proto.StageTiming;
 import dev.dsd.node.pipeline.proto.Tensor;
+import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;
@@ -104,6 +105,17 @@ public final class StageServer implements AutoCloseable {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
+      PeerId target;
+      List<Multiaddr> addrs = new ArrayList<>();
+      try { // parsed before anything is reserved: a bad one must not leave a session behind
+        target = PeerId.fromBytes((next == null ? open.getEntryPeerId() : next.getPeerId()).toByteArray());
+        for (ByteString b : next == null ? open.getEntryAddrsList() : next.getAddrsList()) {
+          addrs.add(Multiaddr.fromBytes(b.toByteArray()));
+        }
+      } catch (P2pException e) {
+        throw new IllegalArgumentException((next == null ? "the entry's" : "the next hop's") + " peer id or address: "
+            + e.getMessage());
+      }
       long kvBytes = shard.runner().sessions().bytesPerToken() * open.getMaxTokens();
       String refused = quota.acquire(upstream.remote(), kvBytes);
       if (refused != null) {
@@ -129,12 +141,6 @@ public final class StageServer implements AutoCloseable {
       upstream.listener(s);
       log.info("session open id={} from={} layers=[{},{}) maxTokens={} last={}", id, upstream.remote(), shard.from(),
           shard.to(), open.getMaxTokens(), next == null);
-      PeerId target = next == null ? PeerId.fromBytes(open.getEntryPeerId().toByteArray())
-          : PeerId.fromBytes(next.getPeerId().toByteArray());
-      List<Multiaddr> addrs = new ArrayList<>();
-      for (ByteString b : next == null ? open.getEntryAddrsList() : next.getAddrsList()) {
-        addrs.add(Multiaddr.fromBytes(b.toByteArray()));
-      }
       s.connect(target, addrs, next == null);
     } catch (IllegalArgumentException e) {
       upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, e.getMessage(), host.peerId(), 0));
@@ -178,8 +184,9 @@ public final class StageServer implements AutoCloseable {
     if (open.getActivationDtype() == DType.UNRECOGNIZED) {
       throw new IllegalArgumentException("unknown activation type " + open.getActivationDtypeValue());
     }
-    if (!(open.getTemperature() >= 0) || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
-      throw new IllegalArgumentException("temperature must be >= 0 and top_p in (0, 1]");
+    if (!(open.getTemperature() >= 0) || Double.isInfinite(open.getTemperature())
+        || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
+      throw new IllegalArgumentException("temperature must be a finite number >= 0 and top_p in (0, 1]");
     }
     if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
       throw new IllegalArgumentException("the last stage needs the entry's peer id");
@@ -252,6 +259,12 @@ public final class StageServer implements AutoCloseable {
       switch (m.getBodyCase()) {
         case ROUND -> round(m.getRound());
         case CLOSE -> {
+          if (!m.getClose().getSessionId().equals(id)) {
+            stats.rejectedMessages.increment();
+            from.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, m.getClose().getSessionId(), "this stream carries "
+                + "session " + id + ", not " + m.getClose().getSessionId(), host.peerId(), 0));
+            return;
+          }
           if (downstream != null && !last) {
             downstream.send(m);
           }
@@ -277,6 +290,15 @@ public final class StageServer implements AutoCloseable {
           return;
         }
       }
+      float[] hidden = null;
+      if (problem == null && !shard.runner().isFirst()) {
+        // decoded before the cache is truncated: bad bytes or a NaN must leave the session as it was
+        try {
+          hidden = Activations.decode(r.getHidden(), shard.config().hiddenSize());
+        } catch (IllegalArgumentException e) {
+          problem = e.getMessage();
+        }
+      }
       if (problem != null) {
         stats.rejectedMessages.increment();
         upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
@@ -297,7 +319,7 @@ public final class StageServer implements AutoCloseable {
         int t = shard.runner().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
         float[] y = shard.runner().isFirst()
             ? shard.runner().forwardTokens(kv, r.getTokensList().stream().mapToInt(Integer::intValue).toArray())
-            : shard.runner().forwardHidden(kv, Activations.decode(r.getHidden(), c.hiddenSize()), t);
+            : shard.runner().forwardHidden(kv, hidden, t);
         fault.apply(y);
         long t1 = System.nanoTime();
         PipelineMessage msg;
@@ -338,8 +360,8 @@ public final class StageServer implements AutoCloseable {
       if (r.getRound() <= lastRound) {
         return "round " + r.getRound() + " is not after round " + lastRound;
       }
-      if (r.getKeep() > kv.length()) {
-        return "keep " + r.getKeep() + " is beyond the " + kv.length() + " cached positions";
+      if (Integer.toUnsignedLong(r.getKeep()) > kv.length()) { // uint32: 2^31 and up are negative ints
+        return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + kv.length() + " cached positions";
       }
       boolean first = shard.runner().isFirst();
       int t;
@@ -370,6 +392,12 @@ public final class StageServer implements AutoCloseable {
       }
       if (r.getRows() < 1 || r.getRows() > t || r.getDraftsCount() >= r.getRows() + 1 || r.getDraftsCount() > t) {
         return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
+      }
+      int vocab = shard.config().vocabSize();
+      for (int d : r.getDraftsList()) {
+        if (d < 0 || d >= vocab) {
+          return "draft token " + Integer.toUnsignedString(d) + " is outside the vocabulary of " + vocab;
+        }
       }
       return null;
     }

@@ -13,6 +13,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -41,6 +42,8 @@ public final class MessageStream<M extends MessageLite> {
   private final AtomicLong bytesSent = new AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile Listener<M> listener;
+  private long bytesReceived; // event loop only, like framedBytes
+  private long framedBytes;
 
   private MessageStream(Channel channel, PeerId remote, Codec<M> codec, Executor pool, Listener<M> listener) {
     this.channel = channel;
@@ -63,7 +66,7 @@ public final class MessageStream<M extends MessageLite> {
   public static <M extends MessageLite> MessageStream<M> attach(Channel channel, PeerId remote, Codec<M> codec,
       Executor pool, Listener<M> listener) {
     MessageStream<M> ms = new MessageStream<>(channel, remote, codec, pool, listener);
-    channel.pipeline().addLast(new VarintFrameDecoder(codec.maxFrameBytes()),
+    channel.pipeline().addLast(ms.new Received(), new VarintFrameDecoder(codec.maxFrameBytes()),
         VarintFrameEncoder.INSTANCE, ms.new Inbound());
     return ms;
   }
@@ -107,10 +110,21 @@ public final class MessageStream<M extends MessageLite> {
     }
   }
 
+  /** Counts bytes before the decoder, so the end of the stream can tell whether a frame was cut off. */
+  private final class Received extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      bytesReceived += ((ByteBuf) msg).readableBytes();
+      ctx.fireChannelRead(msg);
+    }
+  }
+
   private final class Inbound extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
       ByteBuf frame = (ByteBuf) msg;
+      // the decoder only passes minimally encoded prefixes, so this is the frame's size on the wire
+      framedBytes += frame.readableBytes() + dev.dsd.p2p.core.Varint.size(frame.readableBytes());
       M m;
       try {
         m = codec.parser().parseFrom(ByteBufUtil.getBytes(frame));
@@ -125,6 +139,26 @@ public final class MessageStream<M extends MessageLite> {
       serial.execute(() -> listener.onMessage(MessageStream.this, m));
     }
 
+    /**
+     * The remote's FIN: dsd's protocols never half-close, so a peer that stops sending is done
+     * with the stream. Closing our side too ends its sessions now rather than when the muxer
+     * resets the stream much later, and a peer that stopped inside a frame hears why. Queued
+     * behind the messages already received, so those are handled (and answered) first.
+     */
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+      if (evt instanceof ChannelInputShutdownEvent) {
+        long cut = bytesReceived - framedBytes;
+        serial.execute(() -> {
+          if (cut > 0) {
+            send(codec.errorReply().apply(false, "the stream ended " + cut + " bytes into a frame"));
+          }
+          channel.close();
+        });
+      }
+      ctx.fireUserEventTriggered(evt);
+    }
+
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       closed(null);
@@ -136,6 +170,10 @@ public final class MessageStream<M extends MessageLite> {
       for (Throwable c = cause; c != null; c = c.getCause()) {
         if (c instanceof dev.dsd.p2p.core.LimitExceededException) {
           send(codec.errorReply().apply(true, c.getMessage()));
+          break;
+        }
+        if (c instanceof dev.dsd.p2p.core.ProtocolViolationException) { // a malformed length prefix
+          send(codec.errorReply().apply(false, "malformed frame: " + c.getMessage()));
           break;
         }
       }
