@@ -182,6 +182,26 @@ class NodeTest {
   }
 
   @Test
+  void aStageThatTurnedSlowIsRoutedAroundForNewSessions() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node a = node(model, 2, 4, List.of());
+    Node slow = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.pipeline.Fault.SLOW);
+    Node fast = node(model, 0, 2, a.addresses());
+    Node entry = node(null, 0, 0, a.addresses());
+    GenerationRequest req = new GenerationRequest("def main():", 12, 0, 1, 0, 0, false, List.of());
+    // make both replicas report a measured compute time, whatever the first routes pick
+    for (Node n : List.of(slow, fast)) {
+      try (RemoteGenerator c = new RemoteGenerator(n.addresses().get(0), Duration.ofSeconds(60))) {
+        c.generate(req, TokenSink.NONE); // a stage coordinating its own request routes through itself
+      }
+    }
+    entry.view().refresh(Duration.ofSeconds(5));
+    GenerationResult r = entry.generator("").generate(req, TokenSink.NONE);
+    assertTrue(r.route().get(0).startsWith(fast.peerId().toBase58()), "routed around the slow stage: " + r.route());
+  }
+
+  @Test
   void aSwarmWithAGapSaysWhichLayersAreMissing() throws Exception {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));

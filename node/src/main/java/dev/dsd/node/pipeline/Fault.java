@@ -9,11 +9,20 @@ import java.util.SplittableRandom;
 public enum Fault {
   NONE,
   /** Returns plausible-looking but wrong activations: each value scaled and noised. */
-  CORRUPT;
+  CORRUPT,
+  /** Computes right but slowly (40 ms more per round), like an overloaded or throttled machine. */
+  SLOW;
 
   private static final SplittableRandom RANDOM = new SplittableRandom(0xBAD);
 
   void apply(float[] values) {
+    if (this == SLOW) {
+      try {
+        Thread.sleep(40);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
     if (this == CORRUPT) {
       synchronized (RANDOM) {
         for (int i = 0; i < values.length; i++) {

@@ -65,6 +65,14 @@ public final class SwarmView {
     for (Connection c : host.connections()) {
       peers.add(c.remotePeer());
     }
+    // provider records reach the closest peers of their key asynchronously; the peers the DHT has
+    // taught us of are asked too, so a fresh record's late arrival does not hide a server
+    for (PeerId p : host.peerStore().peers()) {
+      if (peers.size() >= MAX_PEERS) {
+        break;
+      }
+      peers.add(p);
+    }
     peers.remove(host.peerId());
     List<CompletableFuture<?>> asks = new ArrayList<>();
     Set<PeerId> answered = ConcurrentHashMap.newKeySet();
@@ -77,7 +85,9 @@ public final class SwarmView {
     }
     CompletableFuture.allOf(asks.toArray(new CompletableFuture[0])).orTimeout(timeout.toMillis() + 500,
         TimeUnit.MILLISECONDS).exceptionally(e -> null).join();
-    nodes.keySet().removeIf(p -> !answered.contains(p) && !p.equals(host.peerId()));
+    // a peer that did not answer in time is dropped only once we have lost the connection too: a
+    // busy peer is slow to answer, not gone
+    nodes.keySet().removeIf(p -> !answered.contains(p) && !p.equals(host.peerId()) && !host.isConnected(p));
     nodes.put(host.peerId(), info.info(InfoRequest.getDefaultInstance()));
     refreshedAt = System.nanoTime();
     log.info("swarm view refreshed peers={} serving={} models={}", peers.size(),
