@@ -53,12 +53,7 @@ public final class SpeculativeLoop {
       try {
         drafter.start(prompt);
       } catch (RuntimeException e) {
-        if (!drafter.lost(e)) {
-          throw e;
-        }
-        log.warn("drafter failed to start, generating without speculation: {}", e.getMessage());
-        closeQuietly(drafter);
-        drafter = null;
+        drafter = dropLost(drafter, e);
       }
     }
     int[] pendingInput = prompt; // positions the target has not seen yet, the last accepted token at the end
@@ -73,13 +68,7 @@ public final class SpeculativeLoop {
       try {
         drafts = k == 0 ? new int[0] : drafter.propose(k);
       } catch (RuntimeException e) {
-        // a lost drafter (a draft node that died) costs speed, not the generation: go on without
-        if (!drafter.lost(e)) {
-          throw e;
-        }
-        log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
-        closeQuietly(drafter);
-        drafter = null;
+        drafter = dropLost(drafter, e);
         drafts = new int[0];
       }
       long t2 = System.nanoTime();
@@ -98,12 +87,7 @@ public final class SpeculativeLoop {
         try {
           drafter.accepted(context, drafts, v.accepted(), v.next());
         } catch (RuntimeException e) {
-          if (!drafter.lost(e)) {
-            throw e;
-          }
-          log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
-          closeQuietly(drafter);
-          drafter = null;
+          drafter = dropLost(drafter, e);
         }
       }
       keep = context + v.accepted();
@@ -140,6 +124,19 @@ public final class SpeculativeLoop {
     List<String> route = new ArrayList<>(target.route());
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
         acceptedTotal, route, target.bytesSent());
+  }
+
+  /**
+   * A lost drafter (a draft node that died) costs speed, not the generation: it is closed and the
+   * loop goes on without speculation (returns null). A refusal the caller caused is rethrown.
+   */
+  private static Drafter dropLost(Drafter d, RuntimeException e) {
+    if (!d.lost(e)) {
+      throw e;
+    }
+    log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
+    closeQuietly(d);
+    return null;
   }
 
   private static void closeQuietly(Drafter d) {

@@ -45,7 +45,7 @@ public final class BatchRunner implements AutoCloseable {
   private final RunnerOptions options;
   private final OrtEnvironment env = OrtEnvironment.getEnvironment();
   private final OrtSession session;
-  private final List<OnnxTensor> weights = new ArrayList<>();
+  private final OrtWeights weights;
   private final Object lock = new Object();
   private final Map<String, BatchSession> open = new HashMap<>();
   private final long bytesPerToken;
@@ -59,35 +59,22 @@ public final class BatchRunner implements AutoCloseable {
     this.config = config;
     this.options = options;
     long t0 = System.nanoTime();
+    OrtWeights w = null;
     try {
-      Map<String, OnnxTensorLike> init = new HashMap<>();
-      for (Map.Entry<String, long[]> e : TensorNames.forShard(config, 0, config.numLayers()).entrySet()) {
-        long[] actual = source.shape(e.getKey());
-        if (!Arrays.equals(actual, e.getValue())) {
-          throw new ModelFormatException("tensor " + e.getKey() + " has shape " + Arrays.toString(actual)
-              + " but the config implies " + Arrays.toString(e.getValue()));
-        }
-        init.put(e.getKey(), weight(source.tensor(e.getKey()), e.getValue()));
-      }
-      long[] ropeShape = {config.maxPositionEmbeddings(), config.headDim() / 2};
-      init.put(ShardGraphBuilder.ROPE_COS, weight(RotaryTables.table(config, false), ropeShape));
-      init.put(ShardGraphBuilder.ROPE_SIN, weight(RotaryTables.table(config, true), ropeShape));
-      OrtSession.SessionOptions so = new OrtSession.SessionOptions();
-      so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
-      so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-      if (options.intraOpThreads() > 0) {
-        so.setIntraOpNumThreads(options.intraOpThreads());
-      }
-      so.addExternalInitializers(init);
-      session = env.createSession(BatchGraphBuilder.build(config).toByteArray(), so);
-      so.close();
+      w = OrtWeights.load(env, config, source, 0, config.numLayers());
+      session = w.session(BatchGraphBuilder.build(config).toByteArray(), options);
     } catch (OrtException e) {
-      weights.forEach(OnnxTensor::close);
+      if (w != null) {
+        w.close();
+      }
       throw new ModelFormatException("ONNX Runtime refused the batched graph: " + e.getMessage(), e);
     } catch (RuntimeException e) {
-      weights.forEach(OnnxTensor::close);
+      if (w != null) {
+        w.close();
+      }
       throw e;
     }
+    this.weights = w;
     int layers = config.numLayers();
     this.bytesPerToken = 2L * layers * config.kvDim() * Float.BYTES;
     List<String> outs = new ArrayList<>();
@@ -101,12 +88,6 @@ public final class BatchRunner implements AutoCloseable {
     scratchValues = new FloatBuffer[layers];
     log.info("batch runner ready layers={} hidden={} kvBytesPerToken={} maxSessions={} loadMs={}", layers,
         config.hiddenSize(), bytesPerToken, options.maxSessions(), (System.nanoTime() - t0) / 1_000_000);
-  }
-
-  private OnnxTensor weight(float[] data, long[] shape) throws OrtException {
-    OnnxTensor t = OnnxTensor.createTensor(env, direct(data.length).put(data).rewind(), shape);
-    weights.add(t);
-    return t;
   }
 
   private static FloatBuffer direct(int floats) {
@@ -331,6 +312,6 @@ public final class BatchRunner implements AutoCloseable {
     } catch (OrtException e) {
       log.warn("closing the batched ORT session: {}", e.getMessage());
     }
-    weights.forEach(OnnxTensor::close);
+    weights.close();
   }
 }

@@ -41,7 +41,7 @@ public final class ShardRunner implements AutoCloseable {
   private final int to;
   private final OrtEnvironment env = OrtEnvironment.getEnvironment();
   private final OrtSession session;
-  private final List<OnnxTensor> weights = new ArrayList<>();
+  private final OrtWeights weights;
   private final OnnxTensor emptyPast;
   private final ShardSessions sessions;
   private final String[] outputNames;
@@ -54,38 +54,24 @@ public final class ShardRunner implements AutoCloseable {
     this.from = from;
     this.to = to;
     long t0 = System.nanoTime();
+    OrtWeights w = null;
     try {
-      Map<String, OnnxTensorLike> init = new HashMap<>();
-      for (Map.Entry<String, long[]> e : TensorNames.forShard(config, from, to).entrySet()) {
-        long[] actual = source.shape(e.getKey());
-        if (!Arrays.equals(actual, e.getValue())) {
-          throw new ModelFormatException("tensor " + e.getKey() + " has shape " + Arrays.toString(actual)
-              + " but the config implies " + Arrays.toString(e.getValue()));
-        }
-        init.put(e.getKey(), tensor(source.tensor(e.getKey()), e.getValue()));
-      }
-      long[] ropeShape = {config.maxPositionEmbeddings(), config.headDim() / 2};
-      init.put(ShardGraphBuilder.ROPE_COS, tensor(RotaryTables.table(config, false), ropeShape));
-      init.put(ShardGraphBuilder.ROPE_SIN, tensor(RotaryTables.table(config, true), ropeShape));
-      emptyPast = tensor(new float[0], new long[] {config.numKvHeads(), 0, config.headDim()});
-      OrtSession.SessionOptions so = new OrtSession.SessionOptions();
-      so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
-      so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-      if (options.intraOpThreads() > 0) {
-        so.setIntraOpNumThreads(options.intraOpThreads());
-      }
-      so.addExternalInitializers(init);
-      byte[] graph = ShardGraphBuilder.build(config, from, to).toByteArray();
-      session = env.createSession(graph, so);
-      so.close();
+      w = OrtWeights.load(env, config, source, from, to);
+      emptyPast = w.tensor(new float[0], new long[] {config.numKvHeads(), 0, config.headDim()});
+      session = w.session(ShardGraphBuilder.build(config, from, to).toByteArray(), options);
     } catch (OrtException e) {
-      weights.forEach(OnnxTensor::close);
+      if (w != null) {
+        w.close();
+      }
       throw new ModelFormatException("ONNX Runtime refused the graph of layers [" + from + ", " + to + "): "
           + e.getMessage(), e);
     } catch (RuntimeException e) {
-      weights.forEach(OnnxTensor::close);
+      if (w != null) {
+        w.close();
+      }
       throw e;
     }
+    this.weights = w;
     long bytesPerToken = 2L * (to - from) * config.kvDim() * Float.BYTES;
     this.sessions = new ShardSessions(options, bytesPerToken);
     List<String> outs = new ArrayList<>();
@@ -97,15 +83,6 @@ public final class ShardRunner implements AutoCloseable {
     outputNames = outs.toArray(new String[0]);
     log.info("shard ready layers=[{},{}) of {} hidden={} kvBytesPerToken={} loadMs={}", from, to, config.numLayers(),
         config.hiddenSize(), bytesPerToken, (System.nanoTime() - t0) / 1_000_000);
-  }
-
-  private OnnxTensor tensor(float[] data, long[] shape) throws OrtException {
-    // A direct buffer that ORT uses in place; it lives as long as the session.
-    FloatBuffer buf = ByteBuffer.allocateDirect(data.length * Float.BYTES).order(ByteOrder.nativeOrder()).asFloatBuffer();
-    buf.put(data).rewind();
-    OnnxTensor t = OnnxTensor.createTensor(env, buf, shape);
-    weights.add(t);
-    return t;
   }
 
   public ModelConfig config() {
@@ -255,6 +232,6 @@ public final class ShardRunner implements AutoCloseable {
     } catch (OrtException e) {
       log.warn("closing ORT session of layers [{},{}): {}", from, to, e.getMessage());
     }
-    weights.forEach(OnnxTensor::close);
+    weights.close();
   }
 }
