@@ -100,6 +100,7 @@ final class CompletionTask implements Runnable {
       return result;
     } finally {
       metrics.sessionEnded();
+      GenerationSlots.releaseCurrent();
     }
   }
 

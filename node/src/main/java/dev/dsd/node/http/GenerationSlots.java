@@ -27,6 +27,16 @@ final class GenerationSlots {
     });
   }
 
+  private static final ThreadLocal<Runnable> CURRENT = ThreadLocal.withInitial(() -> () -> { });
+
+  /**
+   * Frees the calling task's slot now, once its generation is over: the answer is still being
+   * written, and a client that reads it and sends its next request at once must find the slot free.
+   */
+  static void releaseCurrent() {
+    CURRENT.get().run();
+  }
+
   int capacity() {
     return capacity;
   }
@@ -38,10 +48,17 @@ final class GenerationSlots {
     }
     try {
       threads.execute(() -> {
+        java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+        CURRENT.set(() -> {
+          if (released.compareAndSet(false, true)) {
+            free.release();
+          }
+        });
         try {
           task.run();
         } finally {
-          free.release();
+          CURRENT.get().run();
+          CURRENT.remove();
         }
       });
       return true;
