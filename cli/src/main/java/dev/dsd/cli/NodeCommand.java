@@ -82,6 +82,10 @@ final class NodeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    // a node's log is its record of joins, leaves, sessions and rounds: dsd's own lines at info
+    if (System.getProperty("org.slf4j.simpleLogger.log.dev.dsd") == null) {
+      System.setProperty("org.slf4j.simpleLogger.log.dev.dsd", "info");
+    }
     int from = 0;
     int to = -1;
     if (layers != null) {
