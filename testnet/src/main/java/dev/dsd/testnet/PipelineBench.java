@@ -20,6 +20,7 @@ import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.verification.sampling.Distributions;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -127,15 +128,7 @@ public final class PipelineBench {
       double sum = 0;
       for (int i = 0; i < output.length; i++) {
         int row = (prompt.length - 1 + i) * vocab;
-        double max = Double.NEGATIVE_INFINITY;
-        for (int v = 0; v < vocab; v++) {
-          max = Math.max(max, logits[row + v]);
-        }
-        double z = 0;
-        for (int v = 0; v < vocab; v++) {
-          z += Math.exp(logits[row + v] - max);
-        }
-        sum += -(logits[row + output[i]] - max - Math.log(z));
+        sum -= Math.log(Distributions.softmax(logits, row, vocab, 1.0)[output[i]]);
       }
       return sum;
     }

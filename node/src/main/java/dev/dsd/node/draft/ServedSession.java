@@ -1,5 +1,6 @@
 package dev.dsd.node.draft;
 
+import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.draft.proto.Accepted;
 import dev.dsd.node.draft.proto.DraftMessage;
 import dev.dsd.node.draft.proto.Open;
@@ -127,9 +128,7 @@ final class ServedSession {
    * does: argmax when greedy, else a draw from the top-p distribution, which is returned.
    */
   int pick(float[] logits, int row, double[][] distributions, int index) {
-    if (usable < vocab) {
-      Arrays.fill(logits, row + usable, row + vocab, Float.NEGATIVE_INFINITY);
-    }
+    VocabMask.applyRow(logits, row, vocab, usable);
     if (greedy()) {
       return Distributions.argmax(logits, row, vocab);
     }

@@ -1,5 +1,6 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
 import dev.dsd.node.pipeline.proto.DType;
@@ -406,12 +407,7 @@ public final class StageServer implements AutoCloseable {
       int vocab = shard.config().vocabSize();
       int rows = r.getRows();
       float[] lastRows = Arrays.copyOfRange(logits, (t - rows) * vocab, t * vocab);
-      int usable = shard.usableVocab();
-      if (usable < vocab) {
-        for (int row = 0; row < rows; row++) {
-          Arrays.fill(lastRows, row * vocab + usable, (row + 1) * vocab, Float.NEGATIVE_INFINITY);
-        }
-      }
+      VocabMask.apply(lastRows, vocab, shard.usableVocab());
       RoundResult.Builder b = RoundResult.newBuilder().setSessionId(id).setRound(r.getRound()).setVocab(vocab)
           .addAllTimings(r.getTimingsList());
       if (open.getFullLogits()) {
