@@ -42,10 +42,8 @@ public final class PipelineGenerator implements Generator {
   private final PipelineTargetPass.Options options;
   private final RuleChoice rules;
   private final int usable;
-  private volatile int lastFailovers;
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
-  private volatile long lastStallNanos;
 
   /** Where routes come from, and where failed peers are reported (for a back-off). */
   public interface RouteSource {
@@ -111,12 +109,10 @@ public final class PipelineGenerator implements Generator {
         stageTimes.accept("round", verifyNanos / 1e9);
       };
       GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
-      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={}",
+      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
           r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
-          target.longestStallNanos() / 1_000_000);
-      lastFailovers = target.failovers();
-      lastStallNanos = target.longestStallNanos();
+          target.longestStallNanos() / 1_000_000, target.spotChecks());
       return r;
     }
   }
@@ -145,15 +141,6 @@ public final class PipelineGenerator implements Generator {
 
   public ModelConfig config() {
     return config;
-  }
-
-  /** Failovers of the last generation, and its longest stall (for tests, benches and logs). */
-  public int lastFailovers() {
-    return lastFailovers;
-  }
-
-  public long lastStallNanos() {
-    return lastStallNanos;
   }
 
   @Override
