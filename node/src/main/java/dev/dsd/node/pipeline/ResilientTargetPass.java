@@ -1,6 +1,7 @@
 package dev.dsd.node.pipeline;
 
 import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.routing.NoRouteException;
 import dev.dsd.node.routing.Route;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.verification.acceptance.TargetScores;
@@ -55,7 +56,7 @@ public final class ResilientTargetPass implements TargetPass {
     this.opener = opener;
     this.spotCheck = spotCheckProbability;
     this.random = new SplittableRandom(seed ^ 0x5B07C4EC4L);
-    this.current = opener.apply(routes.route(Set.of()));
+    this.current = openAvoiding();
   }
 
   @Override
@@ -87,13 +88,7 @@ public final class ResilientTargetPass implements TargetPass {
           failedAt = System.nanoTime();
         }
         failovers++;
-        PeerId bad = e.failedPeer();
-        if (bad != null) {
-          avoid.add(bad);
-          routes.failed(bad);
-        }
-        log.warn("stage failed code={} peer={} ({}); rerouting around {} peers", e.code(), bad, e.getMessage(),
-            avoid.size());
+        avoidPeer(e);
         switchRoute();
         replay = true;
       }
@@ -183,7 +178,48 @@ public final class ResilientTargetPass implements TargetPass {
   private void switchRoute() {
     bytesOfClosed += current.bytesSent();
     current.close();
-    current = opener.apply(routes.route(Set.copyOf(avoid)));
+    current = openAvoiding();
+  }
+
+  /**
+   * Opens a session on the best route that avoids every failed peer. A peer can fail while the
+   * session opens, too: a failure is seen by whichever stage notices it first, so the peer that
+   * actually died may not be the one the failed round named and can still be in the next route.
+   */
+  private PipelineTargetPass openAvoiding() {
+    PipelineException failed = null;
+    for (int attempt = 0; ; attempt++) {
+      Route route;
+      try {
+        route = routes.route(Set.copyOf(avoid));
+      } catch (NoRouteException e) {
+        if (failed == null) {
+          throw e;
+        }
+        // the peer that could not be opened is the news; that nothing replaces it comes second
+        throw new PipelineException(failed.code(), failed.getMessage() + "; " + e.getMessage(), failed.failedPeer());
+      }
+      try {
+        return opener.apply(route);
+      } catch (PipelineException e) {
+        failed = e;
+        if (attempt >= MAX_FAILOVERS) {
+          throw new PipelineException(e.code(), "no route could be opened after " + (attempt + 1) + " tries: "
+              + e.getMessage(), e.failedPeer());
+        }
+        avoidPeer(e);
+      }
+    }
+  }
+
+  private void avoidPeer(PipelineException e) {
+    PeerId bad = e.failedPeer();
+    if (bad != null) {
+      avoid.add(bad);
+      routes.failed(bad);
+    }
+    log.warn("stage failed code={} peer={} ({}); rerouting around {} peers", e.code(), bad, e.getMessage(),
+        avoid.size());
   }
 
   /** Rebuilds the caches of a fresh route from the history (its answer is not needed). */

@@ -220,6 +220,7 @@ public final class StageServer implements AutoCloseable {
     private final MessageStream<PipelineMessage> upstream;
     private final ShardSession kv;
     private volatile MessageStream<PipelineMessage> downstream; // next stage, or the entry on the last stage
+    private volatile PeerId downstreamPeer;
     private boolean last;
     private long lastRound;
     private volatile boolean ended;
@@ -236,6 +237,7 @@ public final class StageServer implements AutoCloseable {
 
     void connect(PeerId target, List<Multiaddr> addrs, boolean toEntry) {
       this.last = toEntry;
+      this.downstreamPeer = target;
       service.open(target, addrs, new Downstream()).whenComplete((st, err) -> {
             if (err != null) {
               String what = toEntry ? "the entry " : "the next stage ";
@@ -307,8 +309,10 @@ public final class StageServer implements AutoCloseable {
       }
       MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
-        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop is not connected",
-            host.peerId(), r.getRound()));
+        // the fault is the next hop's (it went away before this round came): blaming this stage would
+        // make the entry avoid a healthy peer and keep routing to the dead one
+        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop " + downstreamPeer
+            + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(), r.getRound()));
         end("no next hop", null);
         return;
       }
