@@ -5,10 +5,13 @@ package dev.dsd.verification.window;
  *
  * <pre>
  *   E[tokens](k) = (1 - a^(k+1)) / (1 - a)        a: per-token acceptance rate
- *   T(k)         = k * t_draft + t_verify(k)        t_verify(k) = c0 + c1 * k, fitted; network inside c0
+ *   T(k)         = t_draft(k) + t_verify(k)        each fitted as c0 + c1 * k; network inside c0
  * </pre>
  *
  * from running estimates (exponentially weighted, so they follow a changing text or network). The
+ * draft's time has a fixed part too: a draft node across the network costs a round trip per
+ * proposal however long it is, and counting that as a per-token cost would make long windows look
+ * dear exactly when they pay most. The
  * DSD edge-cloud paper's AWC learns this with a small neural predictor; this analytic controller
  * uses the same measured quantities. Before {@link #WARMUP_ROUNDS} rounds it tries k in turn over a
  * spread of values, so the verify-time fit has distinct points to stand on.
@@ -22,13 +25,8 @@ public final class AdaptiveWindow implements WindowPolicy {
   private final int kMax;
   private double successes = 1;
   private double failures = 1;
-  private double draftPerToken = Double.NaN;
-  // weighted least squares sums for t_verify = c0 + c1 k
-  private double sw;
-  private double sk;
-  private double skk;
-  private double st;
-  private double skt;
+  private final LinearFit draft = new LinearFit();
+  private final LinearFit verify = new LinearFit();
   private int rounds;
 
   public AdaptiveWindow(int kMin, int kMax) {
@@ -65,14 +63,8 @@ public final class AdaptiveWindow implements WindowPolicy {
     rounds++;
     successes = DECAY * successes + accepted;
     failures = DECAY * failures + (accepted < k ? 1 : 0);
-    double d = draftNanos / (double) k;
-    draftPerToken = Double.isNaN(draftPerToken) ? d : DECAY * draftPerToken + (1 - DECAY) * d;
-    double t = verifyNanos;
-    sw = DECAY * sw + 1;
-    sk = DECAY * sk + k;
-    skk = DECAY * skk + (double) k * k;
-    st = DECAY * st + t;
-    skt = DECAY * skt + k * t;
+    draft.add(k, draftNanos);
+    verify.add(k, verifyNanos);
   }
 
   /** Estimated per-token acceptance rate. */
@@ -87,10 +79,45 @@ public final class AdaptiveWindow implements WindowPolicy {
 
   /** Estimated wall time of a round with window k, in nanoseconds. */
   synchronized double roundTime(int k) {
-    double det = sw * skk - sk * sk;
-    double c1 = det > 1e-9 ? (sw * skt - sk * st) / det : 0;
-    double c0 = (st - c1 * sk) / sw;
-    double verify = Math.max(c0 + Math.max(0, c1) * k, 1);
-    return k * (Double.isNaN(draftPerToken) ? 0 : draftPerToken) + verify;
+    return draft.at(k, 0) + verify.at(k, 1);
+  }
+
+  /** Exponentially weighted least squares for t = c0 + c1 k. */
+  private static final class LinearFit {
+    private double sw;
+    private double sk;
+    private double skk;
+    private double st;
+    private double skt;
+
+    void add(int k, double t) {
+      sw = DECAY * sw + 1;
+      sk = DECAY * sk + k;
+      skk = DECAY * skk + (double) k * k;
+      st = DECAY * st + t;
+      skt = DECAY * skt + k * t;
+    }
+
+    /**
+     * The fitted time at k, never below {@code floor}. A negative slope is noise (more tokens never
+     * cost less), so it counts as flat; a negative intercept is folded into the slope the same way,
+     * so the fit stays a cost that grows with k.
+     */
+    double at(int k, double floor) {
+      if (sw == 0) {
+        return floor;
+      }
+      double det = sw * skk - sk * sk;
+      double c1 = det > 1e-9 ? (sw * skt - sk * st) / det : 0;
+      double c0 = (st - c1 * sk) / sw;
+      if (c1 < 0) {
+        c1 = 0;
+        c0 = st / sw;
+      } else if (c0 < 0) {
+        c0 = 0;
+        c1 = skt / skk;
+      }
+      return Math.max(c0 + c1 * k, floor);
+    }
   }
 }

@@ -10,6 +10,12 @@ import org.junit.jupiter.api.Test;
 class AdaptiveWindowTest {
   /** Simulates rounds: per-token acceptance a, draft ms per token, verify = base + perToken * k, network rtt. */
   static int settle(double a, double draftMs, double verifyBaseMs, double verifyPerTokenMs, double rttMs) {
+    return settle(a, 0, draftMs, verifyBaseMs, verifyPerTokenMs, rttMs);
+  }
+
+  /** As above, with a draft that costs draftFixedMs per proposal besides its per-token time. */
+  static int settle(double a, double draftFixedMs, double draftMs, double verifyBaseMs, double verifyPerTokenMs,
+      double rttMs) {
     AdaptiveWindow w = new AdaptiveWindow(1, 16);
     SplittableRandom r = new SplittableRandom(1);
     int k = 0;
@@ -19,7 +25,7 @@ class AdaptiveWindowTest {
       while (acc < k && r.nextDouble() < a) {
         acc++;
       }
-      long draft = (long) (k * draftMs * 1e6);
+      long draft = (long) ((draftFixedMs + k * draftMs) * 1e6);
       long verify = (long) ((verifyBaseMs + verifyPerTokenMs * k + rttMs) * 1e6);
       w.observe(k, acc, draft, verify, (long) (rttMs * 1e6));
     }
@@ -42,6 +48,16 @@ class AdaptiveWindowTest {
   void anExpensiveDraftWithoutNetworkWantsAShortWindow() {
     int k = settle(0.6, 3, 2, 0.3, 0);
     assertTrue(k <= 2, "k=" + k);
+  }
+
+  @Test
+  void aRemoteDraftsRoundTripIsPaidOncePerProposalNotPerToken() {
+    // draft node 30 ms away, local target: a round costs 32 + 0.5k ms, best near k = 12 at a = 0.8
+    int remote = settle(0.8, 30, 0.2, 2, 0.3, 0);
+    assertTrue(remote >= 8, "k=" + remote);
+    // the same draft time spent per token instead would make long windows dear
+    int perToken = settle(0.8, 0, 3.0, 2, 0.3, 0);
+    assertTrue(perToken < remote, "per-token k=" + perToken + " remote k=" + remote);
   }
 
   @Test
