@@ -7,6 +7,7 @@ target verifies them greedily), and generation samples from 3 held-out prompts.
 """
 import json
 import math
+import re
 import os
 import sys
 import time
@@ -67,6 +68,29 @@ def greedy_acceptance(target, draft, prompts, k=K, new_tokens=NEW_TOKENS):
     return accepted / proposed, rounds
 
 
+def draft_checkpoint(work):
+    """The sequence-distilled draft when that phase ran, else the KL-distilled one."""
+    p = os.path.join(work, "draft-seq.pt")
+    return p if os.path.exists(p) else os.path.join(work, "draft.pt")
+
+
+def continuation_stats(work):
+    """Size of the distillation set continuations.py wrote, and the generation time its log reports."""
+    d = os.path.join(work, "cont")
+    seqs = new = 0
+    for n in os.listdir(d):
+        if n.startswith("chunk-") and n.endswith(".npz") and not n.endswith(".tmp.npz"):
+            ids = np.load(os.path.join(d, n))["top_ids"]
+            seqs += ids.shape[0]
+            new += ids.shape[0] * ids.shape[1]
+    seconds = 0.0
+    log = os.path.join(work, "cont.log")
+    if os.path.exists(log):
+        seconds = sum(float(m) for m in re.findall(r"seconds=([0-9.]+)", open(log).read()))
+    return {"continuation_sequences": seqs, "continuation_tokens": new,
+            "generation_minutes": round(seconds / 60, 1)}
+
+
 def held_out_prompts(held_files, enc, n, length, seed=7):
     rng = np.random.default_rng(seed)
     prompts = []
@@ -88,7 +112,10 @@ def main():
     _, held_arr = data.token_arrays(work, tok)
     _, held_files = corpus.split()
     target, tst = load_model(os.path.join(work, "target.pt"))
-    draft, dst = load_model(os.path.join(work, "draft.pt"))
+    draft, dst = load_model(draft_checkpoint(work))
+    seq = None
+    if os.path.exists(os.path.join(work, "draft-seq.pt")):  # report both phases of the draft's training
+        seq, dst = dst, torch.load(os.path.join(work, "draft.pt"))
     for m in (target, draft):
         m.eval()
         round_to_f16(m)
@@ -97,6 +124,7 @@ def main():
     ppl_d = evaluate(draft, held_arr, 512)
     prompts = held_out_prompts(held_files, enc, N_PROMPTS, PROMPT_TOKENS)
     acc, rounds = greedy_acceptance(target, draft, prompts)
+    proposed = rounds * K
     sample_prompts = held_out_prompts(held_files, enc, 3, 48, seed=11)
     samples = []
     from model import generate_cached
@@ -110,9 +138,14 @@ def main():
         "acceptance_prompts": N_PROMPTS,
         "acceptance_new_tokens_per_prompt": NEW_TOKENS,
         "target_training": {"steps": tst["step"], "tokens": tst["tokens"], "minutes": round(tst["spent"] / 60, 1)},
+        "greedy_tokens_per_round_k4": round((acc * proposed + rounds) / rounds, 3),
         "draft_training": {"steps": dst["step"], "tokens": dst["tokens"], "minutes": round(dst["spent"] / 60, 1)},
         "eval_seconds": round(time.time() - t0, 1),
     }
+    if seq is not None:
+        metrics["draft_sequence_distillation"] = {
+            "steps": seq["step"], "tokens": seq["tokens"], "minutes": round(seq["spent"] / 60, 1),
+            **continuation_stats(work)}
     print(json.dumps(metrics, indent=1))
     # the same held-out prompts, as text, for the Java pipeline tests and `dsd bench pipeline`
     with open(os.path.join(repo, "models", "heldout-prompts.json"), "w") as f:
@@ -147,11 +180,21 @@ def write_cards(repo, m, samples, target, draft):
             "## Training",
             f"{how}; AdamW (betas 0.9/0.95, weight decay 0.1), linear warm-up then cosine decay, batch 8 x 512 tokens, seed 1234, "
             f"{tr['steps']} steps, {tr['tokens']:,} tokens, {tr['minutes']} minutes on 2 CPU cores (Debian python3-torch). "
+            *([f"Then sequence-level distillation: {sd['continuation_sequences']:,} greedy continuations of training-split "
+               f"prompts by pycoder-target ({sd['continuation_tokens']:,} new tokens, generated in {sd['generation_minutes']} "
+               "minutes with F16-rounded weights, as shipped) with the target's top-8 log-probabilities at every position; "
+               "loss = cross-entropy to the target's greedy token + cross-entropy to its top-8 distribution, on generated "
+               f"positions only; batch 32 x 256 tokens, {sd['steps']} steps, {sd['tokens']:,} tokens, {sd['minutes']} minutes. "
+               "Greedy speculative decoding accepts a draft token exactly when it is the target's argmax in text the target "
+               "itself wrote, so that is the text the draft learns from (its perplexity on corpus text rises; its agreement "
+               "with the target is what counts)."]
+              if role == "draft" and (sd := m.get("draft_sequence_distillation")) else []),
             "Reproduce with the scripts in `tools/train/` (see its README).", "",
             "## Measured on the held-out split (`tools/train/evaluate.py`)",
             f"- held-out perplexity: **{ppl}** (F16 weights as shipped, 512-token windows)",
             f"- greedy acceptance of pycoder-draft by pycoder-target at window k=4: **{m['greedy_acceptance_k4']*100:.1f}%** "
-            f"({m['acceptance_prompts']} held-out prompts of 64 tokens, {m['acceptance_new_tokens_per_prompt']} new tokens each)", "",
+            f"({m['acceptance_prompts']} held-out prompts of 64 tokens, {m['acceptance_new_tokens_per_prompt']} new tokens each; "
+            f"{m['greedy_tokens_per_round_k4']} tokens per verification round)", "",
             "## Golden vectors",
             "`golden.json` + `golden.safetensors`: PyTorch logits (F32 compute from the F16 weights) at every position of 3 prompts; "
             "dsd's Java runtime must reproduce them within 1e-3.", "",

@@ -79,6 +79,9 @@ if __name__ == "__main__":
     work, repo = sys.argv[1], sys.argv[2]
     tok = os.path.join(work, "tokenizer.json")
     for role in ("target", "draft"):
-        if os.path.exists(os.path.join(work, f"{role}.pt")):
-            export(os.path.join(work, f"{role}.pt"), tok, os.path.join(repo, "models", f"pycoder-{role}"), f"pycoder-{role}")
+        # the draft ships from its last phase: sequence-level distillation when it ran
+        ck = os.path.join(work, "draft-seq.pt" if role == "draft" and os.path.exists(os.path.join(work, "draft-seq.pt"))
+                          else f"{role}.pt")
+        if os.path.exists(ck):
+            export(ck, tok, os.path.join(repo, "models", f"pycoder-{role}"), f"pycoder-{role}")
             print("exported", role)

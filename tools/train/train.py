@@ -79,9 +79,55 @@ def distill_batches(train, target, args, rng, gen, pool_size=64, refresh_every=8
         yield torch.cat([a, torch.stack([pool[i] for i in pick])], dim=0)
 
 
+class Continuations:
+    """Batches from the target's greedy continuations written by continuations.py. The set grows while
+    that job runs, so the directory is re-read every few hundred steps; chunk 0 is kept out to measure
+    top-1 agreement with the target on text the draft never trained on."""
+
+    def __init__(self, workdir, batch, rng):
+        self.dir = os.path.join(workdir, "cont")
+        self.batch, self.rng = batch, rng
+        self.chunks, self.names = [], set()
+        self.valid = self._load(os.path.join(self.dir, "chunk-00000.npz"))
+        self.refresh()
+
+    @staticmethod
+    def _load(path):
+        z = np.load(path)
+        return (torch.from_numpy(z["tokens"].astype(np.int64)), torch.from_numpy(z["top_ids"].astype(np.int64)),
+                torch.from_numpy(z["top_logprobs"].astype(np.float32)))
+
+    def refresh(self):
+        for n in sorted(os.listdir(self.dir)):
+            if n.endswith(".npz") and not n.endswith(".tmp.npz") and n != "chunk-00000.npz" and n not in self.names:
+                self.chunks.append(self._load(os.path.join(self.dir, n)))
+                self.names.add(n)
+
+    def sequences(self):
+        return sum(c[0].shape[0] for c in self.chunks)
+
+    def next(self):
+        rows = [(int(c), int(self.rng.integers(self.chunks[c][0].shape[0])))
+                for c in self.rng.integers(len(self.chunks), size=self.batch)]
+        return tuple(torch.stack([self.chunks[c][j][i] for c, i in rows]) for j in range(3))
+
+
+def continuation_loss(model, tokens, top_ids, top_lp):
+    """Cross-entropy to the target's greedy choice plus cross-entropy to its top-k distribution, on
+    the generated positions only (the prompt is corpus text; its next tokens are not the target's)."""
+    n = top_ids.shape[1]
+    logp = model(tokens[:, :-1]).log_softmax(-1)[:, -n:]
+    hard = F.nll_loss(logp.reshape(-1, logp.shape[-1]), tokens[:, -n:].reshape(-1))
+    soft = -(top_lp.exp() * logp.gather(-1, top_ids)).sum(-1).mean()
+    agree = (logp.argmax(-1) == tokens[:, -n:]).float().mean().item()
+    return hard + soft, agree
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--role", choices=["target", "draft"], required=True)
+    ap.add_argument("--role", choices=["target", "draft", "draft-seq"], required=True,
+                    help="draft: online KL distillation; draft-seq: then sequence-level distillation on "
+                         "continuations.py's output, starting from draft.pt")
     ap.add_argument("--workdir", default="/root/dsd-train")
     ap.add_argument("--tokenizer", default=None)
     ap.add_argument("--budget-minutes", type=float, default=60)
@@ -100,6 +146,8 @@ def main():
     ckpt = os.path.join(args.workdir, f"{args.role}.pt")
     cfg = Config(**(TARGET if args.role == "target" else DRAFT))
     model = Llama(cfg)
+    if args.role == "draft-seq" and not os.path.exists(ckpt):
+        model.load_state_dict(torch.load(os.path.join(args.workdir, "draft.pt"))["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     step, total, spent, tokens = 0, args.total_steps, 0.0, 0
     if os.path.exists(ckpt):
@@ -110,8 +158,11 @@ def main():
         print(f"resume role={args.role} step={step}/{total} tokens={tokens} spent={spent/60:.1f}min", flush=True)
     rng = np.random.default_rng(SEED + step)
     gen = torch.Generator().manual_seed(SEED + step)
-    target = None
-    if args.role == "draft":
+    target, cont = None, None
+    if args.role == "draft-seq":
+        cont = Continuations(args.workdir, args.batch, rng)
+        batches = None
+    elif args.role == "draft":
         target, _ = load_model(os.path.join(args.workdir, "target.pt"))
         target.eval()
         batches = distill_batches(train, target, args, rng, gen)
@@ -119,7 +170,7 @@ def main():
         batches = data.batches(train, args.batch, args.seq, rng)
     params = sum(p.numel() for p in model.parameters())
     print(f"start role={args.role} params={params} train_tokens={len(train)} held_tokens={len(held)} "
-          f"threads={args.threads} batch={args.batch}x{args.seq}", flush=True)
+          f"threads={args.threads} batch={args.batch}x{args.seq if cont is None else cont.valid[0].shape[1] - 1}", flush=True)
 
     def save():
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "config": cfg.to_dict(), "step": step,
@@ -131,8 +182,13 @@ def main():
     spent0 = spent
     while total == 0 or step < total:
         t0 = time.time()
-        x = next(batches)
-        if target is not None:
+        if cont is not None:
+            if step % 200 == 0:
+                cont.refresh()
+            x, top_ids, top_lp = cont.next()
+            loss, agree = continuation_loss(model, x, top_ids, top_lp)
+        elif target is not None:
+            x = next(batches)
             with torch.no_grad():
                 soft = target(x[:, :-1]).log_softmax(-1)
             logp = model(x[:, :-1]).log_softmax(-1)
@@ -140,6 +196,7 @@ def main():
             loss = F.kl_div(logp.view(-1, logp.shape[-1]), soft.view(-1, soft.shape[-1]), log_target=True,
                             reduction="batchmean")
         else:
+            x = next(batches)
             logits = model(x[:, :-1])
             loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
         for g in opt.param_groups:
@@ -149,7 +206,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        tokens += x.shape[0] * args.seq
+        tokens += x.shape[0] * (x.shape[1] - 1)
         spent = spent0 + (time.time() - t_start)
         if total == 0 and step == 10:
             per_step = (time.time() - t_start) / 10
@@ -157,7 +214,14 @@ def main():
             print(f"schedule total_steps={total} ({per_step:.2f}s/step)", flush=True)
         if step % 25 == 0:
             print(f"step={step}/{total} loss={loss.item():.4f} lr={opt.param_groups[0]['lr']:.2e} "
-                  f"tok/s={x.shape[0]*args.seq/(time.time()-t0):.0f} tokens={tokens} elapsed={spent/60:.1f}min", flush=True)
+                  f"tok/s={x.shape[0]*(x.shape[1]-1)/(time.time()-t0):.0f} tokens={tokens} elapsed={spent/60:.1f}min", flush=True)
+        if cont is not None and step % 100 == 0:
+            with torch.no_grad():
+                model.eval()
+                _, held_agree = continuation_loss(model, *cont.valid)
+                model.train()
+            print(f"step={step} train_agree={agree:.4f} held_agree={held_agree:.4f} "
+                  f"sequences={cont.sequences()}", flush=True)
         if time.time() - last_save > args.save_every_s:
             save()
             last_save = time.time()
