@@ -16,6 +16,9 @@ import dev.dsd.node.draft.proto.Open;
 import dev.dsd.node.draft.proto.Opened;
 import dev.dsd.node.draft.proto.Propose;
 import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.testing.FuzzTally;
+import dev.dsd.node.testing.FuzzTally.Kind;
+import dev.dsd.node.testing.HealthyLoop;
 import dev.dsd.node.wire.FrameMangler;
 import dev.dsd.node.wire.RawStream;
 import dev.dsd.node.wire.SerialExecutor;
@@ -28,16 +31,12 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
-import java.util.TreeMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
@@ -132,25 +131,24 @@ class DraftFuzzTest {
    * Exact equality holds although batching with the fuzzer's rows moves logits by up to ~2e-6: the
    * schedule is fixed, and its closest call between the top two drafts is a margin of 6.5e-3.
    */
-  static final class Healthy {
+  static final class Healthy extends HealthyLoop {
     static final int K = 4;
     static final int CAPACITY = 96;
     final DraftClient client;
     final DraftServer server;
     final int usable;
-    final AtomicReference<String> failure = new AtomicReference<>();
-    final AtomicInteger cycles = new AtomicInteger();
     final AtomicInteger proposals = new AtomicInteger();
     volatile String sessionId = "";
-    volatile boolean stopped;
 
     Healthy(DraftClient client, DraftServer server, int usable) {
+      super("entry proposal");
       this.client = client;
       this.server = server;
       this.usable = usable;
     }
 
-    List<String> cycle() {
+    @Override
+    public List<String> cycle() {
       List<String> out = new ArrayList<>();
       Random verdicts = new Random(3);
       try (RemoteDrafter d = client.drafter(server.host().peerId(), server.host().listenAddrs(), server.modelId(),
@@ -169,39 +167,12 @@ class DraftFuzzTest {
       }
       return out;
     }
-
-    Thread loop(List<String> want) {
-      Thread t = new Thread(() -> {
-        try {
-          while (!stopped) {
-            List<String> got = cycle();
-            for (int i = 0; i < want.size(); i++) {
-              if (!want.get(i).equals(got.get(i))) {
-                failure.set("cycle " + cycles.get() + " proposal " + i + ": " + got.get(i) + " instead of " + want.get(i));
-                return;
-              }
-            }
-            cycles.incrementAndGet();
-          }
-        } catch (RuntimeException e) {
-          failure.set("the healthy entry failed: " + e);
-        }
-      }, "healthy-entry");
-      t.start();
-      return t;
-    }
-
-    void stop() {
-      stopped = true;
-    }
   }
 
   // ---------------------------------------------------------------------------------------------
   // What the fuzzer sees
 
   enum Outcome { ERROR, CLOSED, ANSWERED, SILENT }
-
-  enum Kind { RANDOM, FIELD, BYTES, VALID }
 
   /** What a frame must get. */
   enum Expect {
@@ -213,34 +184,6 @@ class DraftFuzzTest {
 
   /** The oracle's verdict on a request, and whether the node takes its seq even if it refuses it. */
   record Verdict(Expect expect, boolean consumesSeq, String why) {}
-
-  static final class Tally {
-    final Map<Kind, EnumMap<Outcome, Integer>> counts = new EnumMap<>(Kind.class);
-    final Map<String, Integer> labels = new TreeMap<>();
-
-    void add(Kind kind, String label, Outcome o) {
-      counts.computeIfAbsent(kind, k -> new EnumMap<>(Outcome.class)).merge(o, 1, Integer::sum);
-      labels.merge(kind + " " + label, 1, Integer::sum);
-    }
-
-    int total(Kind kind) {
-      return counts.getOrDefault(kind, new EnumMap<>(Outcome.class)).values().stream().mapToInt(Integer::intValue).sum();
-    }
-
-    int fuzzed() {
-      return total(Kind.RANDOM) + total(Kind.FIELD) + total(Kind.BYTES);
-    }
-
-    @Override
-    public String toString() {
-      StringBuilder b = new StringBuilder();
-      for (Kind k : Kind.values()) {
-        b.append(String.format("  %-7s %6d frames: %s%n", k, total(k), counts.getOrDefault(k, new EnumMap<>(Outcome.class))));
-      }
-      labels.forEach((l, n) -> b.append(String.format("    %-55s %6d%n", l, n)));
-      return b.toString();
-    }
-  }
 
   /** The fuzzer's model of one of its sessions, as ServedSession should hold it. */
   static final class Session {
@@ -350,7 +293,7 @@ class DraftFuzzTest {
     final Healthy healthy;
     final Random rnd;
     final FrameMangler mangler;
-    final Tally tally = new Tally();
+    final FuzzTally<Outcome> tally = new FuzzTally<>(Outcome.class);
     final List<Conn> conns = new ArrayList<>();
     final String modelId;
     final int vocab;

@@ -11,7 +11,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
-import dev.dsd.node.generate.LocalGenerator;
 import dev.dsd.node.generate.TokenSink;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -30,14 +29,11 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class HttpApiCompletionsTest {
   @TempDir static Path tmp;
-  static LocalGenerator generator;
   static TestApi api;
 
   @BeforeAll
   static void start() throws Exception {
-    Path dir = TestApi.model(tmp);
-    generator = new LocalGenerator(dir, 1);
-    api = new TestApi(generator, dir, 2);
+    api = TestApi.onTinyModel(tmp, 2);
   }
 
   @AfterAll
@@ -45,13 +41,10 @@ class HttpApiCompletionsTest {
     if (api != null) {
       api.close();
     }
-    if (generator != null) {
-      generator.close();
-    }
   }
 
   static GenerationResult direct(String prompt, int maxTokens, List<String> stop) {
-    return generator.generate(new GenerationRequest(prompt, maxTokens, 0, 1, 0, 0, false, stop), TokenSink.NONE);
+    return api.generator().generate(new GenerationRequest(prompt, maxTokens, 0, 1, 0, 0, false, stop), TokenSink.NONE);
   }
 
   static ObjectNode completion(String prompt, int maxTokens) {
@@ -237,7 +230,7 @@ class HttpApiCompletionsTest {
     String a = ok(api.post("/v1/completions", req.toString())).at("/choices/0/text").asText();
     String b = ok(api.post("/v1/completions", req.toString())).at("/choices/0/text").asText();
     assertEquals(a, b);
-    GenerationResult want = generator.generate(
+    GenerationResult want = api.generator().generate(
         new GenerationRequest("import os", 20, 0.9, 0.95, 7, 0, false, List.of()), TokenSink.NONE);
     assertEquals(want.text(), a);
     String other = ok(api.post("/v1/completions", req.put("seed", 8).toString())).at("/choices/0/text").asText();

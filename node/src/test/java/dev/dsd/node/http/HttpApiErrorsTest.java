@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.Generator;
-import dev.dsd.node.generate.LocalGenerator;
 import dev.dsd.node.generate.TokenSink;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -27,23 +26,17 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class HttpApiErrorsTest {
   @TempDir static Path tmp;
-  static LocalGenerator generator;
   static TestApi api;
 
   @BeforeAll
   static void start() throws Exception {
-    Path dir = TestApi.model(tmp);
-    generator = new LocalGenerator(dir, 1);
-    api = new TestApi(generator, dir, 2);
+    api = TestApi.onTinyModel(tmp, 2);
   }
 
   @AfterAll
   static void stop() {
     if (api != null) {
       api.close();
-    }
-    if (generator != null) {
-      generator.close();
     }
   }
 

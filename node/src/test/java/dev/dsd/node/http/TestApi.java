@@ -29,6 +29,7 @@ final class TestApi implements AutoCloseable {
 
   final NodeMetrics metrics = new NodeMetrics();
   final HttpApiServer server;
+  private AutoCloseable owned; // what onTinyModel started for this API, closed with it
   final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
       .connectTimeout(Duration.ofSeconds(10)).build();
 
@@ -39,6 +40,20 @@ final class TestApi implements AutoCloseable {
 
   TestApi(Generator generator, Path modelDir, int slots) {
     this(generator, modelDir, HttpApiConfig.of("127.0.0.1", 0).withMaxConcurrentGenerations(slots));
+  }
+
+  /** An API over a local generator on the tiny model in {@code dir}; closing the API closes both. */
+  static TestApi onTinyModel(Path dir, int slots) throws IOException {
+    Path model = model(dir);
+    LocalGenerator generator = new LocalGenerator(model, 1);
+    TestApi api = new TestApi(generator, model, slots);
+    api.owned = generator;
+    return api;
+  }
+
+  /** The local generator behind an API made by {@link #onTinyModel}. */
+  LocalGenerator generator() {
+    return (LocalGenerator) owned;
   }
 
   /** The random tiny Llama of LocalGeneratorTest, whose context is {@link #CONTEXT}. */
@@ -149,5 +164,12 @@ final class TestApi implements AutoCloseable {
   @Override
   public void close() {
     server.close();
+    if (owned != null) {
+      try {
+        owned.close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    }
   }
 }

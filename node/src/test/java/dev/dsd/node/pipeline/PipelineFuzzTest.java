@@ -19,6 +19,9 @@ import dev.dsd.node.pipeline.proto.Round;
 import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Tensor;
 import dev.dsd.node.routing.Route;
+import dev.dsd.node.testing.FuzzTally;
+import dev.dsd.node.testing.FuzzTally.Kind;
+import dev.dsd.node.testing.HealthyLoop;
 import dev.dsd.node.wire.FrameMangler;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.wire.RawStream;
@@ -40,7 +43,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -52,7 +54,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
@@ -181,15 +182,13 @@ class PipelineFuzzTest {
    * nearly full; every cycle starts by dropping the whole cache, so every cycle must give the same
    * scores as the first, round by round.
    */
-  final class Reference implements AutoCloseable {
+  final class Reference extends HealthyLoop implements AutoCloseable {
     final PipelineTargetPass pass;
     final int vocab;
-    final AtomicReference<String> failure = new AtomicReference<>();
-    final AtomicInteger cycles = new AtomicInteger();
     final AtomicInteger rounds = new AtomicInteger();
-    volatile boolean stopped;
 
     Reference(Chain c) {
+      super("session round");
       this.vocab = c.usableVocab();
       this.pass = PipelineTargetPass.open(c.entry(), c.route(), 128,
           new PipelineTargetPass.Options(DType.F16, 0, 1, false, Duration.ofSeconds(30)));
@@ -199,7 +198,8 @@ class PipelineFuzzTest {
       return pass.sessionId();
     }
 
-    List<String> cycle() {
+    @Override
+    public List<String> cycle() {
       List<String> out = new ArrayList<>();
       Random drafts = new Random(99);
       TargetScores s = pass.run(0, PROMPT, new int[0], 1);
@@ -219,32 +219,6 @@ class PipelineFuzzTest {
         next = s.argmax(kept);
       }
       return out;
-    }
-
-    /** Runs cycles until stopped, each compared with {@code want}; the first difference is kept. */
-    Thread loop(List<String> want) {
-      Thread t = new Thread(() -> {
-        try {
-          while (!stopped) {
-            List<String> got = cycle();
-            for (int i = 0; i < want.size(); i++) {
-              if (!want.get(i).equals(got.get(i))) {
-                failure.set("cycle " + cycles.get() + " round " + i + ": " + got.get(i) + " instead of " + want.get(i));
-                return;
-              }
-            }
-            cycles.incrementAndGet();
-          }
-        } catch (RuntimeException e) {
-          failure.set("the healthy session failed: " + e);
-        }
-      }, "healthy-session");
-      t.start();
-      return t;
-    }
-
-    void stop() {
-      stopped = true;
     }
 
     @Override
@@ -272,41 +246,10 @@ class PipelineFuzzTest {
   /** What became of one frame. */
   enum Outcome { ERROR, CLOSED, FORWARDED }
 
-  /** How a frame was made. */
-  enum Kind { RANDOM, FIELD, BYTES, VALID }
 
   /** A stage sent the fuzzer, as the session's next stage or entry, the work of a frame. */
   record Forwarded(PipelineMessage message) {}
 
-  /** Counts of frames by kind and outcome, and of what the frames were, for the report. */
-  static final class Tally {
-    final Map<Kind, EnumMap<Outcome, Integer>> counts = new EnumMap<>(Kind.class);
-    final Map<String, Integer> labels = new ConcurrentHashMap<>();
-
-    void add(Kind kind, String label, Outcome o) {
-      counts.computeIfAbsent(kind, k -> new EnumMap<>(Outcome.class)).merge(o, 1, Integer::sum);
-      labels.merge(kind + " " + label, 1, Integer::sum);
-    }
-
-    int total(Kind kind) {
-      return counts.getOrDefault(kind, new EnumMap<>(Outcome.class)).values().stream().mapToInt(Integer::intValue).sum();
-    }
-
-    int fuzzed() {
-      return total(Kind.RANDOM) + total(Kind.FIELD) + total(Kind.BYTES);
-    }
-
-    @Override
-    public String toString() {
-      StringBuilder b = new StringBuilder();
-      for (Kind k : Kind.values()) {
-        b.append(String.format("  %-7s %6d frames: %s%n", k, total(k), counts.getOrDefault(k, new EnumMap<>(Outcome.class))));
-      }
-      labels.entrySet().stream().sorted(Map.Entry.comparingByKey())
-          .forEach(e -> b.append(String.format("    %-55s %6d%n", e.getKey(), e.getValue())));
-      return b.toString();
-    }
-  }
 
   /**
    * The fuzzer's host answers the stages' streams to it: as the next stage of its sessions on A
@@ -399,7 +342,7 @@ class PipelineFuzzTest {
     final Chain c;
     final Random rnd;
     final Sink sink = new Sink();
-    final Tally tally = new Tally();
+    final FuzzTally<Outcome> tally = new FuzzTally<>(Outcome.class);
     final FrameMangler mangler;
     final ExecutorService sinkPool = Executors.newFixedThreadPool(2);
     final List<RawStream<PipelineMessage>> raws = new ArrayList<>();
