@@ -15,8 +15,10 @@ import java.util.regex.Pattern;
 
 /**
  * Turns chat messages into one prompt. The model directory's {@code tokenizer_config.json} names a
- * Jinja {@code chat_template}; rather than interpret Jinja, the family is recognised by its markers
- * and rendered as its template does with {@code add_generation_prompt}:
+ * Jinja {@code chat_template}, which is rendered as it is (by {@link JinjaChatTemplate}); a
+ * conversation the template refuses ({@code raise_exception}) is a 400 with the template's reason.
+ * Where Jinjava cannot render a template, the family is recognised by its markers and rendered as
+ * its template does with {@code add_generation_prompt}:
  *
  * <ul>
  *   <li><b>ChatML</b> ({@code <|im_start|>}, e.g. Qwen2/2.5, SmolLM):
@@ -38,6 +40,7 @@ import java.util.regex.Pattern;
  * Llama's tool prompts) are not rendered.
  */
 public final class ChatTemplate {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ChatTemplate.class);
   /** The families this class renders. */
   public enum Family { CHATML, LLAMA3, PLAIN }
 
@@ -51,17 +54,21 @@ public final class ChatTemplate {
   private final String bos;
   private final String defaultSystem; // ChatML: literal system turn of the template, or null
   private final String knowledgePreamble; // Llama 3.1+: start of the system turn, or null
+  private final JinjaChatTemplate jinja; // the model's own template, or null
+  private volatile boolean jinjaFailed;
 
-  private ChatTemplate(Family family, String bos, String defaultSystem, String knowledgePreamble) {
+  private ChatTemplate(Family family, String bos, String defaultSystem, String knowledgePreamble,
+      JinjaChatTemplate jinja) {
     this.family = family;
     this.bos = bos;
     this.defaultSystem = defaultSystem;
     this.knowledgePreamble = knowledgePreamble;
+    this.jinja = jinja;
   }
 
   /** The plain template, for models without a chat template. */
   public static ChatTemplate plain() {
-    return new ChatTemplate(Family.PLAIN, "", null, null);
+    return new ChatTemplate(Family.PLAIN, "", null, null, null);
   }
 
   /** Reads {@code modelDir/tokenizer_config.json}; plain when {@code modelDir} is null or has none. */
@@ -76,10 +83,24 @@ public final class ChatTemplate {
     } catch (IOException e) {
       throw new UncheckedIOException(file + ": not readable JSON: " + e.getMessage(), e);
     }
-    return parse(templateText(config.path("chat_template")), tokenText(config.path("bos_token")), LocalDate.now());
+    return of(templateText(config.path("chat_template")), tokenText(config.path("bos_token")),
+        tokenText(config.path("eos_token")), LocalDate.now());
   }
 
-  /** Recognises the family of a Jinja chat template ({@code null} for none); {@code today} dates Llama 3.2 prompts. */
+  /** The model's own Jinja template ({@code null} for none), with the family renderer behind it. */
+  public static ChatTemplate of(String jinja, String bosToken, String eosToken, LocalDate today) {
+    if (jinja == null) {
+      return plain();
+    }
+    ChatTemplate family = parse(jinja, bosToken, today);
+    return new ChatTemplate(family.family, family.bos, family.defaultSystem, family.knowledgePreamble,
+        new JinjaChatTemplate(jinja, bosToken, eosToken, today));
+  }
+
+  /**
+   * Recognises the family of a Jinja chat template ({@code null} for none) and renders by family
+   * only; {@code today} dates Llama 3.2 prompts.
+   */
   public static ChatTemplate parse(String jinja, String bosToken, LocalDate today) {
     if (jinja == null) {
       return plain();
@@ -93,11 +114,11 @@ public final class ChatTemplate {
         String day = jinja.contains("strftime_now") || !date.find() ? LLAMA_TODAY.format(today) : date.group(1);
         preamble = "Cutting Knowledge Date: " + cutoff.group(1).strip() + "\nToday Date: " + day + "\n\n";
       }
-      return new ChatTemplate(Family.LLAMA3, bos, null, preamble);
+      return new ChatTemplate(Family.LLAMA3, bos, null, preamble, null);
     }
     if (jinja.contains("<|im_start|>")) {
       Matcher m = CHATML_DEFAULT_SYSTEM.matcher(jinja);
-      return new ChatTemplate(Family.CHATML, bos, m.find() ? m.group(1).replace("\\n", "\n") : null, null);
+      return new ChatTemplate(Family.CHATML, bos, m.find() ? m.group(1).replace("\\n", "\n") : null, null, null);
     }
     return plain();
   }
@@ -114,12 +135,26 @@ public final class ChatTemplate {
       case LLAMA3:
         return List.of("<|eot_id|>");
       default:
-        return List.of("\nUser:");
+        // a model with its own template of another family ends its turn with its end-of-sequence token
+        return jinja != null ? List.of() : List.of("\nUser:");
     }
   }
 
-  /** The prompt for the assistant's next turn. */
+  /**
+   * The prompt for the assistant's next turn.
+   *
+   * @throws IllegalArgumentException when the model's template refuses the conversation
+   */
   public String render(List<ChatMessage> messages) {
+    if (jinja != null && !jinjaFailed) {
+      try {
+        return jinja.render(messages);
+      } catch (JinjaChatTemplate.Unsupported e) {
+        // the same template fails the same way every time: say so once, then use the family renderer
+        jinjaFailed = true;
+        LOG.warn("chat template not rendered by Jinjava ({}); using the {} renderer", e.getMessage(), family);
+      }
+    }
     switch (family) {
       case CHATML:
         return chatml(messages);

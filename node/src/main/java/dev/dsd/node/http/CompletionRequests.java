@@ -51,7 +51,12 @@ final class CompletionRequests {
 
   ApiRequest chat(JsonNode body) {
     checkCommon(body);
-    String prompt = template.render(messages(body.get("messages")));
+    String prompt;
+    try {
+      prompt = template.render(messages(body.get("messages")));
+    } catch (IllegalArgumentException e) { // the model's template refused the conversation
+      throw ApiError.invalid("messages", e.getMessage());
+    }
     Integer maxTokens = optionalInt(body, "max_completion_tokens");
     if (maxTokens == null) {
       maxTokens = optionalInt(body, "max_tokens");

@@ -1,6 +1,8 @@
 package dev.dsd.node.http;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -11,8 +13,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The families are rendered as their published Jinja templates render them (the expected strings
- * are what Hugging Face's apply_chat_template produces with add_generation_prompt=True).
+ * Templates are rendered as Hugging Face's apply_chat_template(add_generation_prompt=True) renders
+ * them: by Jinjava from the template itself, or by the family renderer where Jinjava cannot.
  */
 class ChatTemplateTest {
   @TempDir Path tmp;
@@ -37,6 +39,12 @@ class ChatTemplateTest {
   static final String LLAMA32 = LLAMA31.replace("{%- set date_string = \"26 Jul 2024\" %}",
       "{%- if strftime_now is defined %}{%- set date_string = strftime_now(\"%d %b %Y\") %}"
           + "{%- else %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}");
+  // Mistral-7B-Instruct-v0.1's template: no system role, strict alternation, raise_exception otherwise.
+  static final String MISTRAL = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != "
+      + "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+      + "{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+      + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}"
+      + "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}";
   static final LocalDate DAY = LocalDate.of(2025, 3, 5);
 
   static List<ChatMessage> chat(String... roleContent) {
@@ -122,5 +130,54 @@ class ChatTemplateTest {
           t.render(chat("system", "S", "user", "U", "assistant", "A", "user", "V")));
       assertEquals(List.of("\nUser:"), t.stopStrings());
     }
+  }
+
+  @Test
+  void aModelsOwnTemplateIsRenderedAsItIs() {
+    ChatTemplate t = ChatTemplate.of(MISTRAL, "<s>", "</s>", DAY);
+    assertEquals("<s>[INST] Hi [/INST]Hello</s>[INST] Bye [/INST]", t.render(chat("user", "Hi", "assistant", "Hello",
+        "user", "Bye")));
+    assertEquals(List.of(), t.stopStrings(), "the model ends its turn with its end-of-sequence token");
+  }
+
+  @Test
+  void aConversationTheTemplateRefusesIsRefusedWithItsReason() {
+    ChatTemplate t = ChatTemplate.of(MISTRAL, "<s>", "</s>", DAY);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> t.render(chat("system", "S", "user", "U")));
+    assertTrue(e.getMessage().contains("Conversation roles must alternate"), e.getMessage());
+    assertEquals("<s>[INST] U [/INST]", t.render(chat("user", "U")), "and the next conversation renders");
+  }
+
+  @Test
+  void jinjavaAndTheFamilyRenderersAgree() {
+    List<List<ChatMessage>> chats = List.of(chat("user", "Hi"), chat("system", " Be brief. ", "user", "Hi\n"),
+        chat("system", "S", "user", "U", "assistant", "A", "user", " V "));
+    for (String template : List.of(QWEN2, CHATML, LLAMA3)) {
+      ChatTemplate jinja = ChatTemplate.of(template, "<|begin_of_text|>", "<|eot_id|>", DAY);
+      ChatTemplate family = ChatTemplate.parse(template, "<|begin_of_text|>", DAY);
+      assertEquals(family.family(), jinja.family());
+      assertEquals(family.stopStrings(), jinja.stopStrings());
+      for (List<ChatMessage> c : chats) {
+        assertEquals(family.render(c), jinja.render(c), template);
+      }
+    }
+  }
+
+  @Test
+  void strftimeNowIsTheDayTheTemplateIsFor() {
+    String rendered = ChatTemplate.of(LLAMA32, "<|begin_of_text|>", null, DAY).render(chat("user", "Hi"));
+    assertTrue(rendered.contains("Today Date: 05 Mar 2025\n"), rendered);
+    assertEquals("05 Mar 2025, Wednesday, 100%", JinjaChatTemplate.strftime("%d %b %Y, %A, 100%%", DAY));
+  }
+
+  @Test
+  void aTemplateJinjavaCannotRenderFallsBackToItsFamily() {
+    // Python string methods are not Jinja: Qwen3's template calls .startswith and .split
+    String python = CHATML + "{% if messages[0]['content'].startswith('x') %}{% endif %}";
+    ChatTemplate t = ChatTemplate.of(python, null, null, DAY);
+    assertEquals(ChatTemplate.Family.CHATML, t.family());
+    assertEquals("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", t.render(chat("user", "Hi")));
+    assertEquals("<|im_start|>user\nHo<|im_end|>\n<|im_start|>assistant\n", t.render(chat("user", "Ho")));
   }
 }

@@ -13,6 +13,7 @@ import dev.dsd.node.generate.Generator;
 import dev.dsd.node.generate.TokenSink;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
 import org.junit.jupiter.api.AfterAll;
@@ -62,6 +63,22 @@ class HttpApiErrorsTest {
     assertEquals(code, e.get("code").textValue(), r.body());
     assertEquals(param, e.get("param").textValue(), r.body());
     return e;
+  }
+
+  @Test
+  void aConversationTheModelsTemplateRefusesIsABadRequestWithTheTemplatesReason() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("with-mistral-template"));
+    TestApi.JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), TestApi.JSON.createObjectNode()
+        .put("chat_template", ChatTemplateTest.MISTRAL).put("bos_token", "<s>").put("eos_token", "</s>"));
+    try (TestApi mistral = new TestApi(api.generator(), dir, 1)) {
+      JsonNode e = error(mistral.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+          + "{\"role\":\"user\",\"content\":\"U\"}],\"max_tokens\":2}"), 400, "invalid_request_error", "invalid_value",
+          "messages");
+      assertTrue(e.get("message").asText().contains("Conversation roles must alternate"), e.toString());
+      HttpResponse<String> ok = mistral.post("/v1/chat/completions",
+          "{\"messages\":[{\"role\":\"user\",\"content\":\"U\"}],\"max_tokens\":2}");
+      assertEquals(200, ok.statusCode(), ok.body());
+    }
   }
 
   static JsonNode badRequest(String path, String body, String code, String param) {
