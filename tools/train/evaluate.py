@@ -179,7 +179,7 @@ def write_cards(repo, m, samples, target, draft):
             f"({split['held_out_bytes']:,} bytes) listed in `tools/train/split.json` (rule: {split['rule']}).", "",
             "## Training",
             f"{how}; AdamW (betas 0.9/0.95, weight decay 0.1), linear warm-up then cosine decay, batch 8 x 512 tokens, seed 1234, "
-            f"{tr['steps']} steps, {tr['tokens']:,} tokens, {tr['minutes']} minutes on 2 CPU cores (Debian python3-torch). "
+            f"{tr['steps']} steps, {tr['tokens']:,} tokens, {tr['minutes']} minutes on 2 CPU cores (Debian python3-torch).",
             *([f"Then sequence-level distillation: {sd['continuation_sequences']:,} greedy continuations of training-split "
                f"prompts by pycoder-target ({sd['continuation_tokens']:,} new tokens, generated in {sd['generation_minutes']} "
                "minutes with F16-rounded weights, as shipped) with the target's top-8 log-probabilities at every position; "
