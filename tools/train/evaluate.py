@@ -18,7 +18,7 @@ import torch
 import bpe
 import corpus
 import data
-from export import round_to_f16
+from export import checkpoint, round_to_f16
 from model import Cache, forward_cached
 from train import evaluate, load_model
 
@@ -68,12 +68,6 @@ def greedy_acceptance(target, draft, prompts, k=K, new_tokens=NEW_TOKENS):
     return accepted / proposed, rounds
 
 
-def draft_checkpoint(work):
-    """The sequence-distilled draft when that phase ran, else the KL-distilled one."""
-    p = os.path.join(work, "draft-seq.pt")
-    return p if os.path.exists(p) else os.path.join(work, "draft.pt")
-
-
 def continuation_stats(work):
     """Size of the distillation set continuations.py wrote, and the generation time its log reports."""
     d = os.path.join(work, "cont")
@@ -112,9 +106,9 @@ def main():
     _, held_arr = data.token_arrays(work, tok)
     _, held_files = corpus.split()
     target, tst = load_model(os.path.join(work, "target.pt"))
-    draft, dst = load_model(draft_checkpoint(work))
+    draft, dst = load_model(checkpoint(work, "draft"))
     seq = None
-    if os.path.exists(os.path.join(work, "draft-seq.pt")):  # report both phases of the draft's training
+    if checkpoint(work, "draft").endswith("draft-seq.pt"):  # report both phases of the draft's training
         seq, dst = dst, torch.load(os.path.join(work, "draft.pt"))
     for m in (target, draft):
         m.eval()

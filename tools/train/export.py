@@ -39,6 +39,13 @@ def write_safetensors(path, tensors, dtype):
             f.write(b)
 
 
+def checkpoint(work, role):
+    """The checkpoint a role ships from: the draft's last phase, sequence-level distillation, when it ran."""
+    if role == "draft" and os.path.exists(os.path.join(work, "draft-seq.pt")):
+        return os.path.join(work, "draft-seq.pt")
+    return os.path.join(work, f"{role}.pt")
+
+
 def round_to_f16(model):
     with torch.no_grad():
         for p in model.parameters():
@@ -79,9 +86,7 @@ if __name__ == "__main__":
     work, repo = sys.argv[1], sys.argv[2]
     tok = os.path.join(work, "tokenizer.json")
     for role in ("target", "draft"):
-        # the draft ships from its last phase: sequence-level distillation when it ran
-        ck = os.path.join(work, "draft-seq.pt" if role == "draft" and os.path.exists(os.path.join(work, "draft-seq.pt"))
-                          else f"{role}.pt")
+        ck = checkpoint(work, role)
         if os.path.exists(ck):
             export(ck, tok, os.path.join(repo, "models", f"pycoder-{role}"), f"pycoder-{role}")
             print("exported", role)
