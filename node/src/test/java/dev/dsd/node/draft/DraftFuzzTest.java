@@ -1,5 +1,6 @@
 package dev.dsd.node.draft;
 
+import static dev.dsd.node.testing.Await.awaitTrue;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,6 +21,7 @@ import dev.dsd.node.testing.FuzzTally;
 import dev.dsd.node.testing.FuzzTally.Kind;
 import dev.dsd.node.testing.HealthyLoop;
 import dev.dsd.node.wire.FrameMangler;
+import dev.dsd.node.wire.FrameText;
 import dev.dsd.node.wire.RawStream;
 import dev.dsd.node.wire.SerialExecutor;
 import dev.dsd.p2p.crypto.Identity;
@@ -31,14 +33,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -702,7 +701,7 @@ class DraftFuzzTest {
       frameNo++;
       previousLabel = lastLabel;
       lastLabel = label;
-      lastFrame = describe(body);
+      lastFrame = FrameText.describe(body, DraftMessage.parser());
       c.raw.write(RawStream.frame(body));
       Outcome o;
       Object ev = null;
@@ -780,7 +779,7 @@ class DraftFuzzTest {
       frameNo++;
       previousLabel = lastLabel;
       lastLabel = label;
-      lastFrame = "raw " + hex(bytes);
+      lastFrame = "raw " + FrameText.hex(bytes);
       c.raw.write(bytes);
       c.raw.finish();
       Outcome o = outcome(next(c, kind, label), kind, label);
@@ -836,31 +835,5 @@ class DraftFuzzTest {
           + " seed=" + SEED);
       return null;
     }
-
-    String describe(byte[] body) {
-      String text;
-      try {
-        text = TextFormat.shortDebugString(DraftMessage.parseFrom(body));
-      } catch (InvalidProtocolBufferException e) {
-        text = "unparseable";
-      }
-      if (text.length() > 600) {
-        text = text.substring(0, 600) + "...";
-      }
-      return text + " [" + hex(body) + "]";
-    }
-  }
-
-  static String hex(byte[] b) {
-    String h = HexFormat.of().formatHex(b, 0, Math.min(b.length, 200));
-    return b.length > 200 ? h + "...(" + b.length + " bytes)" : h;
-  }
-
-  static void awaitTrue(BooleanSupplier ok, Supplier<String> what) throws InterruptedException {
-    long deadline = System.nanoTime() + 10_000_000_000L;
-    while (!ok.getAsBoolean() && System.nanoTime() < deadline) {
-      Thread.sleep(20);
-    }
-    assertTrue(ok.getAsBoolean(), what);
   }
 }

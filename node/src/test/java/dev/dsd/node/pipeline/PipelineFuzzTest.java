@@ -1,5 +1,6 @@
 package dev.dsd.node.pipeline;
 
+import static dev.dsd.node.testing.Await.awaitTrue;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,6 +24,7 @@ import dev.dsd.node.testing.FuzzTally;
 import dev.dsd.node.testing.FuzzTally.Kind;
 import dev.dsd.node.testing.HealthyLoop;
 import dev.dsd.node.wire.FrameMangler;
+import dev.dsd.node.wire.FrameText;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.wire.RawStream;
 import dev.dsd.node.wire.SerialExecutor;
@@ -43,7 +45,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -54,7 +55,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -1045,7 +1045,7 @@ class PipelineFuzzTest {
       frameNo++;
       previousLabel = lastLabel;
       lastLabel = label;
-      lastFrame = describe(body);
+      lastFrame = FrameText.describe(body, PipelineMessage.parser());
       raw.write(RawStream.frame(body));
       Object ev = next(events, kind, label);
       Outcome o = outcome(ev, kind, label);
@@ -1099,7 +1099,7 @@ class PipelineFuzzTest {
       frameNo++;
       previousLabel = lastLabel;
       lastLabel = label;
-      lastFrame = "raw " + hex(bytes);
+      lastFrame = "raw " + FrameText.hex(bytes);
       raw.write(bytes);
       raw.finish();
       Object ev = next(events, kind, label);
@@ -1194,31 +1194,5 @@ class PipelineFuzzTest {
         }
       }
     }
-
-    String describe(byte[] body) {
-      String text;
-      try {
-        text = TextFormat.shortDebugString(PipelineMessage.parseFrom(body));
-      } catch (InvalidProtocolBufferException e) {
-        text = "unparseable";
-      }
-      if (text.length() > 600) {
-        text = text.substring(0, 600) + "...";
-      }
-      return text + " [" + hex(body) + "]";
-    }
-  }
-
-  static String hex(byte[] b) {
-    String h = HexFormat.of().formatHex(b, 0, Math.min(b.length, 200));
-    return b.length > 200 ? h + "...(" + b.length + " bytes)" : h;
-  }
-
-  static void awaitTrue(BooleanSupplier ok, java.util.function.Supplier<String> what) throws InterruptedException {
-    long deadline = System.nanoTime() + 10_000_000_000L;
-    while (!ok.getAsBoolean() && System.nanoTime() < deadline) {
-      Thread.sleep(20);
-    }
-    assertTrue(ok.getAsBoolean(), what);
   }
 }
