@@ -316,20 +316,11 @@ class DraftFuzzTest {
       this.maxPositions = ck.config().maxPositionEmbeddings();
     }
 
-    /** Cases of the kind furthest behind its share: a quarter random, half field, a quarter byte mutations. */
+    /** Cases of the kind furthest behind its share ({@link FuzzTally#nextKind}). */
     void run(int frames) throws Exception {
       while (tally.fuzzed() < frames) {
         cases++;
-        int n = tally.fuzzed();
-        Kind kind = Kind.RANDOM;
-        double behind = n / 4.0 - tally.total(Kind.RANDOM);
-        if (n / 2.0 - tally.total(Kind.FIELD) > behind) {
-          kind = Kind.FIELD;
-          behind = n / 2.0 - tally.total(Kind.FIELD);
-        }
-        if (n / 4.0 - tally.total(Kind.BYTES) > behind) {
-          kind = Kind.BYTES;
-        }
+        Kind kind = tally.nextKind();
         if (kind == Kind.RANDOM) {
           randomBytes();
         } else {
