@@ -17,6 +17,7 @@ import dev.dsd.node.draft.proto.Open;
 import dev.dsd.node.draft.proto.Opened;
 import dev.dsd.node.draft.proto.Propose;
 import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.testing.Closer;
 import dev.dsd.node.testing.FuzzTally;
 import dev.dsd.node.testing.FuzzTally.Kind;
 import dev.dsd.node.testing.HealthyLoop;
@@ -24,8 +25,6 @@ import dev.dsd.node.wire.FrameMangler;
 import dev.dsd.node.wire.FrameText;
 import dev.dsd.node.wire.RawStream;
 import dev.dsd.node.wire.SerialExecutor;
-import dev.dsd.p2p.crypto.Identity;
-import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.testing.TinyCheckpoint;
@@ -38,8 +37,8 @@ import java.util.Random;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -60,22 +59,14 @@ class DraftFuzzTest {
   static final int[] PROMPT = {11, 250, 3, 47, 47, 180, 9};
 
   @TempDir Path tmp;
-  final List<AutoCloseable> open = new ArrayList<>();
-
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
+  @RegisterExtension final Closer closer = new Closer();
 
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   NettyHost host() {
-    return keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+    return closer.host();
   }
 
   @Test

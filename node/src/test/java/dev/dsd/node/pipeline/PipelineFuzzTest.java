@@ -20,6 +20,7 @@ import dev.dsd.node.pipeline.proto.Round;
 import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Tensor;
 import dev.dsd.node.routing.Route;
+import dev.dsd.node.testing.Closer;
 import dev.dsd.node.testing.FuzzTally;
 import dev.dsd.node.testing.FuzzTally.Kind;
 import dev.dsd.node.testing.HealthyLoop;
@@ -56,8 +57,8 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -77,20 +78,12 @@ class PipelineFuzzTest {
   static final int[] PROMPT = {5, 17, 99, 3, 250, 42, 7, 7, 120, 64};
 
   @TempDir Path tmp;
-  final List<AutoCloseable> open = new ArrayList<>();
+  @RegisterExtension final Closer closer = new Closer();
   /** The healthy session's id, which the fuzzer tries to use from its own streams. */
   String referenceId = "";
 
-  @AfterEach
-  void closeAll() throws Exception {
-    for (int i = open.size() - 1; i >= 0; i--) {
-      open.get(i).close();
-    }
-  }
-
   <T extends AutoCloseable> T keep(T c) {
-    open.add(c);
-    return c;
+    return closer.keep(c);
   }
 
   @Test
