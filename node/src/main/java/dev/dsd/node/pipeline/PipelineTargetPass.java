@@ -248,8 +248,14 @@ public final class PipelineTargetPass implements TargetPass {
     }
   }
 
+  /**
+   * One of the session's two streams. A stage that passes on an error closes its stream right after
+   * it; that close says nothing new, and reporting it would blame the messenger (the failover would
+   * then avoid a healthy peer).
+   */
   private final class FromStream implements MessageStream.Listener<PipelineMessage> {
     private final String which;
+    private boolean erred; // only touched on the stream's own serial executor
 
     FromStream(String which) {
       this.which = which;
@@ -257,12 +263,13 @@ public final class PipelineTargetPass implements TargetPass {
 
     @Override
     public void onMessage(MessageStream<PipelineMessage> s, PipelineMessage m) {
+      erred |= m.hasError();
       inbox.add(m);
     }
 
     @Override
     public void onClosed(MessageStream<PipelineMessage> s, Throwable cause) {
-      if (!closed) {
+      if (!closed && !erred) {
         inbox.add(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.STAGE_FAILED, id, "the " + which + " "
             + s.remote() + " closed the stream" + (cause == null ? "" : ": " + StageServer.rootMessage(cause)),
             s.remote(), round));

@@ -39,8 +39,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A message that does not fit the session (unknown id, cache overrun, wrong shape, NaN) gets an
  * error reply before anything is changed, so the session stays usable; a failure while computing
- * closes the session. When a neighbour's stream ends the session is closed and, if that neighbour
- * was downstream, the entry is told which peer failed.
+ * closes the session. When a neighbour's stream ends the session is closed and the entry is told
+ * which peer failed: errors about a later stage travel back up the chain, errors about an earlier
+ * one travel down it and the last stage returns them to the entry.
  */
 public final class StageServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StageServer.class);
@@ -225,9 +226,17 @@ public final class StageServer implements AutoCloseable {
     private long lastRound;
     private volatile boolean ended;
     private final long kvBytes;
+    /** The chain's peers before this stage: the only ones an upstream error may name. */
+    private final java.util.Set<ByteString> earlierPeers = new java.util.HashSet<>();
     private volatile long lastActivity = System.nanoTime();
 
     StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv, long kvBytes) {
+      for (Hop h : open.getChainList()) {
+        if (h.getFromLayer() >= shard.from()) {
+          break;
+        }
+        earlierPeers.add(h.getPeerId());
+      }
       this.kvBytes = kvBytes;
       this.open = open;
       this.id = open.getSessionId();
@@ -273,14 +282,50 @@ public final class StageServer implements AutoCloseable {
           }
           end(null, null);
         }
+        case ERROR -> upstreamFailed(from, m);
         default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
             + m.getBodyCase(), host.peerId(), 0));
       }
     }
 
+    /**
+     * The previous stage (or the entry) went away without closing the session. The stages after this
+     * one must learn whose fault it is: if this one only closed its own stream on, the next stage, and
+     * in the end the entry, would blame this healthy peer, back it off, and route to nothing.
+     */
     @Override
     public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
-      end(cause == null ? null : "upstream failed: " + rootMessage(cause), null);
+      if (ended) {
+        return;
+      }
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null) {
+        d.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the previous stage " + from.remote() + " went away"
+            + (cause == null ? "" : ": " + rootMessage(cause)), from.remote(), lastRound));
+      }
+      end("upstream " + from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), null);
+    }
+
+    /**
+     * An upstream stage saw the stage before it fail: passed on towards the entry, and the session is
+     * over. Only a peer earlier in the chain may be named, so an upstream cannot get a later stage
+     * (or anyone else) avoided; anything else is refused like any other misplaced message.
+     */
+    private void upstreamFailed(MessageStream<PipelineMessage> from, PipelineMessage m) {
+      dev.dsd.node.pipeline.proto.Error e = m.getError();
+      boolean earlier = e.getCode() == Error.Code.STAGE_FAILED && e.getSessionId().equals(id)
+          && earlierPeers.contains(e.getPeerId());
+      if (!earlier) {
+        stats.rejectedMessages.increment();
+        from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage takes from upstream only an error naming "
+            + "an earlier stage of the chain", host.peerId(), 0));
+        return;
+      }
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null) {
+        d.send(m);
+      }
+      end("upstream error: " + e.getMessage(), null);
     }
 
     private void round(Round r) {

@@ -171,6 +171,41 @@ class PipelineTest {
     awaitZero(s.stages().get(0)::stageSessionCount, "the first stage frees the broken session");
   }
 
+  @Test
+  void onlyTheStageThatDiedIsBlamed() throws Exception {
+    Path model = target();
+    // a short timeout: once every error has arrived, the next round's wait ends the listening
+    PipelineTargetPass.Options o = new PipelineTargetPass.Options(DType.F16, 0, 1, false, Duration.ofSeconds(1));
+    for (int victim = 0; victim < 3; victim++) {
+      for (boolean graceful : new boolean[] {false, true}) {
+        StageSwarm s = swarm(model, new int[] {0, 1, 3, 4});
+        PipelineTargetPass pass = keep(PipelineTargetPass.open(s.entry(), s.route(), 64, o));
+        pass.run(0, new int[] {1, 2, 3}, new int[0], 1);
+        PipelineService dead = s.stages().get(victim);
+        if (graceful) {
+          dead.close(); // a node shutting down: ends its sessions, then goes
+          dead.host().close();
+        } else {
+          dead.host().close(); // connections drop under live sessions
+        }
+        for (PipelineService st : s.stages()) {
+          awaitZero(st::stageSessionCount, "the broken session is freed everywhere");
+        }
+        // every error the entry heard, in order: each must name the dead peer, none its neighbours
+        java.util.Set<dev.dsd.p2p.core.PeerId> blamed = new java.util.HashSet<>();
+        for (int round = 0; round < 10; round++) {
+          PipelineException e = assertThrows(PipelineException.class, () -> pass.run(3, new int[] {4}, new int[0], 1));
+          if (e.code().equals("TIMEOUT")) {
+            break;
+          }
+          blamed.add(e.failedPeer());
+        }
+        assertEquals(java.util.Set.of(s.route().stages().get(victim).peer()), blamed,
+            "stage " + victim + " died" + (graceful ? " gracefully" : "") + "; blamed " + blamed + " of " + s.route());
+      }
+    }
+  }
+
   /** Closing travels down the chain asynchronously; give it a moment, not forever. */
   static void awaitZero(java.util.function.IntSupplier count, String what) throws InterruptedException {
     long deadline = System.nanoTime() + 5_000_000_000L;
