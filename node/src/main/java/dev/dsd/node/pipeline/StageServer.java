@@ -202,16 +202,15 @@ public final class StageServer implements AutoCloseable {
     long now = System.nanoTime();
     for (StageSession s : new ArrayList<>(sessions.values())) {
       if (now - s.lastActivity > limit) {
-        s.upstream.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, s.id, "session expired after "
-            + shard.runner().sessions().idleTimeout().toSeconds() + " s idle", host.peerId(), s.lastRound));
-        s.end("idle for more than " + shard.runner().sessions().idleTimeout().toMillis() + " ms", null);
+        s.fail(Error.Code.UNKNOWN_SESSION, "session expired after " + shard.runner().sessions().idleTimeout().toSeconds()
+            + " s idle");
       }
     }
   }
 
   @Override
   public void close() {
-    new ArrayList<>(sessions.values()).forEach(s -> s.end("node shutting down", null));
+    new ArrayList<>(sessions.values()).forEach(s -> s.fail(Error.Code.STAGE_FAILED, "node shutting down"));
   }
 
   /** One session at this stage: its cache and its two neighbours. */
@@ -252,7 +251,7 @@ public final class StageServer implements AutoCloseable {
               String what = toEntry ? "the entry " : "the next stage ";
               upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id, what + target + " is unreachable: "
                   + rootMessage(err), target, 0));
-              end("cannot reach " + target, null);
+              end("cannot reach " + target);
               return;
             }
             downstream = st;
@@ -280,7 +279,7 @@ public final class StageServer implements AutoCloseable {
           if (downstream != null && !last) {
             downstream.send(m);
           }
-          end(null, null);
+          end(null);
         }
         case ERROR -> upstreamFailed(from, m);
         default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
@@ -299,11 +298,11 @@ public final class StageServer implements AutoCloseable {
         return;
       }
       MessageStream<PipelineMessage> d = downstream;
-      if (d != null) {
+      if (d != null && !host.isClosing()) {
         d.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the previous stage " + from.remote() + " went away"
             + (cause == null ? "" : ": " + rootMessage(cause)), from.remote(), lastRound));
       }
-      end("upstream " + from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), null);
+      end("upstream " + from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause)));
     }
 
     /**
@@ -313,8 +312,7 @@ public final class StageServer implements AutoCloseable {
      */
     private void upstreamFailed(MessageStream<PipelineMessage> from, PipelineMessage m) {
       dev.dsd.node.pipeline.proto.Error e = m.getError();
-      boolean earlier = e.getCode() == Error.Code.STAGE_FAILED && e.getSessionId().equals(id)
-          && earlierPeers.contains(e.getPeerId());
+      boolean earlier = e.getSessionId().equals(id) && earlierPeers.contains(e.getPeerId());
       if (!earlier) {
         stats.rejectedMessages.increment();
         from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage takes from upstream only an error naming "
@@ -325,7 +323,7 @@ public final class StageServer implements AutoCloseable {
       if (d != null) {
         d.send(m);
       }
-      end("upstream error: " + e.getMessage(), null);
+      end("upstream error: " + e.getMessage());
     }
 
     private void round(Round r) {
@@ -358,11 +356,11 @@ public final class StageServer implements AutoCloseable {
         // make the entry avoid a healthy peer and keep routing to the dead one
         upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop " + downstreamPeer
             + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(), r.getRound()));
-        end("no next hop", null);
+        end("no next hop");
         return;
       }
+      lastRound = r.getRound();
       try {
-        lastRound = r.getRound();
         long t0 = System.nanoTime();
         kv.truncate(r.getKeep());
         ModelConfig c = shard.config();
@@ -389,16 +387,12 @@ public final class StageServer implements AutoCloseable {
         log.debug("round session={} round={} positions={} keep={} computeUs={} bytes={}", id, r.getRound(), t, r.getKeep(),
             (t1 - t0) / 1000, bytes);
       } catch (RuntimeLimitException e) {
-        upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, e.getMessage(), host.peerId(), r.getRound()));
-        end("limit: " + e.getMessage(), null);
+        fail(Error.Code.LIMIT, e.getMessage());
       } catch (IllegalArgumentException e) {
-        upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, e.getMessage(), host.peerId(), r.getRound()));
-        end("bad round: " + e.getMessage(), null);
+        fail(Error.Code.BAD_REQUEST, e.getMessage());
       } catch (RuntimeException e) {
         log.warn("round failed session={} round={}: {}", id, r.getRound(), e.toString());
-        upstream.send(PipelineProtocol.error(Error.Code.INTERNAL, id, "stage failed: " + e.getMessage(), host.peerId(),
-            r.getRound()));
-        end("internal error", null);
+        fail(Error.Code.INTERNAL, "stage failed: " + e.getMessage());
       }
     }
 
@@ -489,8 +483,23 @@ public final class StageServer implements AutoCloseable {
           .setQueueMicros((int) Math.min(Integer.MAX_VALUE, queueNanos / 1000)).build();
     }
 
+    /**
+     * Ends the session for a reason of this stage's own, telling both neighbours: the stages after
+     * this one hear it before they see its stream close, so none of them reports this stage as
+     * vanished with a different story.
+     */
+    void fail(Error.Code code, String reason) {
+      PipelineMessage error = PipelineProtocol.error(code, id, reason, host.peerId(), lastRound);
+      upstream.send(error);
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null) {
+        d.send(error);
+      }
+      end(reason);
+    }
+
     /** Frees the session once; {@code reason} null for a requested close. */
-    void end(String reason, PeerId failed) {
+    void end(String reason) {
       if (ended) {
         return;
       }
@@ -516,7 +525,7 @@ public final class StageServer implements AutoCloseable {
       public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
         if (m.hasError()) { // a later stage failed: the entry must hear it, then this session is over
           upstream.send(m);
-          end("downstream error: " + m.getError().getMessage(), null);
+          end("downstream error: " + m.getError().getMessage());
         }
       }
 
@@ -525,10 +534,14 @@ public final class StageServer implements AutoCloseable {
         if (ended) {
           return;
         }
+        if (host.isClosing()) { // this node is going away: its neighbours are not to blame
+          end("host closing");
+          return;
+        }
         PeerId peer = from.remote();
         upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
             + peer + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), peer, lastRound));
-        end("downstream " + peer + " went away", peer);
+        end("downstream " + peer + " went away");
       }
     }
   }

@@ -80,6 +80,7 @@ public final class NettyHost implements AutoCloseable {
   private final PeerStore peerStore = new PeerStore();
   private final ConnectionProtector protector; // null: public network
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
+  private volatile boolean closing;
 
   public NettyHost(Identity identity, HostConfig config) {
     this.identity = identity;
@@ -507,8 +508,17 @@ public final class NettyHost implements AutoCloseable {
     });
   }
 
+  /**
+   * True from the moment {@link #close} starts: while a host closes its connections one by one,
+   * what its protocols see end is their own doing, not their peers' failure.
+   */
+  public boolean isClosing() {
+    return closing;
+  }
+
   @Override
   public void close() {
+    closing = true;
     servers.forEach(Channel::close);
     new ArrayList<>(connections.values()).forEach(c -> c.channel().close());
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
