@@ -392,23 +392,33 @@ public final class Node implements AutoCloseable {
     };
   }
 
-  /** A route on the current view avoiding failed and backed-off peers; when it has a gap, the view
-   * may be stale: look again once. */
+  /**
+   * A route on the current view avoiding this request's failed peers, banned peers and peers backed
+   * off after failing another request. When that leaves a gap the view may be stale: look again
+   * once. A back-off only ranks replicas: when nothing else covers a backed-off peer's layers, it is
+   * tried again rather than the model being unusable for {@link #FAILED_PEER_BACKOFF}.
+   */
   private dev.dsd.node.routing.Route route(String modelId, Set<PeerId> avoid) {
-    Set<PeerId> all = new java.util.HashSet<>(avoid);
-    all.addAll(banned);
+    Set<PeerId> refused = new java.util.HashSet<>(avoid);
+    refused.addAll(banned);
+    Set<PeerId> all = new java.util.HashSet<>(refused);
     long now = System.nanoTime();
-    backoffUntil.forEach((p, until) -> {
-      if (until - now > 0) {
-        all.add(p);
-      }
-    });
     backoffUntil.values().removeIf(until -> until - now <= 0);
+    all.addAll(backoffUntil.keySet());
     try {
       return view.route(modelId, all);
     } catch (dev.dsd.node.routing.NoRouteException e) {
       view.refresh(ASK_TIMEOUT);
-      return view.route(modelId, all);
+      try {
+        return view.route(modelId, all);
+      } catch (dev.dsd.node.routing.NoRouteException gap) {
+        if (all.size() == refused.size()) {
+          throw gap;
+        }
+        dev.dsd.node.routing.Route r = view.route(modelId, refused);
+        log.info("routing through backed-off peers, nothing else covers their layers route={}", r.describe());
+        return r;
+      }
     }
   }
 

@@ -202,6 +202,30 @@ class NodeTest {
   }
 
   @Test
+  void aBackedOffPeerStillServesWhenNothingElseCoversItsLayers() throws Exception {
+    Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
+        .writeTo(tmp.resolve("target"));
+    Node first = node(model, 0, 2, List.of());
+    closer.keep(Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
+        first.addresses(), null, model, 2, 4, null, 1, 1, tmp.resolve("cache"), null, null, 0,
+        dev.dsd.node.pipeline.Fault.NONE, null))); // the only [2,4), with room for one session
+    Node entry = node(null, 0, 0, first.addresses());
+    GenerationRequest req = new GenerationRequest("def main():", 24, 0, 1, 0, 0, false, List.of());
+    String[] refused = new String[1];
+    GenerationResult whole = entry.generator("").generate(req, (text, ids) -> {
+      if (refused[0] == null) { // a second request while the first holds the only session: refused, backed off
+        refused[0] = assertThrows(GenerationException.class, () -> entry.generator("").generate(req, TokenSink.NONE))
+            .getMessage();
+      }
+      return true;
+    });
+    assertTrue(refused[0].contains("limit"), refused[0]);
+    // the refusal was the peer being busy, and the swarm has no other [2,4): a back-off is a
+    // preference among replicas, not a two-minute outage of the model
+    assertArrayEquals(whole.tokenIds(), entry.generator("").generate(req, TokenSink.NONE).tokenIds());
+  }
+
+  @Test
   void aSwarmWithAGapSaysWhichLayersAreMissing() throws Exception {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));
