@@ -223,7 +223,7 @@ public final class StageServer implements AutoCloseable {
     private volatile PeerId downstreamPeer;
     private boolean last;
     private long lastRound;
-    private volatile boolean ended;
+    private final java.util.concurrent.atomic.AtomicBoolean ended = new java.util.concurrent.atomic.AtomicBoolean();
     private final long kvBytes;
     /** The chain's peers before this stage: the only ones an upstream error may name. */
     private final java.util.Set<ByteString> earlierPeers = new java.util.HashSet<>();
@@ -249,12 +249,15 @@ public final class StageServer implements AutoCloseable {
       service.open(target, addrs, new Downstream()).whenComplete((st, err) -> {
             if (err != null) {
               String what = toEntry ? "the entry " : "the next stage ";
-              upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id, what + target + " is unreachable: "
-                  + rootMessage(err), target, 0));
-              end("cannot reach " + target);
+              end("cannot reach " + target, () -> upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id,
+                  what + target + " is unreachable: " + rootMessage(err), target, 0)));
               return;
             }
             downstream = st;
+            if (ended.get()) { // the session ended while this stream opened: nobody else will close it
+              st.close();
+              return;
+            }
             if (toEntry) {
               downstream.send(PipelineMessage.newBuilder().setOpened(Opened.newBuilder().setSessionId(id)
                   .addTimings(timing(0, 0))).build());
@@ -276,10 +279,11 @@ public final class StageServer implements AutoCloseable {
                 + "session " + id + ", not " + m.getClose().getSessionId(), host.peerId(), 0));
             return;
           }
-          if (downstream != null && !last) {
-            downstream.send(m);
-          }
-          end(null);
+          end(null, () -> {
+            if (downstream != null && !last) {
+              downstream.send(m);
+            }
+          });
         }
         case ERROR -> upstreamFailed(from, m);
         default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
@@ -294,15 +298,14 @@ public final class StageServer implements AutoCloseable {
      */
     @Override
     public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
-      if (ended) {
-        return;
-      }
-      MessageStream<PipelineMessage> d = downstream;
-      if (d != null && !host.isClosing()) {
-        d.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the previous stage " + from.remote() + " went away"
-            + (cause == null ? "" : ": " + rootMessage(cause)), from.remote(), lastRound));
-      }
-      end("upstream " + from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause)));
+      String why = from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause));
+      end("upstream " + why, () -> {
+        MessageStream<PipelineMessage> d = downstream;
+        if (d != null && !host.isClosing()) {
+          d.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the previous stage " + why, from.remote(),
+              lastRound));
+        }
+      });
     }
 
     /**
@@ -319,11 +322,12 @@ public final class StageServer implements AutoCloseable {
             + "an earlier stage of the chain", host.peerId(), 0));
         return;
       }
-      MessageStream<PipelineMessage> d = downstream;
-      if (d != null) {
-        d.send(m);
-      }
-      end("upstream error: " + e.getMessage());
+      end("upstream error: " + e.getMessage(), () -> {
+        MessageStream<PipelineMessage> d = downstream;
+        if (d != null) {
+          d.send(m);
+        }
+      });
     }
 
     private void round(Round r) {
@@ -354,9 +358,9 @@ public final class StageServer implements AutoCloseable {
       if (out == null || !out.isOpen()) {
         // the fault is the next hop's (it went away before this round came): blaming this stage would
         // make the entry avoid a healthy peer and keep routing to the dead one
-        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop " + downstreamPeer
-            + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(), r.getRound()));
-        end("no next hop");
+        end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
+            + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
+            r.getRound())));
         return;
       }
       lastRound = r.getRound();
@@ -489,21 +493,26 @@ public final class StageServer implements AutoCloseable {
      * vanished with a different story.
      */
     void fail(Error.Code code, String reason) {
-      PipelineMessage error = PipelineProtocol.error(code, id, reason, host.peerId(), lastRound);
-      upstream.send(error);
-      MessageStream<PipelineMessage> d = downstream;
-      if (d != null) {
-        d.send(error);
-      }
-      end(reason);
+      end(reason, () -> {
+        PipelineMessage error = PipelineProtocol.error(code, id, reason, host.peerId(), lastRound);
+        upstream.send(error);
+        MessageStream<PipelineMessage> d = downstream;
+        if (d != null) {
+          d.send(error);
+        }
+      });
     }
 
-    /** Frees the session once; {@code reason} null for a requested close. */
-    void end(String reason) {
-      if (ended) {
+    /**
+     * Frees the session once; {@code reason} null for a requested close. Only the caller that ends
+     * the session says its {@code lastWords} to the neighbours: a stage ending for one reason must
+     * not also report, say, the stream its own error just made a neighbour close.
+     */
+    void end(String reason, Runnable lastWords) {
+      if (!ended.compareAndSet(false, true)) {
         return;
       }
-      ended = true;
+      lastWords.run();
       sessions.remove(id, this);
       kv.close();
       quota.release(upstream.remote(), kvBytes);
@@ -524,24 +533,19 @@ public final class StageServer implements AutoCloseable {
       @Override
       public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
         if (m.hasError()) { // a later stage failed: the entry must hear it, then this session is over
-          upstream.send(m);
-          end("downstream error: " + m.getError().getMessage());
+          end("downstream error: " + m.getError().getMessage(), () -> upstream.send(m));
         }
       }
 
       @Override
       public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
-        if (ended) {
-          return;
-        }
-        if (host.isClosing()) { // this node is going away: its neighbours are not to blame
-          end("host closing");
-          return;
-        }
         PeerId peer = from.remote();
-        upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
-            + peer + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), peer, lastRound));
-        end("downstream " + peer + " went away");
+        end("downstream " + peer + " went away", () -> {
+          if (!host.isClosing()) { // a node going away has nothing to say about its neighbours
+            upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
+                + peer + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), peer, lastRound));
+          }
+        });
       }
     }
   }

@@ -193,15 +193,17 @@ class PipelineTest {
         }
         // every error the entry heard, in order: each must name the dead peer, none its neighbours
         java.util.Set<dev.dsd.p2p.core.PeerId> blamed = new java.util.HashSet<>();
+        List<String> heard = new ArrayList<>();
         for (int round = 0; round < 10; round++) {
           PipelineException e = assertThrows(PipelineException.class, () -> pass.run(3, new int[] {4}, new int[0], 1));
           if (e.code().equals("TIMEOUT")) {
             break;
           }
           blamed.add(e.failedPeer());
+          heard.add(e.code() + " " + e.getMessage());
         }
         assertEquals(java.util.Set.of(s.route().stages().get(victim).peer()), blamed,
-            "stage " + victim + " died" + (graceful ? " gracefully" : "") + "; blamed " + blamed + " of " + s.route());
+            "stage " + victim + " died" + (graceful ? " gracefully" : "") + "; heard " + heard + " on " + s.route());
       }
     }
   }
