@@ -128,6 +128,8 @@ final class CompletionTask implements Runnable {
 
   /** A failure after the stream began can only be told in the stream, as OpenAI does: an error event. */
   private void fail(ApiError e) {
+    // as after a generation: the client may send its next request the moment it reads this one
+    GenerationSlots.releaseCurrent();
     if (exchange.streaming()) {
       exchange.event(e.toJson());
       exchange.endStream();
