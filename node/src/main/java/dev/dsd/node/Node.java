@@ -344,7 +344,9 @@ public final class Node implements AutoCloseable {
 
       @Override
       public void banned(PeerId peer) {
-        banned.add(peer);
+        if (banned.add(peer)) {
+          metrics.peerBanned();
+        }
         log.warn("peer banned peer={} reason=wrong activations", peer);
       }
 
@@ -365,7 +367,7 @@ public final class Node implements AutoCloseable {
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
         PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
-        .withStageTimes(metrics::recordStageLatency);
+        .withStageTimes(metrics::recordStageLatency).withResilience(metrics::recordResilience);
   }
 
   /**

@@ -135,6 +135,11 @@ class NodeTest {
       assertTrue(r.route().stream().noneMatch(s -> s.startsWith(killed[0].peerId().toBase58())), r.route().toString());
       closer.forget(killed[0]);
     }
+    var metrics = dev.dsd.node.metrics.PrometheusTextParser.parse(entry.metrics().render());
+    // each generation failed over (a kill only misses the route if a session from before lingers)
+    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_failovers_total").value() >= 1);
+    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_failover_stall_seconds_count").value() >= 1,
+        "the failovers' pauses are in /metrics");
   }
 
   @Test
@@ -156,6 +161,9 @@ class NodeTest {
     GenerationResult r = entry.generator("").generate(req, TokenSink.NONE);
     assertArrayEquals(want, r.tokenIds(), "the output is the honest target's");
     assertEquals(java.util.Set.of(liar.peerId()), entry.banned(), "exactly the lying peer is banned");
+    var metrics = dev.dsd.node.metrics.PrometheusTextParser.parse(entry.metrics().render());
+    assertEquals(1, dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_peers_banned_total").value());
+    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_spot_checks_total").value() > 0);
     assertTrue(r.route().stream().noneMatch(s -> s.startsWith(liar.peerId().toBase58())), r.route().toString());
   }
 

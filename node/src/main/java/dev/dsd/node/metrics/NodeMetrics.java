@@ -36,6 +36,10 @@ public final class NodeMetrics {
   private final LongAdder draftedTokens = new LongAdder();
   private final LongAdder acceptedTokens = new LongAdder();
   private final LongAdder bytesSent = new LongAdder();
+  private final LongAdder failovers = new LongAdder();
+  private final LongAdder spotChecks = new LongAdder();
+  private final LongAdder bannedPeers = new LongAdder();
+  private final LatencySummary failoverStalls = new LatencySummary(LATENCY_WINDOW);
   private final AtomicInteger activeSessions = new AtomicInteger();
   private volatile double lastTokensPerSecond;
 
@@ -54,6 +58,23 @@ public final class NodeMetrics {
     acceptedTokens.add(r.acceptedTokens());
     bytesSent.add(r.bytesSent());
     lastTokensPerSecond = r.tokensPerSecond();
+  }
+
+  /**
+   * What one generation's pipeline survived: failovers to other peers, the longest pause they
+   * caused the client, and the spot checks run on its stages.
+   */
+  public void recordResilience(int failoversDone, long longestStallNanos, int spotChecksDone) {
+    failovers.add(failoversDone);
+    spotChecks.add(spotChecksDone);
+    if (failoversDone > 0 && longestStallNanos > 0) {
+      failoverStalls.record(longestStallNanos / 1e9);
+    }
+  }
+
+  /** A peer caught returning wrong activations. */
+  public void peerBanned() {
+    bannedPeers.increment();
   }
 
   /** Time one pipeline stage took for one round (e.g. a peer's forward pass plus its link). */
@@ -111,6 +132,16 @@ public final class NodeMetrics {
         .sample("dsd_last_tokens_per_second", lastTokensPerSecond);
     p.family("dsd_active_sessions", "gauge", "Generations running now")
         .sample("dsd_active_sessions", activeSessions.get());
+    counter(p, "dsd_failovers_total", "Rounds re-run on another route after a stage failed", failovers);
+    p.family("dsd_failover_stall_seconds", "summary", "Longest pause failovers caused in a generation; the quantile is "
+        + "over the last " + LATENCY_WINDOW + " generations that failed over");
+    if (failoverStalls.count() > 0) {
+      p.sample("dsd_failover_stall_seconds", failoverStalls.median(), "quantile", "0.5");
+    }
+    p.sample("dsd_failover_stall_seconds_sum", failoverStalls.sum());
+    p.sample("dsd_failover_stall_seconds_count", failoverStalls.count());
+    counter(p, "dsd_spot_checks_total", "Rounds re-run on a replica to check a stage's activations", spotChecks);
+    counter(p, "dsd_peers_banned_total", "Peers banned for returning wrong activations", bannedPeers);
     p.family("dsd_stage_latency_seconds", "summary",
         "Latency of one round through a pipeline stage; the quantile is over the last " + LATENCY_WINDOW + " rounds");
     new TreeMap<>(stages).forEach((stage, s) -> {

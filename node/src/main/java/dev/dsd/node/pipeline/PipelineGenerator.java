@@ -44,6 +44,12 @@ public final class PipelineGenerator implements Generator {
   private final int usable;
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
+  private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
+
+  /** What one generation's pipeline survived, told when it ends (also when it ends in an error). */
+  public interface Resilience {
+    void record(int failovers, long longestStallNanos, int spotChecks);
+  }
 
   /** Where routes come from, and where failed peers are reported (for a back-off). */
   public interface RouteSource {
@@ -108,7 +114,12 @@ public final class PipelineGenerator implements Generator {
         }
         stageTimes.accept("round", verifyNanos / 1e9);
       };
-      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+      GenerationResult r;
+      try {
+        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+      } finally {
+        resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
+      }
       log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
           r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
@@ -132,6 +143,11 @@ public final class PipelineGenerator implements Generator {
   /** Receives each round's per-stage compute seconds (by peer id) and the whole round's ("round"). */
   public PipelineGenerator withStageTimes(java.util.function.BiConsumer<String, Double> sink) {
     this.stageTimes = sink;
+    return this;
+  }
+
+  public PipelineGenerator withResilience(Resilience sink) {
+    this.resilience = sink;
     return this;
   }
 

@@ -46,6 +46,24 @@ class NodeMetricsTest {
   }
 
   @Test
+  void failoversSpotChecksAndBansAreCounted() {
+    NodeMetrics m = new NodeMetrics();
+    List<PrometheusTextParser.Sample> none = PrometheusTextParser.parse(m.render());
+    assertEquals(0, find(none, "dsd_failover_stall_seconds_count").value());
+    m.recordResilience(0, 0, 3);
+    m.recordResilience(2, 300_000_000L, 1);
+    m.recordResilience(1, 100_000_000L, 0);
+    m.peerBanned();
+    List<PrometheusTextParser.Sample> s = PrometheusTextParser.parse(m.render());
+    assertEquals(3, find(s, "dsd_failovers_total").value());
+    assertEquals(4, find(s, "dsd_spot_checks_total").value());
+    assertEquals(1, find(s, "dsd_peers_banned_total").value());
+    assertEquals(2, find(s, "dsd_failover_stall_seconds_count").value(), "generations without failover add no stall");
+    assertEquals(0.4, find(s, "dsd_failover_stall_seconds_sum").value(), 1e-12);
+    assertEquals(0.2, find(s, "dsd_failover_stall_seconds", "quantile", "0.5").value(), 1e-12);
+  }
+
+  @Test
   void stageLatencyIsASummaryWithTheMedianOfRecentRounds() {
     NodeMetrics m = new NodeMetrics();
     for (int i = 1; i <= 5; i++) {
