@@ -214,10 +214,15 @@ class NodeTest {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));
     Node first = node(model, 0, 2, List.of());
-    closer.keep(Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
+    Node busy = closer.keep(Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
         first.addresses(), null, model, 2, 4, null, 1, 1, tmp.resolve("cache"), null, null, 0,
         dev.dsd.node.pipeline.Fault.NONE, null))); // the only [2,4), with room for one session
     Node entry = node(null, 0, 0, first.addresses());
+    // just started: wait until the entry sees the whole model (a gap now would be a different failure)
+    dev.dsd.node.testing.Await.awaitTrue(() -> {
+      entry.view().refresh(Duration.ofSeconds(2));
+      return entry.view().nodes().containsKey(busy.peerId()) && entry.view().nodes().containsKey(first.peerId());
+    }, () -> "the entry sees both stages: " + entry.view().nodes().keySet());
     GenerationRequest req = new GenerationRequest("def main():", 24, 0, 1, 0, 0, false, List.of());
     String[] refused = new String[1];
     GenerationResult whole = entry.generator("").generate(req, (text, ids) -> {
