@@ -21,6 +21,9 @@ import dev.dsd.node.testing.Closer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
+import dev.dsd.node.metrics.PrometheusTextParser;
+import dev.dsd.node.testing.Await;
+import java.util.Set;
 
 /** Whole nodes on loopback: discovery through the DHT, routing, and prompts handed to any peer. */
 class NodeTest {
@@ -135,10 +138,10 @@ class NodeTest {
       assertTrue(r.route().stream().noneMatch(s -> s.startsWith(killed[0].peerId().toBase58())), r.route().toString());
       closer.forget(killed[0]);
     }
-    var metrics = dev.dsd.node.metrics.PrometheusTextParser.parse(entry.metrics().render());
+    var metrics = PrometheusTextParser.parse(entry.metrics().render());
     // each generation failed over (a kill only misses the route if a session from before lingers)
-    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_failovers_total").value() >= 1);
-    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_failover_stall_seconds_count").value() >= 1,
+    assertTrue(PrometheusTextParser.find(metrics, "dsd_failovers_total").value() >= 1);
+    assertTrue(PrometheusTextParser.find(metrics, "dsd_failover_stall_seconds_count").value() >= 1,
         "the failovers' pauses are in /metrics");
   }
 
@@ -160,10 +163,10 @@ class NodeTest {
     }
     GenerationResult r = entry.generator("").generate(req, TokenSink.NONE);
     assertArrayEquals(want, r.tokenIds(), "the output is the honest target's");
-    assertEquals(java.util.Set.of(liar.peerId()), entry.banned(), "exactly the lying peer is banned");
-    var metrics = dev.dsd.node.metrics.PrometheusTextParser.parse(entry.metrics().render());
-    assertEquals(1, dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_peers_banned_total").value());
-    assertTrue(dev.dsd.node.metrics.PrometheusTextParser.find(metrics, "dsd_spot_checks_total").value() > 0);
+    assertEquals(Set.of(liar.peerId()), entry.banned(), "exactly the lying peer is banned");
+    var metrics = PrometheusTextParser.parse(entry.metrics().render());
+    assertEquals(1, PrometheusTextParser.find(metrics, "dsd_peers_banned_total").value());
+    assertTrue(PrometheusTextParser.find(metrics, "dsd_spot_checks_total").value() > 0);
     assertTrue(r.route().stream().noneMatch(s -> s.startsWith(liar.peerId().toBase58())), r.route().toString());
   }
 
@@ -219,7 +222,7 @@ class NodeTest {
         dev.dsd.node.pipeline.Fault.NONE, null))); // the only [2,4), with room for one session
     Node entry = node(null, 0, 0, first.addresses());
     // just started: wait until the entry sees the whole model (a gap now would be a different failure)
-    dev.dsd.node.testing.Await.awaitTrue(() -> {
+    Await.awaitTrue(() -> {
       entry.view().refresh(Duration.ofSeconds(2));
       return entry.view().nodes().containsKey(busy.peerId()) && entry.view().nodes().containsKey(first.peerId());
     }, () -> "the entry sees both stages: " + entry.view().nodes().keySet());

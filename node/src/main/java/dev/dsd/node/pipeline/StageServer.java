@@ -31,6 +31,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The stage side of {@code /dsd/pipeline/1.0.0}: keeps one KV cache per session for the layers this
@@ -223,10 +226,10 @@ public final class StageServer implements AutoCloseable {
     private volatile PeerId downstreamPeer;
     private boolean last;
     private long lastRound;
-    private final java.util.concurrent.atomic.AtomicBoolean ended = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean ended = new AtomicBoolean();
     private final long kvBytes;
     /** The chain's peers before this stage: the only ones an upstream error may name. */
-    private final java.util.Set<ByteString> earlierPeers = new java.util.HashSet<>();
+    private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
 
     StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv, long kvBytes) {
@@ -314,7 +317,7 @@ public final class StageServer implements AutoCloseable {
      * (or anyone else) avoided; anything else is refused like any other misplaced message.
      */
     private void upstreamFailed(MessageStream<PipelineMessage> from, PipelineMessage m) {
-      dev.dsd.node.pipeline.proto.Error e = m.getError();
+      Error e = m.getError();
       boolean earlier = e.getSessionId().equals(id) && earlierPeers.contains(e.getPeerId());
       if (!earlier) {
         stats.rejectedMessages.increment();

@@ -57,6 +57,7 @@ import dev.dsd.node.testing.Closer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
+import dev.dsd.node.testing.Await;
 
 /**
  * A draft node and entries on separate hosts (one JVM, loopback). The target runs locally at each
@@ -346,7 +347,7 @@ class DraftServerTest {
     assertFalse(wrong.draftNodeLost());
     assertTrue(server.stats().errors() >= 18, server.stats().toString());
     // the client's session closes asynchronously after its generation; the raw stream's two stay
-    dev.dsd.node.testing.Await.awaitTrue(() -> server.sessionCount() == 2,
+    Await.awaitTrue(() -> server.sessionCount() == 2,
         () -> "the raw stream's two sessions are still open, no other: " + server.sessionCount());
   }
 

@@ -27,6 +27,9 @@ import dev.dsd.node.testing.StageSwarm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
+import dev.dsd.p2p.core.PeerId;
+import java.util.HashSet;
+import java.util.Set;
 
 /** A target cut into stages on separate hosts (one JVM, loopback), with an entry that serves no layers. */
 class PipelineTest {
@@ -192,7 +195,7 @@ class PipelineTest {
           awaitZero(st::stageSessionCount, "the broken session is freed everywhere");
         }
         // every error the entry heard, in order: each must name the dead peer, none its neighbours
-        java.util.Set<dev.dsd.p2p.core.PeerId> blamed = new java.util.HashSet<>();
+        Set<PeerId> blamed = new HashSet<>();
         List<String> heard = new ArrayList<>();
         for (int round = 0; round < 10; round++) {
           PipelineException e = assertThrows(PipelineException.class, () -> pass.run(3, new int[] {4}, new int[0], 1));
@@ -202,7 +205,7 @@ class PipelineTest {
           blamed.add(e.failedPeer());
           heard.add(e.code() + " " + e.getMessage());
         }
-        assertEquals(java.util.Set.of(s.route().stages().get(victim).peer()), blamed,
+        assertEquals(Set.of(s.route().stages().get(victim).peer()), blamed,
             "stage " + victim + " died" + (graceful ? " gracefully" : "") + "; heard " + heard + " on " + s.route());
       }
     }
