@@ -72,7 +72,7 @@ final class NodeCommand implements Callable<Integer> {
   double spotCheck;
 
   @Option(names = "--fault", hidden = true, defaultValue = "NONE", description = "Testing only: CORRUPT makes this node's stage lie.")
-  dev.dsd.node.pipeline.Fault fault;
+  dev.dsd.node.stage.Fault fault;
 
   @Option(names = "--http", paramLabel = "HOST:PORT", description = "Serve the OpenAI-compatible API here (port 0 picks one).")
   String http;

@@ -29,7 +29,7 @@ final class SwarmCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     NodeConfig c = new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
         List.of(Multiaddr.parse(peer)), null, null, 0, 0, null, 1, 0, Files.createTempDirectory("dsd-swarm"), null, null, 0,
-        dev.dsd.node.pipeline.Fault.NONE, null);
+        dev.dsd.node.stage.Fault.NONE, null);
     try (Node n = Node.start(c)) {
       SwarmView v = n.view();
       v.refresh(Duration.ofSeconds(5));

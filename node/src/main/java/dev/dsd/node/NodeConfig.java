@@ -22,7 +22,7 @@ import java.util.Set;
  */
 public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
     Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
-    Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault,
+    Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.stage.Fault fault,
     dev.dsd.node.http.HttpApiConfig http) {
   public NodeConfig {
     listen = List.copyOf(listen);

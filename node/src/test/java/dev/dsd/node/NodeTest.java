@@ -36,11 +36,11 @@ class NodeTest {
   }
 
   Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap) {
-    return node(model, from, to, draft, bootstrap, 0, dev.dsd.node.pipeline.Fault.NONE);
+    return node(model, from, to, draft, bootstrap, 0, dev.dsd.node.stage.Fault.NONE);
   }
 
   Node node(Path model, int from, int to, Path draft, List<Multiaddr> bootstrap, double spotCheck,
-      dev.dsd.node.pipeline.Fault fault) {
+      dev.dsd.node.stage.Fault fault) {
     Node n = Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(), bootstrap, null,
         model, from, to, draft, 1, 0, tmp.resolve("cache"), null, null, spotCheck, fault, null));
     return closer.keep(n);
@@ -150,10 +150,10 @@ class NodeTest {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));
     Node a = node(model, 0, 2, List.of());
-    Node liar = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.pipeline.Fault.CORRUPT);
+    Node liar = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.stage.Fault.CORRUPT);
     node(model, 0, 2, a.addresses());
     node(model, 2, 4, a.addresses());
-    Node entry = node(null, 0, 0, null, a.addresses(), 1.0, dev.dsd.node.pipeline.Fault.NONE);
+    Node entry = node(null, 0, 0, null, a.addresses(), 1.0, dev.dsd.node.stage.Fault.NONE);
     // every round is checked against a random replica: over ~20 rounds the liar is compared with
     // near certainty (1 - 2^-20), whether or not the route starts on it
     GenerationRequest req = new GenerationRequest("def main():", 64, 0, 1, 0, 2, false, List.of());
@@ -197,7 +197,7 @@ class NodeTest {
     Path model = TinyCheckpoint.builder().layers(4).hidden(32).heads(4).kvHeads(2).maxPositions(256).seed(3)
         .writeTo(tmp.resolve("target"));
     Node a = node(model, 2, 4, List.of());
-    Node slow = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.pipeline.Fault.SLOW);
+    Node slow = node(model, 0, 2, null, a.addresses(), 0, dev.dsd.node.stage.Fault.SLOW);
     Node fast = node(model, 0, 2, a.addresses());
     Node entry = node(null, 0, 0, a.addresses());
     GenerationRequest req = new GenerationRequest("def main():", 12, 0, 1, 0, 0, false, List.of());
@@ -219,7 +219,7 @@ class NodeTest {
     Node first = node(model, 0, 2, List.of());
     Node busy = closer.keep(Node.start(new NodeConfig(List.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/0")), List.of(),
         first.addresses(), null, model, 2, 4, null, 1, 1, tmp.resolve("cache"), null, null, 0,
-        dev.dsd.node.pipeline.Fault.NONE, null))); // the only [2,4), with room for one session
+        dev.dsd.node.stage.Fault.NONE, null))); // the only [2,4), with room for one session
     Node entry = node(null, 0, 0, first.addresses());
     // just started: wait until the entry sees the whole model (a gap now would be a different failure)
     Await.awaitTrue(() -> {

@@ -1,7 +1,7 @@
 package dev.dsd.node.draft;
 
 import dev.dsd.node.generate.GenerationRequest;
-import dev.dsd.node.pipeline.PipelineGenerator;
+import dev.dsd.node.entry.PipelineGenerator;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;

@@ -12,10 +12,10 @@ import java.nio.ByteOrder;
  * residual stream tolerates (Petals sends 16-bit activations too); F32 is exact; BF16 keeps F32's
  * range for models whose activations overflow F16.
  */
-final class Activations {
+public final class Activations {
   private Activations() {}
 
-  static Tensor encode(float[] values, int rows, int cols, DType dtype) {
+  public static Tensor encode(float[] values, int rows, int cols, DType dtype) {
     int width = dtype == DType.F32 ? 4 : 2;
     ByteBuffer b = ByteBuffer.allocate(values.length * width).order(ByteOrder.LITTLE_ENDIAN);
     for (float v : values) {
@@ -31,7 +31,7 @@ final class Activations {
   }
 
   /** Decodes {@code [rows, cols]}; throws IllegalArgumentException naming what does not fit. */
-  static float[] decode(Tensor t, int cols) {
+  public static float[] decode(Tensor t, int cols) {
     if (t.getShapeCount() != 2 || t.getShape(1) != cols || t.getShape(0) < 1) {
       throw new IllegalArgumentException("hidden states of shape " + t.getShapeList() + " do not match [positions, "
           + cols + "]");

@@ -14,28 +14,37 @@ public final class PipelineProtocol {
   public static final int MAX_SESSION_ID_CHARS = 128;
 
   /** Frames of this protocol; a bad frame is answered BAD_REQUEST, an oversized one LIMIT. */
-  static final dev.dsd.node.wire.MessageStream.Codec<PipelineMessage> CODEC = new dev.dsd.node.wire.MessageStream.Codec<>(
+  public static final dev.dsd.node.wire.MessageStream.Codec<PipelineMessage> CODEC = new dev.dsd.node.wire.MessageStream.Codec<>(
       PipelineMessage.parser(), MAX_FRAME_BYTES,
       (limit, message) -> error(limit ? Error.Code.LIMIT : Error.Code.BAD_REQUEST, "", message));
 
   private PipelineProtocol() {}
 
-  static PipelineMessage error(Error.Code code, String sessionId, String message) {
+  public static PipelineMessage error(Error.Code code, String sessionId, String message) {
     return PipelineMessage.newBuilder().setError(Error.newBuilder().setCode(code).setSessionId(sessionId)
         .setMessage(message)).build();
   }
 
-  static PipelineMessage error(Error.Code code, String sessionId, String message, PeerId peer, long round) {
+  public static PipelineMessage error(Error.Code code, String sessionId, String message, PeerId peer, long round) {
     return PipelineMessage.newBuilder().setError(Error.newBuilder().setCode(code).setSessionId(sessionId)
         .setMessage(message).setPeerId(ByteString.copyFrom(peer.toBytes())).setRound(round)).build();
   }
 
-  static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
+  public static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
     for (Throwable c = t; c != null; c = c.getCause()) {
       if (type.isInstance(c)) {
         return true;
       }
     }
     return false;
+  }
+
+  /** The innermost cause's message: what a neighbour is told about a failure. */
+  public static String rootMessage(Throwable t) {
+    Throwable c = t;
+    while (c.getCause() != null && c.getCause() != c) {
+      c = c.getCause();
+    }
+    return c.getMessage() == null ? c.getClass().getSimpleName() : c.getMessage();
   }
 }

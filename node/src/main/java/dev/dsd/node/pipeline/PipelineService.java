@@ -1,5 +1,10 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.stage.StageServer;
+import dev.dsd.node.stage.HostedShard;
+import dev.dsd.node.stage.Fault;
+import dev.dsd.node.entry.PipelineTargetPass;
+
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.node.pipeline.proto.Error;
 import dev.dsd.node.pipeline.proto.PipelineMessage;
@@ -74,7 +79,7 @@ public final class PipelineService implements AutoCloseable {
    * Opens a pipeline stream to {@code peer}: over libp2p, or in-process when the peer is this node
    * (a node may be a stage of a route it coordinates, and a libp2p host does not dial itself).
    */
-  CompletableFuture<MessageStream<PipelineMessage>> open(PeerId peer, List<Multiaddr> addrs,
+  public CompletableFuture<MessageStream<PipelineMessage>> open(PeerId peer, List<Multiaddr> addrs,
       MessageStream.Listener<PipelineMessage> listener) {
     CompletableFuture<MessageStream<PipelineMessage>> out = new CompletableFuture<>();
     if (peer.equals(host.peerId())) {
@@ -120,15 +125,15 @@ public final class PipelineService implements AutoCloseable {
     return stages;
   }
 
-  ExecutorService pool() {
+  public ExecutorService pool() {
     return pool;
   }
 
-  void register(PipelineTargetPass pass) {
+  public void register(PipelineTargetPass pass) {
     entrySessions.put(pass.sessionId(), pass);
   }
 
-  void unregister(PipelineTargetPass pass) {
+  public void unregister(PipelineTargetPass pass) {
     entrySessions.remove(pass.sessionId(), pass);
   }
 

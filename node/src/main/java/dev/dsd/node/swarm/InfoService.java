@@ -2,7 +2,7 @@ package dev.dsd.node.swarm;
 
 import com.google.protobuf.ByteString;
 import dev.dsd.node.pipeline.PipelineService;
-import dev.dsd.node.pipeline.StageServer;
+import dev.dsd.node.stage.StageServer;
 import dev.dsd.node.swarm.proto.DraftInfo;
 import dev.dsd.node.swarm.proto.InfoRequest;
 import dev.dsd.node.swarm.proto.NodeInfo;

@@ -26,7 +26,7 @@ import dev.dsd.node.generate.RuleChoice;
 import dev.dsd.node.generate.SpeculativeLoop;
 import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.generate.TokenSink;
-import dev.dsd.node.pipeline.PipelineGenerator;
+import dev.dsd.node.entry.PipelineGenerator;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;

@@ -1,5 +1,9 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.stage.StageServer;
+import dev.dsd.node.stage.HostedShard;
+import dev.dsd.node.entry.PipelineTargetPass;
+
 import static dev.dsd.node.testing.Await.awaitTrue;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;

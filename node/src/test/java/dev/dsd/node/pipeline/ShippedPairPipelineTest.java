@@ -1,5 +1,8 @@
 package dev.dsd.node.pipeline;
 
+import dev.dsd.node.entry.PipelineGenerator;
+import dev.dsd.node.entry.PipelineTargetPass;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

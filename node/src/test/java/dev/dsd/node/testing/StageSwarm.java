@@ -1,6 +1,6 @@
 package dev.dsd.node.testing;
 
-import dev.dsd.node.pipeline.HostedShard;
+import dev.dsd.node.stage.HostedShard;
 import dev.dsd.node.pipeline.PipelineService;
 import dev.dsd.node.routing.Route;
 import dev.dsd.p2p.host.NettyHost;

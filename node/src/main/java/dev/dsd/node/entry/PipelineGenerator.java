@@ -1,4 +1,6 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.entry;
+
+import dev.dsd.node.pipeline.PipelineService;
 
 import dev.dsd.node.generate.Drafter;
 import dev.dsd.node.generate.GenerationRequest;

@@ -1,4 +1,6 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.entry;
+
+import dev.dsd.node.pipeline.PipelineException;
 
 import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.routing.NoRouteException;

@@ -1,4 +1,4 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.stage;
 
 import java.util.SplittableRandom;
 

@@ -1,4 +1,9 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.entry;
+
+import dev.dsd.node.pipeline.PipelineProtocol;
+import dev.dsd.node.pipeline.Activations;
+import dev.dsd.node.pipeline.PipelineException;
+import dev.dsd.node.pipeline.PipelineService;
 
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
@@ -87,7 +92,7 @@ public final class PipelineTargetPass implements TargetPass {
     return route;
   }
 
-  String sessionId() {
+  public String sessionId() {
     return id;
   }
 
@@ -116,7 +121,7 @@ public final class PipelineTargetPass implements TargetPass {
           .get(options.timeout().toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       throw new PipelineException("UNREACHABLE", "cannot reach the first stage " + s1.peer() + ": "
-          + StageServer.rootMessage(e), s1.peer());
+          + PipelineProtocol.rootMessage(e), s1.peer());
     }
     first.send(PipelineMessage.newBuilder().setOpen(open).build());
     PipelineMessage m = await(0);
@@ -127,11 +132,11 @@ public final class PipelineTargetPass implements TargetPass {
   }
 
   /** The last stage's stream back to us carries the session's first message. */
-  boolean acceptsReturnFrom(PeerId peer) {
+  public boolean acceptsReturnFrom(PeerId peer) {
     return back == null && !closed && peer.equals(lastPeer);
   }
 
-  void attachReturn(MessageStream<PipelineMessage> s, PipelineMessage firstMessage) {
+  public void attachReturn(MessageStream<PipelineMessage> s, PipelineMessage firstMessage) {
     back = s;
     s.listener(new FromStream("last stage"));
     inbox.add(firstMessage);
@@ -271,7 +276,7 @@ public final class PipelineTargetPass implements TargetPass {
     public void onClosed(MessageStream<PipelineMessage> s, Throwable cause) {
       if (!closed && !erred) {
         inbox.add(PipelineProtocol.error(dev.dsd.node.pipeline.proto.Error.Code.STAGE_FAILED, id, "the " + which + " "
-            + s.remote() + " closed the stream" + (cause == null ? "" : ": " + StageServer.rootMessage(cause)),
+            + s.remote() + " closed the stream" + (cause == null ? "" : ": " + PipelineProtocol.rootMessage(cause)),
             s.remote(), round));
       }
     }

@@ -1,4 +1,9 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.stage;
+
+import dev.dsd.node.pipeline.PipelineProtocol;
+import dev.dsd.node.pipeline.Activations;
+import dev.dsd.node.pipeline.PipelineService;
+import dev.dsd.node.pipeline.PipelineStats;
 
 import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.wire.MessageStream;
@@ -61,7 +66,7 @@ public final class StageServer implements AutoCloseable {
   private final int[] recent = new int[64];
   private long recentCount;
 
-  StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats,
+  public StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats,
       Fault fault) {
     this.fault = fault;
     this.service = service;
@@ -106,7 +111,7 @@ public final class StageServer implements AutoCloseable {
   }
 
   /** The first message on an incoming stream was an OpenSession: this stream is the session's upstream. */
-  void open(MessageStream<PipelineMessage> upstream, OpenSession open) {
+  public void open(MessageStream<PipelineMessage> upstream, OpenSession open) {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
@@ -200,7 +205,7 @@ public final class StageServer implements AutoCloseable {
   }
 
   /** Ends sessions that have seen no message for the shard's idle timeout (an entry that vanished). */
-  void expireIdle() {
+  public void expireIdle() {
     long limit = shard.runner().sessions().idleTimeout().toNanos();
     long now = System.nanoTime();
     for (StageSession s : new ArrayList<>(sessions.values())) {
@@ -253,7 +258,7 @@ public final class StageServer implements AutoCloseable {
             if (err != null) {
               String what = toEntry ? "the entry " : "the next stage ";
               end("cannot reach " + target, () -> upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id,
-                  what + target + " is unreachable: " + rootMessage(err), target, 0)));
+                  what + target + " is unreachable: " + PipelineProtocol.rootMessage(err), target, 0)));
               return;
             }
             downstream = st;
@@ -301,7 +306,7 @@ public final class StageServer implements AutoCloseable {
      */
     @Override
     public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
-      String why = from.remote() + " went away" + (cause == null ? "" : ": " + rootMessage(cause));
+      String why = from.remote() + " went away" + (cause == null ? "" : ": " + PipelineProtocol.rootMessage(cause));
       end("upstream " + why, () -> {
         MessageStream<PipelineMessage> d = downstream;
         if (d != null && !host.isClosing()) {
@@ -546,18 +551,10 @@ public final class StageServer implements AutoCloseable {
         end("downstream " + peer + " went away", () -> {
           if (!host.isClosing()) { // a node going away has nothing to say about its neighbours
             upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
-                + peer + " went away" + (cause == null ? "" : ": " + rootMessage(cause)), peer, lastRound));
+                + peer + " went away" + (cause == null ? "" : ": " + PipelineProtocol.rootMessage(cause)), peer, lastRound));
           }
         });
       }
     }
-  }
-
-  static String rootMessage(Throwable t) {
-    Throwable c = t;
-    while (c.getCause() != null && c.getCause() != c) {
-      c = c.getCause();
-    }
-    return c.getMessage() == null ? c.getClass().getSimpleName() : c.getMessage();
   }
 }

@@ -1,4 +1,4 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.stage;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.ModelConfig;

@@ -1,4 +1,4 @@
-package dev.dsd.node.pipeline;
+package dev.dsd.node.stage;
 
 import dev.dsd.p2p.core.PeerId;
 import java.util.HashMap;
