@@ -1,0 +1,163 @@
+package dev.dsd.pipeline.onnx;
+
+import static dev.dsd.pipeline.onnx.GraphWriter.FLOAT;
+import static dev.dsd.pipeline.onnx.GraphWriter.INT64;
+import static dev.dsd.pipeline.onnx.GraphWriter.intAttr;
+import static dev.dsd.pipeline.onnx.GraphWriter.intsAttr;
+
+import dev.dsd.pipeline.checkpoint.TensorNames;
+import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
+import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
+import java.util.Map;
+
+/**
+ * Writes the ONNX graph a pipeline stage runs for several sessions' rounds at once: layers
+ * {@code [from, to)} over B ragged rows, each with its own past length and its own number of new
+ * tokens (right-padded to the longest row).
+ *
+ * <pre>
+ * inputs   input_ids  int64[B,T]     (first shard)  | hidden_in f32[B*T,H] (other shards)
+ *          positions  int64[B,T]     absolute positions (rotary) of each row's new tokens
+ *          attn_mask  f32[B,T,P+T]   0 / -inf: row b sees its own past [0, len_b) and its new tokens
+ *                                    causally; padding (past beyond len_b, new beyond n_b) is hidden
+ *          past_key_i, past_value_i  f32[B,kvH,P,hd], P >= 1: row b's cache in [0, len_b)
+ * outputs  logits     f32[B*T,V]     (last shard)   | hidden_out f32[B*T,H] (other shards)
+ *          new_key_i, new_value_i    f32[B,kvH,T,hd]: only the new positions
+ * </pre>
+ *
+ * Attention scores the queries against the past and against the new keys separately and joins the
+ * (small) score matrices, so the cache is read in place and never concatenated into a present
+ * tensor: the only copy of a row's cache per call is the runner's gather into the padded past.
+ * Linear parts run on all B*T rows flattened; the per-layer projections, norms and rotary come from
+ * {@link ShardGraphBuilder}'s emitters, so a change to how linear layers are written applies here.
+ */
+public final class StageBatchGraphBuilder {
+  public static final String INPUT_IDS = ShardGraphBuilder.INPUT_IDS;
+  public static final String HIDDEN_IN = ShardGraphBuilder.HIDDEN_IN;
+  public static final String POSITIONS = ShardGraphBuilder.POSITIONS;
+  public static final String MASK = ShardGraphBuilder.MASK;
+  public static final String LOGITS = ShardGraphBuilder.LOGITS;
+  public static final String HIDDEN_OUT = ShardGraphBuilder.HIDDEN_OUT;
+
+  private StageBatchGraphBuilder() {}
+
+  public static String newKey(int layer) {
+    return BatchGraphBuilder.newKey(layer);
+  }
+
+  public static String newValue(int layer) {
+    return BatchGraphBuilder.newValue(layer);
+  }
+
+  public static ModelProto build(ModelConfig c, int from, int to) {
+    if (from < 0 || from >= to || to > c.numLayers()) {
+      throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + c.numLayers() + ")");
+    }
+    GraphWriter g = new GraphWriter();
+    g.graph.setName("dsd_stage_batch_" + from + "_" + to);
+    long h = c.hiddenSize();
+    long hd = c.headDim();
+    long kvH = c.numKvHeads();
+    long nH = c.numHeads();
+    long rep = nH / kvH;
+
+    String flat = g.ints(-1);
+    String one = g.ints(1);
+    g.input(POSITIONS, INT64, "B", "T");
+    g.input(MASK, FLOAT, "B", "T", "S");
+    String bt = g.op("Shape", new String[] {POSITIONS});
+    String x;
+    if (from == 0) {
+      g.input(INPUT_IDS, INT64, "B", "T");
+      x = g.op("Gather", new String[] {TensorNames.EMBED, g.op("Reshape", new String[] {INPUT_IDS, flat})},
+          intAttr("axis", 0));
+    } else {
+      g.input(HIDDEN_IN, FLOAT, "N", h);
+      x = HIDDEN_IN;
+    }
+    for (Map.Entry<String, long[]> w : TensorNames.forShard(c, from, to).entrySet()) {
+      g.externalWeight(w.getKey(), w.getValue());
+    }
+    g.externalWeight(ShardGraphBuilder.ROPE_COS, c.maxPositionEmbeddings(), hd / 2);
+    g.externalWeight(ShardGraphBuilder.ROPE_SIN, c.maxPositionEmbeddings(), hd / 2);
+
+    String pos = g.op("Reshape", new String[] {POSITIONS, flat});
+    String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_COS, pos},
+        intAttr("axis", 0)), one});
+    String sin = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_SIN, pos},
+        intAttr("axis", 0)), one});
+    // [B,T,S] -> [B,1,1,T,S], broadcast over KV heads and the queries sharing each
+    String mask = g.op("Unsqueeze", new String[] {MASK, g.ints(1, 2)});
+    String kvShape5 = g.op("Concat", new String[] {bt, g.ints(kvH, hd)}, intAttr("axis", 0));
+    String qShape5 = g.op("Concat", new String[] {bt, g.ints(kvH, rep, hd)}, intAttr("axis", 0));
+    String halves = g.ints(hd / 2, hd / 2);
+    String qScale = g.scalar((float) (1.0 / Math.sqrt(hd)));
+    String headsShape = g.ints(0, nH, hd);
+    String kvShape = g.ints(0, kvH, hd);
+    String rowsShape = g.ints(-1, nH * hd);
+    String two = g.ints(2);
+    String minusOne = g.ints(-1);
+    String zero = g.ints(0);
+    String end = g.ints(Long.MAX_VALUE);
+    String pastLen = null; // P, read from the first past tensor's shape
+
+    for (int i = from; i < to; i++) {
+      String pastK = ShardGraphBuilder.pastKey(i);
+      String pastV = ShardGraphBuilder.pastValue(i);
+      g.input(pastK, FLOAT, "B", kvH, "P", hd);
+      g.input(pastV, FLOAT, "B", kvH, "P", hd);
+      if (pastLen == null) {
+        pastLen = g.op("Slice", new String[] {g.op("Shape", new String[] {pastK}), two, g.ints(3)});
+      }
+      String hN = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
+      String q = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "q_proj"), headsShape});
+      String k = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "k_proj"), kvShape});
+      String v = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "v_proj"), kvShape});
+      q = ShardGraphBuilder.rotate(g, q, cos, sin, halves);
+      k = ShardGraphBuilder.rotate(g, k, cos, sin, halves);
+      // [N, kvH, hd] -> [B, T, kvH, hd] -> [B, kvH, T, hd]
+      String kB = g.op("Transpose", new String[] {g.op("Reshape", new String[] {k, kvShape5})}, intsAttr("perm", 0, 2, 1, 3));
+      String vB = g.op("Transpose", new String[] {g.op("Reshape", new String[] {v, kvShape5})}, intsAttr("perm", 0, 2, 1, 3));
+      g.output(kB, newKey(i), FLOAT, "B", kvH, "T", hd);
+      g.output(vB, newValue(i), FLOAT, "B", kvH, "T", hd);
+      // queries [N, nH, hd] -> [B, T, kvH, rep, hd] -> [B, kvH, rep, T, hd]; head h = kvHead * rep + r
+      String qG = g.op("Transpose", new String[] {g.op("Reshape", new String[] {g.op("Mul", new String[] {q, qScale}),
+          qShape5})}, intsAttr("perm", 0, 2, 3, 1, 4));
+      String keysPast = g.op("Transpose", new String[] {g.op("Unsqueeze", new String[] {pastK, two})},
+          intsAttr("perm", 0, 1, 2, 4, 3));
+      String keysNew = g.op("Transpose", new String[] {g.op("Unsqueeze", new String[] {kB, two})},
+          intsAttr("perm", 0, 1, 2, 4, 3));
+      String scores = g.op("Concat", new String[] {g.op("MatMul", new String[] {qG, keysPast}),
+          g.op("MatMul", new String[] {qG, keysNew})}, intAttr("axis", -1));
+      String probs = g.op("Softmax", new String[] {g.op("Add", new String[] {scores, mask})}, intAttr("axis", -1));
+      String probsPast = g.op("Slice", new String[] {probs, zero, pastLen, minusOne});
+      String probsNew = g.op("Slice", new String[] {probs, pastLen, end, minusOne});
+      String ctx = g.op("Add", new String[] {
+          g.op("MatMul", new String[] {probsPast, g.op("Unsqueeze", new String[] {pastV, two})}),
+          g.op("MatMul", new String[] {probsNew, g.op("Unsqueeze", new String[] {vB, two})})});
+      String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
+          rowsShape});
+      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
+          null)});
+      String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
+      String gate = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
+      String up = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
+      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
+      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+    }
+    if (to == c.numLayers()) {
+      String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+      String head = c.tieWordEmbeddings() ? TensorNames.EMBED : TensorNames.LM_HEAD;
+      g.output(ShardGraphBuilder.gemm(g, normed, head, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
+    } else {
+      g.output(x, HIDDEN_OUT, FLOAT, "N", h);
+    }
+    return ModelProto.newBuilder()
+        .setIrVersion(ShardGraphBuilder.IR_VERSION)
+        .setProducerName("dsd")
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(ShardGraphBuilder.OPSET))
+        .setGraph(g.graph)
+        .build();
+  }
+}
