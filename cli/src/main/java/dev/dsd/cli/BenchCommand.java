@@ -2,6 +2,7 @@ package dev.dsd.cli;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.runtime.ShardBenchmark;
+import dev.dsd.pipeline.runtime.StageBatchBenchmark;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -12,7 +13,7 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Benchmarks (medians of repeated runs; machines are noisy, compare ratios from one run).",
-    subcommands = {BenchCommand.Shard.class, BenchCommand.P2p.class, BenchCommand.Pipeline.class})
+    subcommands = {BenchCommand.Shard.class, BenchCommand.Batch.class, BenchCommand.P2p.class, BenchCommand.Pipeline.class})
 final class BenchCommand implements Runnable {
   @Override
   public void run() {
@@ -56,6 +57,55 @@ final class BenchCommand implements Runnable {
         for (ShardBenchmark.Row r : rows) {
           System.out.printf("%6d %14.3f %16.3f %14.1f %12.2f%n", r.tokens(), r.onnxMedianMs(), r.referenceMedianMs(),
               r.ratio(), r.onnxMedianMs() / base);
+        }
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "batch",
+      mixinStandardHelpOptions = true,
+      description = {
+        "One batched stage call for B sessions (each T new tokens on a warm cache) against B",
+        "per-session calls, and the share of the batched call spent copying caches."
+      },
+      footer = {"", "Example:", "  dsd bench batch --layers 4 --warm 256 --tokens 4"})
+  static final class Batch implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (default: bundled target).")
+    Path model;
+
+    @Option(names = "--layers", defaultValue = "0", description = "Layers [0, N) as the stage (default: all).")
+    int layers;
+
+    @Option(names = "--warm", defaultValue = "256", description = "Cached tokens per session (default: ${DEFAULT-VALUE}).")
+    int warm;
+
+    @Option(names = "--tokens", defaultValue = "4", description = "New tokens per session and call (default: ${DEFAULT-VALUE}).")
+    int tokens;
+
+    @Option(names = "--rows", defaultValue = "1,4,16,32", split = ",", description = "Sessions per call.")
+    int[] rows;
+
+    @Option(names = "--iterations", defaultValue = "30", description = "Samples per row count (default: ${DEFAULT-VALUE}).")
+    int iterations;
+
+    @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
+    int threads;
+
+    @Override
+    public Integer call() {
+      Path dir = model != null ? model : Defaults.targetModel();
+      try (Checkpoint ck = Checkpoint.open(dir)) {
+        int to = layers > 0 ? layers : ck.config().numLayers();
+        List<StageBatchBenchmark.Row> out = StageBatchBenchmark.run(ck.config(), ck.weights(), to, warm, tokens, rows,
+            iterations, threads);
+        System.out.printf("model %s  layers [0,%d) of %d  hidden %d  warm %d  T %d  threads %s%n", dir, to,
+            ck.config().numLayers(), ck.config().hiddenSize(), warm, tokens, threads == 0 ? "all" : threads);
+        System.out.printf("%6s %12s %14s %10s %12s%n", "rows", "batched ms", "B solo ms", "speedup", "copy share");
+        for (StageBatchBenchmark.Row r : out) {
+          System.out.printf("%6d %12.2f %14.2f %10.2f %11.1f%%%n", r.rows(), r.batchedMs(), r.soloMs(), r.speedup(),
+              100 * r.gatherShare());
         }
       }
       return 0;
