@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
  *
  * Every family is announced by HELP and TYPE before its samples, as the format requires.
  */
-final class PrometheusText {
+public final class PrometheusText {
   /** Content-Type of this format. */
   static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
   private static final Pattern NAME = Pattern.compile("[a-zA-Z_:][a-zA-Z0-9_:]*");
@@ -22,7 +22,7 @@ final class PrometheusText {
 
   private final StringBuilder out = new StringBuilder();
 
-  PrometheusText family(String name, String type, String help) {
+  public PrometheusText family(String name, String type, String help) {
     checkName(name);
     out.append("# HELP ").append(name).append(' ')
         .append(help.replace("\\", "\\\\").replace("\n", "\\n")).append('\n');
@@ -31,7 +31,7 @@ final class PrometheusText {
   }
 
   /** One sample; {@code labels} alternate name and value. */
-  PrometheusText sample(String name, double value, String... labels) {
+  public PrometheusText sample(String name, double value, String... labels) {
     checkName(name);
     out.append(name);
     if (labels.length > 0) {

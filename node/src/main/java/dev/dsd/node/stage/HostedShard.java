@@ -4,17 +4,21 @@ import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
+import dev.dsd.pipeline.runtime.StageBatchRunner;
 import java.nio.file.Path;
 
 /** Layers {@code [from, to)} of one model that this node serves, loaded and ready. */
 public final class HostedShard implements AutoCloseable {
   private final Checkpoint checkpoint;
-  private final ShardRunner runner;
+  private final StageBatchRunner batch;
+  private final RunnerOptions options;
   private final String modelId;
+  private ShardRunner runner; // built on first use: a stage serves through the batched runner
 
-  private HostedShard(Checkpoint checkpoint, ShardRunner runner) {
+  private HostedShard(Checkpoint checkpoint, StageBatchRunner batch, RunnerOptions options) {
     this.checkpoint = checkpoint;
-    this.runner = runner;
+    this.batch = batch;
+    this.options = options;
     this.modelId = checkpoint.modelId();
   }
 
@@ -22,7 +26,7 @@ public final class HostedShard implements AutoCloseable {
   public static HostedShard load(Path dir, int from, int to, RunnerOptions options) {
     Checkpoint ck = Checkpoint.open(dir, from, to);
     try {
-      return new HostedShard(ck, new ShardRunner(ck.config(), ck.weights(), from, to, options));
+      return new HostedShard(ck, new StageBatchRunner(ck.config(), ck.weights(), from, to, options), options);
     } catch (RuntimeException e) {
       ck.close();
       throw e;
@@ -41,16 +45,28 @@ public final class HostedShard implements AutoCloseable {
     return checkpoint;
   }
 
-  public ShardRunner runner() {
+  /** What the stage runs every round on: all waiting sessions' rounds in one call. */
+  public StageBatchRunner batch() {
+    return batch;
+  }
+
+  /**
+   * A per-session runner over the same layers, loaded on first use (a second copy of the weights in
+   * ONNX Runtime): for checks that recompute a stage's work, not for serving.
+   */
+  public synchronized ShardRunner runner() {
+    if (runner == null) {
+      runner = new ShardRunner(checkpoint.config(), checkpoint.weights(), from(), to(), options);
+    }
     return runner;
   }
 
   public int from() {
-    return runner.from();
+    return batch.from();
   }
 
   public int to() {
-    return runner.to();
+    return batch.to();
   }
 
   /** Ids the tokenizer can decode; a padded vocabulary's extra ids are never chosen. */
@@ -65,7 +81,12 @@ public final class HostedShard implements AutoCloseable {
 
   @Override
   public void close() {
-    runner.close();
+    synchronized (this) {
+      if (runner != null) {
+        runner.close();
+      }
+    }
+    batch.close();
     checkpoint.close();
   }
 }

@@ -25,7 +25,8 @@ import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.runtime.RuntimeLimitException;
-import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.pipeline.runtime.StageBatchRunner;
+import dev.dsd.pipeline.runtime.StageKv;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
 import java.util.ArrayList;
@@ -62,16 +63,23 @@ public final class StageServer implements AutoCloseable {
   private final Executor pool;
   private final Map<String, StageSession> sessions = new ConcurrentHashMap<>();
   private final PipelineStats stats;
+  private final StageScheduler<StageRound> scheduler;
   private static final int TYPICAL_ROUND = 17;
   private final int[] recent = new int[64];
   private long recentCount;
 
   public StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats,
       Fault fault) {
+    this(service, host, shard, pool, stats, fault, StageScheduler.Limits.defaults());
+  }
+
+  StageServer(PipelineService service, NettyHost host, HostedShard shard, Executor pool, PipelineStats stats,
+      Fault fault, StageScheduler.Limits batchLimits) {
     this.fault = fault;
     this.service = service;
-    this.quota = new PeerQuota(PeerQuota.Limits.of(shard.runner().sessions().maxSessions(),
-        shard.runner().sessions().kvBudgetBytes()));
+    this.quota = new PeerQuota(PeerQuota.Limits.of(shard.batch().sessions().maxSessions(),
+        shard.batch().sessions().kvBudgetBytes()));
+    this.scheduler = new StageScheduler<>(batchLimits, pool, this::runBatch);
     this.host = host;
     this.shard = shard;
     this.pool = pool;
@@ -110,6 +118,49 @@ public final class StageServer implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs one batch the scheduler assembled: each round's cache is rolled back to its keep, all rows
+   * go through the layers in one call, and each result goes on to its own session's next hop. A call
+   * that fails with several rows is retried row by row, so one session's bad round (or a limit)
+   * ends only that session.
+   */
+  private void runBatch(List<StageRound> batch) {
+    List<StageRound> ready = new ArrayList<>();
+    List<StageBatchRunner.Row> rows = new ArrayList<>();
+    for (StageRound j : batch) {
+      try {
+        j.session().kv.truncate(j.round().getKeep());
+        rows.add(j.session().row(j));
+        ready.add(j);
+      } catch (RuntimeException e) {
+        j.session().failed(j.round(), e);
+      }
+    }
+    if (ready.isEmpty()) {
+      return;
+    }
+    long t0 = System.nanoTime();
+    float[][] ys;
+    try {
+      ys = shard.batch().forward(rows);
+    } catch (RuntimeException e) {
+      if (ready.size() == 1) {
+        ready.get(0).session().failed(ready.get(0).round(), e);
+      } else {
+        log.info("batched call of {} rows failed, running them one by one: {}", ready.size(), e.toString());
+        ready.forEach(j -> runBatch(List.of(j)));
+      }
+      return;
+    }
+    long nanos = System.nanoTime() - t0;
+    stats.computeNanos.add(nanos);
+    stats.batchCalls.increment();
+    stats.batchRows.record(ready.size());
+    for (int i = 0; i < ready.size(); i++) {
+      ready.get(i).session().finish(ready.get(i), ys[i], nanos, t0);
+    }
+  }
+
   /** The first message on an incoming stream was an OpenSession: this stream is the session's upstream. */
   public void open(MessageStream<PipelineMessage> upstream, OpenSession open) {
     String id = open.getSessionId();
@@ -126,16 +177,16 @@ public final class StageServer implements AutoCloseable {
         throw new IllegalArgumentException((next == null ? "the entry's" : "the next hop's") + " peer id or address: "
             + e.getMessage());
       }
-      long kvBytes = shard.runner().sessions().bytesPerToken() * open.getMaxTokens();
+      long kvBytes = shard.batch().sessions().bytesPerToken() * open.getMaxTokens();
       String refused = quota.acquire(upstream.remote(), kvBytes);
       if (refused != null) {
         upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, refused, host.peerId(), 0));
         upstream.close();
         return;
       }
-      ShardSession kv;
+      StageKv kv;
       try {
-        kv = shard.runner().openSession(id, upstream.remote().toBase58(), (int) open.getMaxTokens());
+        kv = shard.batch().openSession(id, upstream.remote().toBase58(), (int) open.getMaxTokens());
       } catch (RuntimeLimitException e) {
         quota.release(upstream.remote(), kvBytes);
         upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, e.getMessage(), host.peerId(), 0));
@@ -206,11 +257,11 @@ public final class StageServer implements AutoCloseable {
 
   /** Ends sessions that have seen no message for the shard's idle timeout (an entry that vanished). */
   public void expireIdle() {
-    long limit = shard.runner().sessions().idleTimeout().toNanos();
+    long limit = shard.batch().sessions().idleTimeout().toNanos();
     long now = System.nanoTime();
     for (StageSession s : new ArrayList<>(sessions.values())) {
       if (now - s.lastActivity > limit) {
-        s.fail(Error.Code.UNKNOWN_SESSION, "session expired after " + shard.runner().sessions().idleTimeout().toSeconds()
+        s.fail(Error.Code.UNKNOWN_SESSION, "session expired after " + shard.batch().sessions().idleTimeout().toSeconds()
             + " s idle");
       }
     }
@@ -222,11 +273,11 @@ public final class StageServer implements AutoCloseable {
   }
 
   /** One session at this stage: its cache and its two neighbours. */
-  private final class StageSession implements MessageStream.Listener<PipelineMessage> {
+  final class StageSession implements MessageStream.Listener<PipelineMessage> {
     private final OpenSession open;
     private final String id;
     private final MessageStream<PipelineMessage> upstream;
-    private final ShardSession kv;
+    private final StageKv kv;
     private volatile MessageStream<PipelineMessage> downstream; // next stage, or the entry on the last stage
     private volatile PeerId downstreamPeer;
     private boolean last;
@@ -237,7 +288,7 @@ public final class StageServer implements AutoCloseable {
     private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
 
-    StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, ShardSession kv, long kvBytes) {
+    StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, StageKv kv, long kvBytes) {
       for (Hop h : open.getChainList()) {
         if (h.getFromLayer() >= shard.from()) {
           break;
@@ -349,7 +400,7 @@ public final class StageServer implements AutoCloseable {
         }
       }
       float[] hidden = null;
-      if (problem == null && !shard.runner().isFirst()) {
+      if (problem == null && !shard.batch().isFirst()) {
         // decoded before the cache is truncated: bad bytes or a NaN must leave the session as it was
         try {
           hidden = Activations.decode(r.getHidden(), shard.config().hiddenSize());
@@ -372,40 +423,68 @@ public final class StageServer implements AutoCloseable {
         return;
       }
       lastRound = r.getRound();
+      int t = shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+      scheduler.submit(new StageRound(this, r, t, hidden, queued));
+    }
+
+    /** This round's share of a batched call. */
+    StageBatchRunner.Row row(StageRound j) {
+      return shard.batch().isFirst()
+          ? StageBatchRunner.Row.tokens(kv, j.round().getTokensList().stream().mapToInt(Integer::intValue).toArray())
+          : StageBatchRunner.Row.hidden(kv, j.hidden(), j.positions());
+    }
+
+    /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
+    void finish(StageRound j, float[] y, long computeNanos, long startedAt) {
+      Round r = j.round();
+      int t = j.positions();
+      long queueNanos = startedAt - j.queuedAt();
       try {
-        long t0 = System.nanoTime();
-        kv.truncate(r.getKeep());
-        ModelConfig c = shard.config();
-        int t = shard.runner().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
-        float[] y = shard.runner().isFirst()
-            ? shard.runner().forwardTokens(kv, r.getTokensList().stream().mapToInt(Integer::intValue).toArray())
-            : shard.runner().forwardHidden(kv, hidden, t);
         fault.apply(y);
-        long t1 = System.nanoTime();
+        MessageStream<PipelineMessage> out = downstream;
+        if (out == null || !out.isOpen()) {
+          end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
+              + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
+              r.getRound())));
+          return;
+        }
         PipelineMessage msg;
         if (!last) {
-          Tensor h = Activations.encode(y, t, c.hiddenSize(), open.getActivationDtype());
+          Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
           Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
-          msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(t1 - t0, t0 - queued)
+          msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
               .toBuilder().setBytesOut(h.getData().size()))).build();
         } else {
-          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, t1 - t0, t0 - queued)).build();
+          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos)).build();
         }
         int bytes = out.send(msg);
         stats.rounds.increment();
         stats.bytesSent.add(bytes);
-        stats.computeNanos.add(t1 - t0);
-        recordCompute(t, t1 - t0);
-        log.debug("round session={} round={} positions={} keep={} computeUs={} bytes={}", id, r.getRound(), t, r.getKeep(),
-            (t1 - t0) / 1000, bytes);
-      } catch (RuntimeLimitException e) {
-        fail(Error.Code.LIMIT, e.getMessage());
-      } catch (IllegalArgumentException e) {
-        fail(Error.Code.BAD_REQUEST, e.getMessage());
+        recordCompute(t, computeNanos);
+        log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
+            r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
       } catch (RuntimeException e) {
+        failed(r, e);
+      }
+    }
+
+    /** A round that could not run: the session is over, with the reason its kind says. */
+    void failed(Round r, RuntimeException e) {
+      if (ended.get()) {
+        return; // closed while it waited or ran: nobody is waiting for this round
+      }
+      if (e instanceof RuntimeLimitException) {
+        fail(Error.Code.LIMIT, e.getMessage());
+      } else if (e instanceof IllegalArgumentException) {
+        fail(Error.Code.BAD_REQUEST, e.getMessage());
+      } else {
         log.warn("round failed session={} round={}: {}", id, r.getRound(), e.toString());
         fail(Error.Code.INTERNAL, "stage failed: " + e.getMessage());
       }
+    }
+
+    boolean live() {
+      return !ended.get();
     }
 
     /** Everything that can be checked before the cache is touched; null when the round is fine. */
@@ -419,7 +498,7 @@ public final class StageServer implements AutoCloseable {
       if (Integer.toUnsignedLong(r.getKeep()) > kv.length()) { // uint32: 2^31 and up are negative ints
         return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + kv.length() + " cached positions";
       }
-      boolean first = shard.runner().isFirst();
+      boolean first = shard.batch().isFirst();
       int t;
       if (first) {
         if (r.hasHidden() || r.getTokensCount() == 0) {

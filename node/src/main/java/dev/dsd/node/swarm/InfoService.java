@@ -65,7 +65,7 @@ public final class InfoService {
       var shard = st.shard();
       b.addShards(ShardInfo.newBuilder().setModelId(shard.modelId()).setFromLayer(shard.from()).setToLayer(shard.to())
           .setNumLayers(shard.config().numLayers()).setComputeMicros(st.medianComputeMicros())
-          .setSessions(st.sessionCount()).setMaxSessions(shard.runner().sessions().maxSessions())
+          .setSessions(st.sessionCount()).setMaxSessions(shard.batch().sessions().maxSessions())
           .setModelName(shard.checkpoint().dir().getFileName().toString()));
     }
     b.addAllDrafts(drafts.get());

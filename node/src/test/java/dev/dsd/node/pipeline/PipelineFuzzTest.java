@@ -124,7 +124,7 @@ class PipelineFuzzTest {
       StageServer server = stage.stages().get(0);
       awaitTrue(() -> server.sessionCount() == 1, () -> "stage " + server.shard() + " holds " + server.sessionCount()
           + " sessions after the fuzz, not just the healthy one");
-      assertEquals(1, server.shard().runner().sessions().size(), "KV caches of " + server.shard());
+      assertEquals(1, server.shard().batch().sessions().size(), "KV caches of " + server.shard());
     }
     awaitTrue(() -> fuzzer.sink.streams.isEmpty(), () -> fuzzer.sink.streams.size()
         + " streams the stages opened to the fuzzer's sessions are still open");

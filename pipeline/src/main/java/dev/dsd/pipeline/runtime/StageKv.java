@@ -11,8 +11,8 @@ public final class StageKv implements AutoCloseable {
   private final Object lock;
   final float[][] keys; // [layer][kvH * maxTokens * hd]
   final float[][] values;
-  int length;
-  private boolean closed;
+  volatile int length; // written under the runner's lock, read without it (a stage checks rounds while a call runs)
+  private volatile boolean closed;
 
   StageKv(ShardSession ticket, int layers, int kvDim, Object lock) {
     this.ticket = ticket;
@@ -35,9 +35,7 @@ public final class StageKv implements AutoCloseable {
 
   /** Positions whose keys and values are cached. */
   public int length() {
-    synchronized (lock) {
-      return length;
-    }
+    return length;
   }
 
   /** Drops cached positions {@code >= n}; the next call continues at position {@code n}. */
@@ -59,9 +57,7 @@ public final class StageKv implements AutoCloseable {
   }
 
   public boolean isClosed() {
-    synchronized (lock) {
-      return closed;
-    }
+    return closed;
   }
 
   /** Frees the reservation; waits for a call in progress that uses this cache. */
