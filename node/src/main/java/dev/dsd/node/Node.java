@@ -1,6 +1,7 @@
 package dev.dsd.node;
 
 import dev.dsd.node.client.GenerateService;
+import dev.dsd.node.entry.GenerationQueue;
 import dev.dsd.node.http.HttpApiServer;
 import dev.dsd.node.http.ServedModel;
 import dev.dsd.node.metrics.NodeMetrics;
@@ -75,6 +76,7 @@ public final class Node implements AutoCloseable {
   private final DraftServer draftServer;
   private final NodeMetrics metrics = new NodeMetrics();
   private volatile HttpApiServer http;
+  private final GenerationQueue queue;
   private final String draftVocab;
   private final DraftClient draftClient;
   private final List<byte[]> announced = new ArrayList<>();
@@ -99,11 +101,18 @@ public final class Node implements AutoCloseable {
     }), () -> draftServer == null ? List.of() : List.of(DraftInfo.newBuilder().setModelId(draftServer.modelId())
         .setVocabId(draftVocab).setSessions(draftServer.sessionCount()).build()));
     this.view = new SwarmView(host, dht, info, rtts);
+    dev.dsd.node.http.HttpApiConfig httpCfg = config.http() != null ? config.http() : dev.dsd.node.http.HttpApiConfig.of(
+        "127.0.0.1", 0);
+    // one line for both front doors: HTTP clients and /dsd/generate/1.0.0 clients wait in the same queue
+    this.queue = new GenerationQueue(httpCfg.maxConcurrentGenerations(), httpCfg.maxQueuedRequests(),
+        metrics::recordQueueWait);
+    metrics.queueDepth(queue::waiting);
+    metrics.stageBatchRows(pipeline.stats().batchRows);
     new GenerateService(host, Executors.newCachedThreadPool(r -> {
       Thread t = new Thread(r, "dsd-generate");
       t.setDaemon(true);
       return t;
-    }), this::generator);
+    }), queue, id -> timed(generator(id)));
     this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "dsd-node-timer");
       t.setDaemon(true);
@@ -234,14 +243,14 @@ public final class Node implements AutoCloseable {
       @Override
       public dev.dsd.node.generate.GenerationResult generate(dev.dsd.node.generate.GenerationRequest req,
           dev.dsd.node.generate.TokenSink sink) {
-        return generator("").generate(req, sink); // routes on a fresh view each time
+        return timed(generator("")).generate(req, sink); // routes on a fresh view each time
       }
 
       @Override
       public void close() { }
     };
     http = HttpApiServer.start(cfg, swarm, new ServedModel(name, g.config().maxPositionEmbeddings(), modelDir,
-        text -> g.tokenizer().encode(text).length), metrics);
+        text -> g.tokenizer().encode(text).length), metrics, queue);
     log.info("http api url={} model={}", http.url(), name);
   }
 
@@ -456,11 +465,34 @@ public final class Node implements AutoCloseable {
     throw new GenerationException("no peer could send the tokenizer of model " + modelId.substring(0, 12));
   }
 
+  /** {@code g} with its tokens' timing recorded: time to first token counts the request's wait in the queue. */
+  private Generator timed(Generator g) {
+    return new Generator() {
+      @Override
+      public dev.dsd.node.generate.GenerationResult generate(dev.dsd.node.generate.GenerationRequest req,
+          dev.dsd.node.generate.TokenSink sink) {
+        Long since = GenerationQueue.submittedAt();
+        return g.generate(req, metrics.timed(sink, since != null ? since : System.nanoTime()));
+      }
+
+      @Override
+      public void close() {
+        g.close();
+      }
+    };
+  }
+
+  /** Requests waiting for a generation slot (HTTP and {@code /dsd/generate/1.0.0} together). */
+  public GenerationQueue queue() {
+    return queue;
+  }
+
   @Override
   public void close() {
     if (http != null) {
       http.close();
     }
+    queue.close(HttpApiServer.CLOSE_GRACE_MILLIS);
     timer.shutdownNow();
     announced.forEach(dht::stopProviding);
     pipeline.close();

@@ -4,6 +4,7 @@ import dev.dsd.node.client.proto.Chunk;
 import dev.dsd.node.client.proto.Done;
 import dev.dsd.node.client.proto.GenerateMessage;
 import dev.dsd.node.client.proto.GenerateRequest;
+import dev.dsd.node.entry.GenerationQueue;
 import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
@@ -26,8 +27,12 @@ public final class GenerateService {
   static final MessageStream.Codec<GenerateMessage> CODEC = new MessageStream.Codec<>(GenerateMessage.parser(),
       MAX_FRAME_BYTES, (limit, msg) -> GenerateMessage.newBuilder().setError(msg).build());
 
-  /** @param generators the generator for a model id ("" = the swarm's only model) */
-  public GenerateService(NettyHost host, Executor pool, Function<String, Generator> generators) {
+  /**
+   * @param queue where requests wait for a generation slot; a client refused because it is full
+   *     gets an error saying so
+   * @param generators the generator for a model id ("" = the swarm's only model)
+   */
+  public GenerateService(NettyHost host, Executor pool, GenerationQueue queue, Function<String, Generator> generators) {
     host.setStreamHandler(ID, st -> MessageStream.attach(st, CODEC, pool, new MessageStream.Listener<>() {
       private volatile boolean gone;
 
@@ -39,6 +44,25 @@ public final class GenerateService {
           return;
         }
         GenerateRequest r = m.getRequest();
+        boolean queued = queue.trySubmit(() -> {
+          try {
+            serve(s, r);
+          } finally {
+            s.close();
+          }
+        });
+        if (!queued) {
+          s.send(GenerateMessage.newBuilder().setError("busy: all " + queue.capacity() + " generation slots of this node "
+              + "are taken and " + queue.maxWaiting() + " requests wait; retry in " + queue.retryAfterSeconds() + " s")
+              .build());
+          s.close();
+        }
+      }
+
+      private void serve(MessageStream<GenerateMessage> s, GenerateRequest r) {
+        if (gone || !s.isOpen()) {
+          return; // the client left while it waited
+        }
         try {
           GenerationRequest req = new GenerationRequest(r.getPrompt(), r.getMaxTokens(), r.getTemperature(),
               r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList());
@@ -62,7 +86,6 @@ public final class GenerateService {
           log.warn("generation failed peer={}: {}", s.remote(), e.toString());
           s.send(GenerateMessage.newBuilder().setError("generation failed: " + e.getMessage()).build());
         }
-        s.close();
       }
 
       @Override

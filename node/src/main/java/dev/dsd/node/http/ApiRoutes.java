@@ -1,5 +1,7 @@
 package dev.dsd.node.http;
 
+import dev.dsd.node.entry.GenerationQueue;
+
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dsd.node.generate.Generator;
@@ -29,7 +31,7 @@ import org.slf4j.LoggerFactory;
  * </pre>
  *
  * Anything else is 404 (unknown path) or 405 (known path, other method). Only routing happens on
- * the event loop; completions go to a {@link GenerationSlots} slot or get 503 when none is free.
+ * the event loop; completions go to a {@link GenerationQueue} slot (waiting their turn) or get 503 when its queue is full.
  */
 final class ApiRoutes {
   static final String HEALTH = "/health";
@@ -40,18 +42,17 @@ final class ApiRoutes {
   /** Metrics label of every path that is not a route, so that clients cannot create time series. */
   static final String OTHER = "other";
   /** Seconds a client is asked to wait after 503. */
-  static final int RETRY_AFTER_SECONDS = 1;
   private static final Set<String> ROUTES = Set.of(HEALTH, METRICS, MODELS, COMPLETIONS, CHAT);
   private static final Logger log = LoggerFactory.getLogger(ApiRoutes.class);
 
   private final Generator generator;
   private final ServedModel model;
   private final NodeMetrics metrics;
-  private final GenerationSlots slots;
+  private final GenerationQueue slots;
   private final CompletionRequests requests;
   private final long created = System.currentTimeMillis() / 1000;
 
-  ApiRoutes(Generator generator, ServedModel model, ChatTemplate template, NodeMetrics metrics, GenerationSlots slots) {
+  ApiRoutes(Generator generator, ServedModel model, ChatTemplate template, NodeMetrics metrics, GenerationQueue slots) {
     this.generator = generator;
     this.model = model;
     this.metrics = metrics;
@@ -107,8 +108,9 @@ final class ApiRoutes {
         CompletionTask task = new CompletionTask(path.equals(CHAT), body, requests, generator, metrics, model.id(), ex);
         if (!slots.trySubmit(task)) {
           throw new ApiError(HttpResponseStatus.SERVICE_UNAVAILABLE, ApiError.SERVER_ERROR, null, "server_busy",
-              "all " + slots.capacity() + " generation slots of this node are busy; retry shortly")
-              .withHeader(HttpHeaderNames.RETRY_AFTER, RETRY_AFTER_SECONDS);
+              "all " + slots.capacity() + " generation slots of this node are busy and " + slots.maxWaiting()
+                  + " requests wait; retry shortly")
+              .withHeader(HttpHeaderNames.RETRY_AFTER, slots.retryAfterSeconds());
         }
       }
       default -> {

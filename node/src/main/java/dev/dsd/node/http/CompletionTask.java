@@ -1,5 +1,7 @@
 package dev.dsd.node.http;
 
+import dev.dsd.node.entry.GenerationQueue;
+
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationResult;
@@ -100,7 +102,7 @@ final class CompletionTask implements Runnable {
       return result;
     } finally {
       metrics.sessionEnded();
-      GenerationSlots.releaseCurrent();
+      GenerationQueue.releaseCurrent();
     }
   }
 
@@ -129,7 +131,7 @@ final class CompletionTask implements Runnable {
   /** A failure after the stream began can only be told in the stream, as OpenAI does: an error event. */
   private void fail(ApiError e) {
     // as after a generation: the client may send its next request the moment it reads this one
-    GenerationSlots.releaseCurrent();
+    GenerationQueue.releaseCurrent();
     if (exchange.streaming()) {
       exchange.event(e.toJson());
       exchange.endStream();

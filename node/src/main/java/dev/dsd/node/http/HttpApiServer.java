@@ -1,5 +1,7 @@
 package dev.dsd.node.http;
 
+import dev.dsd.node.entry.GenerationQueue;
+
 import dev.dsd.node.generate.Generator;
 import dev.dsd.node.metrics.NodeMetrics;
 import io.netty.bootstrap.ServerBootstrap;
@@ -50,12 +52,19 @@ public final class HttpApiServer implements AutoCloseable {
   private final EventLoopGroup group;
   private final Channel server;
   private final ChannelGroup connections = new DefaultChannelGroup("dsd-http", GlobalEventExecutor.INSTANCE);
-  private final GenerationSlots slots;
+  private final GenerationQueue slots;
+  private final boolean ownsSlots;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private HttpApiServer(HttpApiConfig config, Generator generator, ServedModel model, NodeMetrics metrics) {
+  private HttpApiServer(HttpApiConfig config, Generator generator, ServedModel model, NodeMetrics metrics,
+      GenerationQueue queue) {
     ChatTemplate template = ChatTemplate.load(model.modelDir());
-    slots = new GenerationSlots(config.maxConcurrentGenerations());
+    ownsSlots = queue == null;
+    slots = queue != null ? queue : new GenerationQueue(config.maxConcurrentGenerations(), config.maxQueuedRequests(),
+        metrics::recordQueueWait);
+    if (ownsSlots) {
+      metrics.queueDepth(slots::waiting);
+    }
     ApiRoutes routes = new ApiRoutes(generator, model, template, metrics, slots);
     group = new MultiThreadIoEventLoopGroup(EVENT_LOOP_THREADS, NioIoHandler.newFactory());
     try {
@@ -73,7 +82,9 @@ public final class HttpApiServer implements AutoCloseable {
           });
       server = b.bind(config.host(), config.port()).syncUninterruptibly().channel();
     } catch (RuntimeException e) {
-      slots.close(0);
+      if (ownsSlots) {
+        slots.close(0);
+      }
       group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
       throw e;
     }
@@ -82,7 +93,13 @@ public final class HttpApiServer implements AutoCloseable {
 
   /** Binds and starts serving {@code model} through {@code generator}. */
   public static HttpApiServer start(HttpApiConfig config, Generator generator, ServedModel model, NodeMetrics metrics) {
-    return new HttpApiServer(config, generator, model, metrics);
+    return new HttpApiServer(config, generator, model, metrics, null);
+  }
+
+  /** With a queue shared with other front doors (the node's {@code /dsd/generate/1.0.0}); the caller closes it. */
+  public static HttpApiServer start(HttpApiConfig config, Generator generator, ServedModel model, NodeMetrics metrics,
+      GenerationQueue queue) {
+    return new HttpApiServer(config, generator, model, metrics, queue);
   }
 
   public InetSocketAddress address() {
@@ -108,7 +125,9 @@ public final class HttpApiServer implements AutoCloseable {
     }
     server.close().syncUninterruptibly();
     connections.close().awaitUninterruptibly();
-    slots.close(CLOSE_GRACE_MILLIS);
+    if (ownsSlots) {
+      slots.close(CLOSE_GRACE_MILLIS);
+    }
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
   }
 }

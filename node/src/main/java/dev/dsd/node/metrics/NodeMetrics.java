@@ -1,12 +1,14 @@
 package dev.dsd.node.metrics;
 
 import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.TokenSink;
 import java.util.Comparator;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.IntSupplier;
 
 /**
  * What a node counts about the requests it serves, rendered for Prometheus by {@link #render()}.
@@ -42,6 +44,52 @@ public final class NodeMetrics {
   private final LatencySummary failoverStalls = new LatencySummary(LATENCY_WINDOW);
   private final AtomicInteger activeSessions = new AtomicInteger();
   private volatile double lastTokensPerSecond;
+  private final Histogram queueWait = new Histogram(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30);
+  private final Histogram firstToken = new Histogram(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30);
+  private final Histogram interToken = new Histogram(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2);
+  private volatile IntSupplier queueDepth = () -> 0;
+  private volatile Histogram stageBatchRows = new Histogram(1);
+
+  /** How long a request waited for a generation slot. */
+  public void recordQueueWait(double seconds) {
+    queueWait.record(seconds);
+  }
+
+  /** Where the queue depth gauge reads from (the node's generation queue). */
+  public void queueDepth(IntSupplier depth) {
+    queueDepth = depth;
+  }
+
+  /** The node's stages' rows-per-call histogram, rendered as {@code dsd_stage_batch_rows}. */
+  public void stageBatchRows(Histogram rows) {
+    stageBatchRows = rows;
+  }
+
+  /**
+   * Wraps a generation's sink to record time to first token (from {@code startNanos}, when the
+   * request arrived, so time in the queue counts) and the latency between tokens (a chunk of n
+   * tokens that came after a gap g counts n gaps of g/n: speculation delivers tokens in bursts).
+   */
+  public TokenSink timed(TokenSink sink, long startNanos) {
+    long[] last = {0};
+    return (text, ids) -> {
+      long now = System.nanoTime();
+      int n = Math.max(1, ids.length);
+      if (last[0] == 0) {
+        firstToken.record(Math.max(0, now - startNanos) / 1e9);
+        for (int i = 1; i < n; i++) {
+          interToken.record(0);
+        }
+      } else {
+        double gap = (now - last[0]) / 1e9 / n;
+        for (int i = 0; i < n; i++) {
+          interToken.record(gap);
+        }
+      }
+      last[0] = now;
+      return sink.accept(text, ids);
+    };
+  }
 
   /** One answered request; {@code status} is the HTTP status (499 when the client left first). */
   public void recordRequest(String route, int status) {
@@ -149,6 +197,16 @@ public final class NodeMetrics {
       p.sample("dsd_stage_latency_seconds_sum", s.sum(), "stage", stage);
       p.sample("dsd_stage_latency_seconds_count", s.count(), "stage", stage);
     });
+    p.family("dsd_queue_depth", "gauge", "Requests waiting for a generation slot")
+        .sample("dsd_queue_depth", queueDepth.getAsInt());
+    p.family("dsd_queue_wait_seconds", "histogram", "Time a request waited for a generation slot");
+    queueWait.render(p, "dsd_queue_wait_seconds");
+    p.family("dsd_time_to_first_token_seconds", "histogram", "From a request's arrival to its first token");
+    firstToken.render(p, "dsd_time_to_first_token_seconds");
+    p.family("dsd_inter_token_latency_seconds", "histogram", "Time between consecutive tokens of a generation");
+    interToken.render(p, "dsd_inter_token_latency_seconds");
+    p.family("dsd_stage_batch_rows", "histogram", "Sessions' rounds per ONNX Runtime call of this node's stages");
+    stageBatchRows.render(p, "dsd_stage_batch_rows");
     return p.toString();
   }
 

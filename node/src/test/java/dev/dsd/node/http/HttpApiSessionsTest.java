@@ -81,7 +81,9 @@ class HttpApiSessionsTest {
   @BeforeEach
   void start() {
     paced.results.clear();
-    api = new TestApi(paced, null, 1);
+    // one slot and one place in the queue
+    api = new TestApi(paced, null, HttpApiConfig.of("127.0.0.1", 0).withMaxConcurrentGenerations(1)
+        .withMaxQueuedRequests(1));
   }
 
   @AfterEach
@@ -133,18 +135,28 @@ class HttpApiSessionsTest {
   }
 
   @Test
-  void whenEverySlotIsTakenTheAnswerIs503() throws Exception {
-    try (TestApi.RawClient raw = new TestApi.RawClient(api.server)) {
-      raw.post("/v1/completions", LONG_STREAM);
-      raw.readUntil("data: ");
+  void aRequestWaitsForTheSlotAndOnlyAFullQueueIsRefusedWith503() throws Exception {
+    try (TestApi.RawClient first = new TestApi.RawClient(api.server);
+        TestApi.RawClient second = new TestApi.RawClient(api.server)) {
+      first.post("/v1/completions", LONG_STREAM);
+      first.readUntil("data: ");
+      second.post("/v1/completions", "{\"prompt\":\"x = 1\",\"max_tokens\":3,\"temperature\":0,\"stream\":true}");
+      await(() -> PrometheusTextParser.parse(api.metrics.render()).stream()
+          .anyMatch(x -> x.name().equals("dsd_queue_depth") && x.value() == 1), "the second request to wait");
       HttpResponse<String> busy = api.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
       assertEquals(503, busy.statusCode(), busy.body());
       JsonNode e = json(busy).get("error");
       assertEquals("server_error", e.get("type").asText());
       assertEquals("server_busy", e.get("code").asText());
-      assertEquals("1", busy.headers().firstValue("retry-after").orElse(""));
+      assertTrue(Integer.parseInt(busy.headers().firstValue("retry-after").orElse("0")) >= 1, busy.headers().toString());
       assertEquals(200, api.get("/health").statusCode(), "routes without generation still answer");
+      first.close(); // the slot frees, and the waiting request has it
+      String waited = second.readUntil("data: [DONE]");
+      assertTrue(waited.startsWith("HTTP/1.1 200"), waited);
     }
+    List<PrometheusTextParser.Sample> m = PrometheusTextParser.parse(api.metrics.render());
+    assertEquals(0, find(m, "dsd_queue_depth").value());
+    assertTrue(find(m, "dsd_queue_wait_seconds_sum").value() > 0, "the second request's wait was measured");
     assertSlotFree();
   }
 

@@ -128,4 +128,36 @@ class NodeMetricsTest {
     assertThrows(IllegalArgumentException.class, () -> PrometheusTextParser.parse("# TYPE x gauge\nx 1\n# TYPE x gauge\n"));
     assertEquals(1e-5, PrometheusTextParser.parse("# TYPE x gauge\nx 1.0E-5\n").get(0).value());
   }
+
+  @Test
+  void tokenTimingAndQueueRenderAsHistograms() throws Exception {
+    NodeMetrics m = new NodeMetrics();
+    long start = System.nanoTime() - 300_000_000L; // the request arrived 0.3 s ago
+    dev.dsd.node.generate.TokenSink sink = m.timed((text, ids) -> true, start);
+    sink.accept("a", new int[] {1});
+    Thread.sleep(20);
+    sink.accept("bcd", new int[] {2, 3, 4}); // a burst of 3 after ~20 ms: 3 gaps of ~7 ms
+    m.recordQueueWait(0.3);
+    m.queueDepth(() -> 5);
+    Histogram rows = new Histogram(1, 2, 4);
+    rows.record(1);
+    rows.record(3);
+    rows.record(9);
+    m.stageBatchRows(rows);
+    List<PrometheusTextParser.Sample> s = PrometheusTextParser.parse(m.render());
+    assertEquals(1, find(s, "dsd_time_to_first_token_seconds_count").value());
+    assertTrue(find(s, "dsd_time_to_first_token_seconds_sum").value() >= 0.3);
+    assertEquals(0, find(s, "dsd_time_to_first_token_seconds_bucket", "le", "0.25").value());
+    assertEquals(1, find(s, "dsd_time_to_first_token_seconds_bucket", "le", "0.5").value());
+    assertEquals(3, find(s, "dsd_inter_token_latency_seconds_count").value());
+    double gaps = find(s, "dsd_inter_token_latency_seconds_sum").value();
+    assertTrue(gaps >= 0.019 && gaps < 1, "the three gaps add up to the pause: " + gaps);
+    assertEquals(5, find(s, "dsd_queue_depth").value());
+    assertEquals(1, find(s, "dsd_queue_wait_seconds_count").value());
+    assertEquals(1, find(s, "dsd_stage_batch_rows_bucket", "le", "1").value());
+    assertEquals(1, find(s, "dsd_stage_batch_rows_bucket", "le", "2").value());
+    assertEquals(2, find(s, "dsd_stage_batch_rows_bucket", "le", "4").value());
+    assertEquals(3, find(s, "dsd_stage_batch_rows_bucket", "le", "+Inf").value());
+    assertEquals(13, find(s, "dsd_stage_batch_rows_sum").value());
+  }
 }
