@@ -22,7 +22,9 @@ public final class HostedShard implements AutoCloseable {
   public static HostedShard load(Path dir, int from, int to, RunnerOptions options) {
     Checkpoint ck = Checkpoint.open(dir, from, to);
     try {
-      return new HostedShard(ck, new ShardRunner(ck.config(), ck.weights(), from, to, options));
+      // the model id keys the run-format weights cache, so it is computed before the runner loads
+      return new HostedShard(ck, new ShardRunner(ck.config(), ck.weights(), from, to, options,
+          options.cacheDir() == null ? null : ck.modelId()));
     } catch (RuntimeException e) {
       ck.close();
       throw e;

@@ -163,6 +163,16 @@ public final class RunTensors {
     return head;
   }
 
+  /**
+   * Bytes one call reads whatever its token count: every tensor but the rotary tables and the gather
+   * table (of which a call reads only its tokens' rows), unless that table is also the head.
+   */
+  public long bytesReadPerCall() {
+    boolean headIsTable = head != null && embedding != null && linears.get(head).runName().equals(embedding);
+    return tensors.stream().filter(t -> t.kind() != Kind.ROPE_COS && t.kind() != Kind.ROPE_SIN)
+        .filter(t -> headIsTable || !t.name().equals(embedding)).mapToLong(Tensor::bytes).sum();
+  }
+
   /** Bytes of every run tensor: what the shard holds in memory. */
   public long bytes() {
     return tensors.stream().mapToLong(Tensor::bytes).sum();

@@ -116,6 +116,10 @@ final class OrtWeights implements AutoCloseable {
     return run.bytes();
   }
 
+  long bytesReadPerCall() {
+    return run.bytesReadPerCall();
+  }
+
   Path file() {
     return file;
   }

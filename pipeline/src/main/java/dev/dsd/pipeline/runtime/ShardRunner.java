@@ -107,6 +107,11 @@ public final class ShardRunner implements AutoCloseable {
     return weights.bytes();
   }
 
+  /** Bytes of weights one call reads, whatever its token count (see {@link dev.dsd.pipeline.onnx.RunTensors}). */
+  public long weightBytesReadPerCall() {
+    return weights.bytesReadPerCall();
+  }
+
   public ModelConfig config() {
     return config;
   }
