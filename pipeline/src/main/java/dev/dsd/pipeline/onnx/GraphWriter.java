@@ -36,7 +36,7 @@ final class GraphWriter {
   String linear(String x, String weight, String bias) {
     RunTensors.Linear l = weights.linear(weight);
     String y;
-    switch (weights.format()) {
+    switch (l.format()) {
       case F32 -> {
         return op("Gemm", bias == null ? new String[] {x, l.runName()} : new String[] {x, l.runName(), bias},
             intAttr("transB", 1));
@@ -46,7 +46,7 @@ final class GraphWriter {
         return op("Gemm", bias == null ? new String[] {x, w} : new String[] {x, w, bias}, intAttr("transB", 1));
       }
       default -> y = op("MatMulNBits", MS_DOMAIN, new String[] {x, l.runName() + ".q", l.runName() + ".scales"},
-          intAttr("K", l.k()), intAttr("N", l.n()), intAttr("bits", dev.dsd.pipeline.quant.BlockQuantizer.bits(weights.format())),
+          intAttr("K", l.k()), intAttr("N", l.n()), intAttr("bits", dev.dsd.pipeline.quant.BlockQuantizer.bits(l.format())),
           intAttr("block_size", dev.dsd.pipeline.quant.BlockQuantizer.BLOCK), intAttr("accuracy_level", 4));
     }
     return bias == null ? y : op("Add", new String[] {y, bias});

@@ -35,7 +35,8 @@ public final class RunTensors {
    * One initializer. {@code source} is the checkpoint tensor it is made from; {@code rows}/{@code cols}
    * the source's [N, K] for linear weights (1 x n for vectors).
    */
-  public record Tensor(String name, Kind kind, int onnxType, long[] dims, String source, long rows, long cols) {
+  public record Tensor(String name, Kind kind, int onnxType, long[] dims, String source, long rows, long cols,
+      WeightFormat format) {
     public long bytes() {
       long n = 1;
       for (long d : dims) {
@@ -50,7 +51,7 @@ public final class RunTensors {
   }
 
   /** How the graph reads one logical linear weight [N, K]. */
-  public record Linear(String runName, long n, long k) {}
+  public record Linear(String runName, long n, long k, WeightFormat format) {}
 
   private final WeightFormat format;
   private final List<Tensor> tensors = new ArrayList<>();
@@ -63,6 +64,11 @@ public final class RunTensors {
   }
 
   public static final String HEAD = "lm_head.weight";
+  /**
+   * q4 keeps the LM head in q8, as llama.cpp's Q4 mixes keep their output matrix in more bits: the
+   * head decides the next token directly, and 4 bits there cost most of q4's top-1 disagreement.
+   */
+  public static final WeightFormat HEAD_OF_Q4 = WeightFormat.Q8;
 
   /**
    * The run tensors of layers [from, to). Throws {@link ModelFormatException} naming the tensor when a
@@ -87,24 +93,24 @@ public final class RunTensors {
       if (s.length == 1) {
         r.add(name, Kind.F32, s, name);
       } else {
-        r.linear(name, name, s);
+        r.linear(name, name, s, f);
       }
     }
     if (last) {
       long[] s = logical.get(headSource);
       if (from == 0 && c.tieWordEmbeddings() && (f == WeightFormat.F32 || f == WeightFormat.F16)) {
         // the gather table already holds the head in this format
-        r.linears.put(HEAD, new Linear(TensorNames.EMBED, s[0], s[1]));
+        r.linears.put(HEAD, new Linear(TensorNames.EMBED, s[0], s[1], f));
       } else {
-        r.linear(HEAD, headSource, s);
+        r.linear(HEAD, headSource, s, f == WeightFormat.Q4 ? HEAD_OF_Q4 : f);
       }
       r.head = HEAD;
     }
     long[] rope = {c.maxPositionEmbeddings(), c.headDim() / 2};
     r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_COS, Kind.ROPE_COS, TensorProto.DataType.FLOAT_VALUE, rope, null,
-        rope[0], rope[1]));
+        rope[0], rope[1], WeightFormat.F32));
     r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_SIN, Kind.ROPE_SIN, TensorProto.DataType.FLOAT_VALUE, rope, null,
-        rope[0], rope[1]));
+        rope[0], rope[1], WeightFormat.F32));
     return r;
   }
 
@@ -112,10 +118,11 @@ public final class RunTensors {
     int type = kind == Kind.F16 ? TensorProto.DataType.FLOAT16_VALUE : TensorProto.DataType.FLOAT_VALUE;
     long rows = shape.length == 2 ? shape[0] : 1;
     long cols = shape[shape.length - 1];
-    tensors.add(new Tensor(name, kind, type, shape.clone(), source, rows, cols));
+    tensors.add(new Tensor(name, kind, type, shape.clone(), source, rows, cols,
+        kind == Kind.F16 ? WeightFormat.F16 : WeightFormat.F32));
   }
 
-  private void linear(String name, String source, long[] s) {
+  private void linear(String name, String source, long[] s, WeightFormat format) {
     long n = s[0];
     long k = s[1];
     switch (format) {
@@ -128,12 +135,12 @@ public final class RunTensors {
         }
         long blocks = k / BlockQuantizer.BLOCK;
         tensors.add(new Tensor(name + ".q", Kind.Q_DATA, TensorProto.DataType.UINT8_VALUE,
-            new long[] {n, blocks, BlockQuantizer.blobBytes(format)}, source, n, k));
+            new long[] {n, blocks, BlockQuantizer.blobBytes(format)}, source, n, k, format));
         tensors.add(new Tensor(name + ".scales", Kind.Q_SCALES, TensorProto.DataType.FLOAT_VALUE,
-            new long[] {n * blocks}, source, n, k));
+            new long[] {n * blocks}, source, n, k, format));
       }
     }
-    linears.put(name, new Linear(name, n, k));
+    linears.put(name, new Linear(name, n, k, format));
   }
 
   public WeightFormat format() {

@@ -48,7 +48,7 @@ final class ShardWeightsFile {
   static final byte[] MAGIC = "DSDWGT01".getBytes(StandardCharsets.US_ASCII);
   static final byte[] END = "DSDWEND1".getBytes(StandardCharsets.US_ASCII);
   /** Bumped whenever the layout or the quantizer changes, so older files are rebuilt. */
-  static final int VERSION = 1;
+  static final int VERSION = 2;
   static final long ALIGN = 64 << 10;
   /** Largest header accepted; a 7B shard's table is a few KiB. */
   static final long MAX_HEADER_BYTES = 16 << 20;
@@ -104,7 +104,7 @@ final class ShardWeightsFile {
           case F32, F16 -> writeFloats(ch, t, table.get(t.name()).offset(), source);
           case Q_DATA -> {
             RunTensors.Tensor scales = ts.get(i + 1);
-            writeQuantized(ch, run.format(), t, table.get(t.name()).offset(), table.get(scales.name()).offset(), source);
+            writeQuantized(ch, t.format(), t, table.get(t.name()).offset(), table.get(scales.name()).offset(), source);
           }
           case Q_SCALES -> { } // written with its data
           case ROPE_COS, ROPE_SIN -> {
