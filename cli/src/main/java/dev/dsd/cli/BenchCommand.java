@@ -1,8 +1,11 @@
 package dev.dsd.cli;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
+import dev.dsd.pipeline.model.WeightFormat;
+import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardBenchmark;
 import dev.dsd.pipeline.runtime.StageBatchBenchmark;
+import dev.dsd.pipeline.runtime.WeightsBenchmark;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -24,42 +27,118 @@ final class BenchCommand implements Runnable {
       name = "shard",
       mixinStandardHelpOptions = true,
       description = {
-        "Latency of one shard call processing T = 1, 2, 4, 8 new tokens on a warm KV cache,",
-        "ONNX Runtime vs the plain-Java reference, whole model as one shard."
+        "The whole model as one shard, per weight format: median ms of a call processing T = 1, 2, 4, 8",
+        "new tokens on a warm KV cache, tokens/s, weight bytes read per token, the memory bandwidth this",
+        "machine gives a sequential read (measured here), the fraction of it a call reaches, and peak RSS.",
+        "Formats run one after another in this process, so their ratios come from one run."
       },
-      footer = {"", "Example:", "  dsd bench shard --model models/pycoder-target --iterations 200"})
+      footer = {"", "Example:", "  dsd bench shard --model /tmp/tinyllama --weights f32,q8,q4 --json shard.json"})
   static final class Shard implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Model directory (default: bundled target).")
     Path model;
 
+    @Option(names = "--weights", split = ",", defaultValue = WeightOptions.DEFAULT,
+        description = "Formats to measure, comma-separated: f32, f16, q8, q4 (default: ${DEFAULT-VALUE}).")
+    List<String> formats;
+
+    @Option(names = "--weights-cache", paramLabel = "DIR|none",
+        description = "Run-format weights cache (default: ~/.cache/dsd/weights; 'none': temporary files).")
+    String cache;
+
     @Option(names = "--warm", defaultValue = "128", description = "Cached tokens before each call (default: ${DEFAULT-VALUE}).")
     int warm;
 
-    @Option(names = "--iterations", defaultValue = "100", description = "ONNX samples per T (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--iterations", defaultValue = "20", description = "Samples per T (default: ${DEFAULT-VALUE}).")
     int iterations;
 
-    @Option(names = "--reference-iterations", defaultValue = "10", description = "Java reference samples per T.")
+    @Option(names = "--reference-iterations", defaultValue = "0",
+        description = "Also time the plain-Java reference in f32 (slow, whole model on the heap; default: ${DEFAULT-VALUE}).")
     int referenceIterations;
+
+    @Option(names = "--bandwidth-mib", defaultValue = "1024", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}).")
+    int bandwidthMib;
 
     @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
     int threads;
 
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON here.")
+    Path json;
+
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       Path dir = model != null ? model : Defaults.targetModel();
+      WeightOptions wo = new WeightOptions();
+      wo.cache = cache;
+      int[] ts = {1, 2, 4, 8};
       try (Checkpoint ck = Checkpoint.open(dir)) {
-        List<ShardBenchmark.Row> rows = ShardBenchmark.run(ck.config(), ck.weights(), warm, new int[] {1, 2, 4, 8},
-            iterations, referenceIterations, threads);
-        System.out.printf("model %s  layers %d  hidden %d  warm cache %d tokens  threads %s%n", dir,
-            ck.config().numLayers(), ck.config().hiddenSize(), warm, threads == 0 ? "all" : threads);
-        System.out.printf("%6s %14s %16s %14s %12s%n", "T", "onnx ms", "reference ms", "ref/onnx", "onnx T/T=1");
-        double base = rows.get(0).onnxMedianMs();
-        for (ShardBenchmark.Row r : rows) {
-          System.out.printf("%6d %14.3f %16.3f %14.1f %12.2f%n", r.tokens(), r.onnxMedianMs(), r.referenceMedianMs(),
-              r.ratio(), r.onnxMedianMs() / base);
+        var c = ck.config();
+        System.out.printf("model %s  layers %d  hidden %d  mlp %d  heads %d/%d  vocab %d  warm cache %d tokens  threads %s%n",
+            dir, c.numLayers(), c.hiddenSize(), c.intermediateSize(), c.numHeads(), c.numKvHeads(), c.vocabSize(), warm,
+            threads == 0 ? "all" : threads);
+        if (referenceIterations > 0) {
+          List<ShardBenchmark.Row> rows = ShardBenchmark.run(c, ck.weights(), warm, ts, iterations, referenceIterations,
+              threads);
+          System.out.printf("%6s %14s %16s %14s%n", "T", "onnx f32 ms", "reference ms", "ref/onnx");
+          for (ShardBenchmark.Row r : rows) {
+            System.out.printf("%6d %14.3f %16.3f %14.1f%n", r.tokens(), r.onnxMedianMs(), r.referenceMedianMs(), r.ratio());
+          }
+        }
+        String modelId = wo.cacheDir() == null ? null : ck.modelId();
+        List<WeightsBenchmark.Result> results = new java.util.ArrayList<>();
+        for (String f : formats) {
+          wo.weights = f;
+          RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
+              .withCacheDir(wo.cacheDir());
+          results.add(WeightsBenchmark.run(c, ck.weights(), modelId, ro, warm, ts, iterations));
+          System.gc();
+        }
+        double bw = WeightsBenchmark.bandwidth((long) bandwidthMib << 20, 7, threads);
+        System.out.printf("memory bandwidth (sequential read of %d MiB, median of 7): %.1f GB/s%n", bandwidthMib, bw);
+        System.out.printf("%-6s %3s %10s %10s %14s %10s %9s %11s %10s%n", "format", "T", "ms/call", "tokens/s",
+            "MB read/token", "GB/s", "of limit", "peak RSS MB", "load s");
+        for (WeightsBenchmark.Result r : results) {
+          for (WeightsBenchmark.Row row : r.rows()) {
+            System.out.printf("%-6s %3d %10.2f %10.1f %14.1f %10.1f %8.0f%% %11.0f %10.1f%n", r.format().id(), row.tokens(),
+                row.medianMs(), row.tokensPerSecond(), row.bytesPerToken() / 1e6, row.gbPerSecond(),
+                100 * row.gbPerSecond() / bw, r.peakRssBytes() / 1e6, r.loadMs() / 1000);
+          }
+        }
+        WeightsBenchmark.Result f32 = results.stream().filter(r -> r.format() == WeightFormat.F32).findFirst().orElse(null);
+        if (f32 != null) {
+          for (WeightsBenchmark.Result r : results) {
+            if (r != f32) {
+              System.out.printf("T=1 speed-up over f32 in this run: %s %.2fx%n", r.format().id(),
+                  f32.rows().get(0).medianMs() / r.rows().get(0).medianMs());
+            }
+          }
+        }
+        if (json != null) {
+          writeJson(json, dir, c, bw, results);
+          System.out.println("wrote " + json.toAbsolutePath());
         }
       }
       return 0;
+    }
+
+    static void writeJson(Path file, Path dir, dev.dsd.pipeline.model.ModelConfig c, double bw,
+        List<WeightsBenchmark.Result> results) throws java.io.IOException {
+      var json = new com.fasterxml.jackson.databind.ObjectMapper();
+      var root = json.createObjectNode();
+      root.put("model", dir.toString()).put("layers", c.numLayers()).put("hidden", c.hiddenSize())
+          .put("intermediate", c.intermediateSize()).put("vocab", c.vocabSize()).put("bandwidthGBps", bw);
+      var arr = root.putArray("formats");
+      for (WeightsBenchmark.Result r : results) {
+        var o = arr.addObject().put("format", r.format().id()).put("loadSeconds", r.loadMs() / 1000)
+            .put("weightBytes", r.weightBytes()).put("bytesReadPerCall", r.bytesPerCall())
+            .put("peakRssBytes", r.peakRssBytes());
+        var rows = o.putArray("rows");
+        for (WeightsBenchmark.Row row : r.rows()) {
+          rows.addObject().put("tokens", row.tokens()).put("medianMs", row.medianMs())
+              .put("tokensPerSecond", row.tokensPerSecond()).put("bytesReadPerToken", row.bytesPerToken())
+              .put("GBps", row.gbPerSecond()).put("fractionOfBandwidth", row.gbPerSecond() / bw);
+        }
+      }
+      json.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
     }
   }
 

@@ -79,6 +79,9 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
   int threads;
 
+  @picocli.CommandLine.Mixin
+  WeightOptions weightOptions = new WeightOptions();
+
   @Option(names = "--json", description = "Print one JSON object (text, token_ids, tokens_per_second, ...) instead of streaming.")
   boolean json;
 
@@ -123,7 +126,8 @@ final class GenerateCommand implements Callable<Integer> {
     }
     Path dir = model != null ? model : Defaults.targetModel();
     Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
-    return new LocalGenerator(dir, draftDir, threads);
+    return new LocalGenerator(dir, draftDir, dev.dsd.pipeline.runtime.RunnerOptions.defaults().withThreads(threads)
+        .withWeights(weightOptions.format()).withCacheDir(weightOptions.cacheDir()));
   }
 
   static int parseSpec(String s) {

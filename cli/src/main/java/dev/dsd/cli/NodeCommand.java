@@ -77,6 +77,9 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--http", paramLabel = "HOST:PORT", description = "Serve the OpenAI-compatible API here (port 0 picks one).")
   String http;
 
+  @picocli.CommandLine.Mixin
+  WeightOptions weightOptions = new WeightOptions();
+
   @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched tokenizers are kept (default: ~/.cache/dsd).")
   Path cache;
 
@@ -103,10 +106,14 @@ final class NodeCommand implements Callable<Integer> {
         throw new CliException("--layers must be A:B with A < B, got '" + layers + "'");
       }
     }
+    if (weightOptions.cache != null) {
+      throw new CliException("a node keeps its run-format weights under --cache DIR/weights; --weights-cache is for"
+          + " generate and bench");
+    }
     NodeConfig c = new NodeConfig(parse(listen.isEmpty() ? List.of("/ip4/0.0.0.0/tcp/0") : listen), parse(announce),
         parse(bootstrap), identity, model, from, to, draft, threads, maxSessions,
         cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "dsd"), loadKey(), allowed(),
-        spotCheck, fault, http == null ? null : dev.dsd.node.http.HttpApiConfig.parse(http));
+        spotCheck, fault, http == null ? null : dev.dsd.node.http.HttpApiConfig.parse(http), weightOptions.format());
     Node node = Node.start(c);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -130,6 +130,7 @@ public final class Node implements AutoCloseable {
       if (c.maxSessions() > 0) {
         ro = new RunnerOptions(ro.intraOpThreads(), c.maxSessions(), ro.kvBudgetBytes(), ro.idleTimeout());
       }
+      ro = ro.withWeights(c.weights()).withCacheDir(c.cacheDir() == null ? null : c.cacheDir().resolve("weights"));
       if (c.model() != null) {
         ModelConfig mc = ModelConfigLoader.load(c.model().resolve("config.json"));
         int to = c.to() < 0 ? mc.numLayers() : c.to();

@@ -1,5 +1,6 @@
 package dev.dsd.node;
 
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.pnet.SwarmKey;
@@ -19,11 +20,22 @@ import java.util.Set;
  * @param spotCheck probability that an entry re-checks a round's stage on a replica
  * @param fault deliberate misbehaviour of this node's stage, for tests only
  * @param http where to serve the OpenAI-compatible API, or null for none
+ * @param weights the format the hosted shard keeps its weights in; its run-format file is cached
+ *     under {@code cacheDir/weights}
  */
 public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
     Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
     Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.stage.Fault fault,
-    dev.dsd.node.http.HttpApiConfig http) {
+    dev.dsd.node.http.HttpApiConfig http, WeightFormat weights) {
+  /** A node whose shard keeps f32 weights. */
+  public NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
+      Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
+      Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.stage.Fault fault,
+      dev.dsd.node.http.HttpApiConfig http) {
+    this(listen, announce, bootstrap, identity, model, from, to, draft, threads, maxSessions, cacheDir, swarmKey,
+        allowPeers, spotCheck, fault, http, WeightFormat.F32);
+  }
+
   public NodeConfig {
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);

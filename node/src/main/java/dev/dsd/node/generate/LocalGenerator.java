@@ -33,11 +33,20 @@ public final class LocalGenerator implements Generator {
 
   /** {@code draftDir} may be null; a draft must share the target's tokenizer vocabulary. */
   public LocalGenerator(Path modelDir, Path draftDir, int threads) {
+    this(modelDir, draftDir, RunnerOptions.defaults().withThreads(threads));
+  }
+
+  /**
+   * The target runs with {@code options} (threads, weight format, weights cache); the draft, small by
+   * design, in f32 with the same threads.
+   */
+  public LocalGenerator(Path modelDir, Path draftDir, RunnerOptions options) {
+    int threads = options.intraOpThreads();
     Checkpoint ck = Checkpoint.open(modelDir);
     ShardRunner r = null;
     try {
       ModelConfig c = ck.config();
-      r = new ShardRunner(c, ck.weights(), 0, c.numLayers(), RunnerOptions.defaults().withThreads(threads));
+      r = new ShardRunner(c, ck.weights(), 0, c.numLayers(), options, options.cacheDir() == null ? null : ck.modelId());
       this.draft = draftDir == null ? null : DraftModel.load(draftDir, c.vocabSize(), ck.tokenizer().vocabSize(), threads);
       this.checkpoint = ck;
       this.runner = r;

@@ -26,7 +26,9 @@ public final class HostedShard implements AutoCloseable {
   public static HostedShard load(Path dir, int from, int to, RunnerOptions options) {
     Checkpoint ck = Checkpoint.open(dir, from, to);
     try {
-      return new HostedShard(ck, new StageBatchRunner(ck.config(), ck.weights(), from, to, options), options);
+      // the model id keys the run-format weights cache, so it is computed before the runner loads
+      return new HostedShard(ck, new StageBatchRunner(ck.config(), ck.weights(), from, to, options,
+          options.cacheDir() == null ? null : ck.modelId()), options);
     } catch (RuntimeException e) {
       ck.close();
       throw e;
@@ -56,7 +58,8 @@ public final class HostedShard implements AutoCloseable {
    */
   public synchronized ShardRunner runner() {
     if (runner == null) {
-      runner = new ShardRunner(checkpoint.config(), checkpoint.weights(), from(), to(), options);
+      runner = new ShardRunner(checkpoint.config(), checkpoint.weights(), from(), to(), options,
+          options.cacheDir() == null ? null : modelId);
     }
     return runner;
   }

@@ -22,6 +22,12 @@ public interface WeightSource extends AutoCloseable {
    */
   float[] tensor(String name);
 
+  /**
+   * Elements {@code [offset, offset + n)} of a tensor (row-major), converted to F32 into {@code dst[0, n)}:
+   * how quantization and conversion stream a tensor without holding it whole.
+   */
+  void read(String name, long offset, float[] dst, int n);
+
   /** All tensor names, for validation and diagnostics. */
   List<String> names();
 

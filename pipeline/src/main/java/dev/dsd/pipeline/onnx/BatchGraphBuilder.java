@@ -7,9 +7,9 @@ import static dev.dsd.pipeline.onnx.GraphWriter.intsAttr;
 
 import dev.dsd.pipeline.checkpoint.TensorNames;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
 import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
-import java.util.Map;
 
 /**
  * Writes the ONNX graph of a whole model that runs B independent sequences in one pass, each with
@@ -48,6 +48,10 @@ public final class BatchGraphBuilder {
   }
 
   public static ModelProto build(ModelConfig c) {
+    return build(c, WeightFormat.F32);
+  }
+
+  public static ModelProto build(ModelConfig c, WeightFormat format) {
     GraphWriter g = new GraphWriter();
     g.graph.setName("dsd_batch_" + c.numLayers());
     long hd = c.headDim();
@@ -58,16 +62,11 @@ public final class BatchGraphBuilder {
     g.input(INPUT_IDS, INT64, "B", "T");
     g.input(POSITIONS, INT64, "B", "T");
     g.input(MASK, FLOAT, "B", "T", "S");
-    for (Map.Entry<String, long[]> w : TensorNames.forShard(c, 0, c.numLayers()).entrySet()) {
-      g.externalWeight(w.getKey(), w.getValue());
-    }
-    g.externalWeight(ShardGraphBuilder.ROPE_COS, c.maxPositionEmbeddings(), hd / 2);
-    g.externalWeight(ShardGraphBuilder.ROPE_SIN, c.maxPositionEmbeddings(), hd / 2);
+    g.declare(RunTensors.forShard(c, 0, c.numLayers(), format));
 
     String flat = g.ints(-1);
     String one = g.ints(1);
-    String x = g.op("Gather", new String[] {TensorNames.EMBED, g.op("Reshape", new String[] {INPUT_IDS, flat})},
-        intAttr("axis", 0));
+    String x = g.embed(g.op("Reshape", new String[] {INPUT_IDS, flat}));
     String pos = g.op("Reshape", new String[] {POSITIONS, flat});
     String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_COS, pos},
         intAttr("axis", 0)), one});
@@ -113,21 +112,21 @@ public final class BatchGraphBuilder {
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, two})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
           rowsShape});
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
+      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
           null)});
       String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
+      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
+      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
       String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
     }
     String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
-    String head = c.tieWordEmbeddings() ? TensorNames.EMBED : TensorNames.LM_HEAD;
-    g.output(ShardGraphBuilder.gemm(g, normed, head, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
+    g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
     return ModelProto.newBuilder()
         .setIrVersion(ShardGraphBuilder.IR_VERSION)
         .setProducerName("dsd")
         .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(ShardGraphBuilder.OPSET))
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(GraphWriter.MS_DOMAIN).setVersion(1))
         .setGraph(g.graph)
         .build();
   }

@@ -18,6 +18,48 @@ final class GraphWriter {
 
   final GraphProto.Builder graph = GraphProto.newBuilder();
   private int counter;
+  private RunTensors weights;
+
+  /** Declares every run tensor as a supplied initializer; linears and the embedding then read them. */
+  void declare(RunTensors w) {
+    weights = w;
+    for (RunTensors.Tensor t : w.tensors()) {
+      externalWeight(t.name(), t.onnxType(), t.dims());
+    }
+  }
+
+  /**
+   * y = x W^T (+ b) for a linear weight stored [N, K] (Hugging Face's [out, in]) in the run format:
+   * Gemm on f32; Gemm on a Cast for f16 (ORT 1.29 has no f16 GEMM for x86 CPUs); MatMulNBits for
+   * q8/q4, with accuracy_level 4 (int8 activations), the fastest level measured here.
+   */
+  String linear(String x, String weight, String bias) {
+    RunTensors.Linear l = weights.linear(weight);
+    String y;
+    switch (l.format()) {
+      case F32 -> {
+        return op("Gemm", bias == null ? new String[] {x, l.runName()} : new String[] {x, l.runName(), bias},
+            intAttr("transB", 1));
+      }
+      case F16 -> {
+        String w = op("Cast", new String[] {l.runName()}, intAttr("to", FLOAT));
+        return op("Gemm", bias == null ? new String[] {x, w} : new String[] {x, w, bias}, intAttr("transB", 1));
+      }
+      default -> y = op("MatMulNBits", MS_DOMAIN, new String[] {x, l.runName() + ".q", l.runName() + ".scales"},
+          intAttr("K", l.k()), intAttr("N", l.n()), intAttr("bits", dev.dsd.pipeline.quant.BlockQuantizer.bits(l.format())),
+          intAttr("block_size", dev.dsd.pipeline.quant.BlockQuantizer.BLOCK), intAttr("accuracy_level", 4));
+    }
+    return bias == null ? y : op("Add", new String[] {y, bias});
+  }
+
+  /** Rows of the embedding for token ids, as f32 whatever the table's format. */
+  String embed(String ids) {
+    String rows = op("Gather", new String[] {weights.embedding(), ids}, intAttr("axis", 0));
+    return weights.format() == dev.dsd.pipeline.model.WeightFormat.F32 ? rows
+        : op("Cast", new String[] {rows}, intAttr("to", FLOAT));
+  }
+
+  static final String MS_DOMAIN = "com.microsoft";
 
   String fresh(String hint) {
     return hint + "_" + (counter++);
@@ -81,7 +123,11 @@ final class GraphWriter {
    * would exceed protobuf's 2 GiB limit, and the copy would double memory.
    */
   void externalWeight(String name, long... dims) {
-    TensorProto.Builder t = TensorProto.newBuilder().setName(name).setDataType(FLOAT)
+    externalWeight(name, FLOAT, dims);
+  }
+
+  void externalWeight(String name, int type, long... dims) {
+    TensorProto.Builder t = TensorProto.newBuilder().setName(name).setDataType(type)
         .setDataLocation(TensorProto.DataLocation.EXTERNAL)
         .addExternalData(StringStringEntryProto.newBuilder().setKey("location").setValue("dsd-supplied"));
     for (long d : dims) {

@@ -8,9 +8,9 @@ import static dev.dsd.pipeline.onnx.GraphWriter.intsAttr;
 
 import dev.dsd.pipeline.checkpoint.TensorNames;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
 import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
-import java.util.Map;
 
 /**
  * Writes the ONNX graph of a Llama-family shard: layers {@code [from, to)} of a model.
@@ -67,6 +67,11 @@ public final class ShardGraphBuilder {
   }
 
   public static ModelProto build(ModelConfig c, int from, int to) {
+    return build(c, from, to, WeightFormat.F32);
+  }
+
+  /** The graph over weights in {@code format} ({@link RunTensors} says which initializers it reads). */
+  public static ModelProto build(ModelConfig c, int from, int to, WeightFormat format) {
     if (from < 0 || from >= to || to > c.numLayers()) {
       throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + c.numLayers() + ")");
     }
@@ -80,7 +85,7 @@ public final class ShardGraphBuilder {
     String x;
     if (from == 0) {
       g.input(INPUT_IDS, INT64, "T");
-      x = g.op("Gather", new String[] {TensorNames.EMBED, INPUT_IDS}, intAttr("axis", 0));
+      x = null; // after the weights are declared
     } else {
       g.input(HIDDEN_IN, FLOAT, "T", h);
       x = HIDDEN_IN;
@@ -88,11 +93,10 @@ public final class ShardGraphBuilder {
     g.input(POSITIONS, INT64, "T");
     g.input(MASK, FLOAT, "T", "S");
     g.input(PAST_LEN, INT64, 1L);
-    for (Map.Entry<String, long[]> w : TensorNames.forShard(c, from, to).entrySet()) {
-      g.externalWeight(w.getKey(), w.getValue());
+    g.declare(RunTensors.forShard(c, from, to, format));
+    if (from == 0) {
+      x = g.embed(INPUT_IDS);
     }
-    g.externalWeight(ROPE_COS, c.maxPositionEmbeddings(), hd / 2);
-    g.externalWeight(ROPE_SIN, c.maxPositionEmbeddings(), hd / 2);
 
     // Rotary tables gathered once per call: [T, 1, hd/2], broadcast over heads.
     String one = g.ints(1);
@@ -132,18 +136,17 @@ public final class ShardGraphBuilder {
       String probs = g.op("Softmax", new String[] {scores}, intAttr("axis", -1));
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, one})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 2, 0, 1, 3)), flatShape});
-      x = g.op("Add", new String[] {x, gemm(g, merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
       String h2 = rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = gemm(g, h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = gemm(g, h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
+      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
+      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
       String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, gemm(g, act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
     }
 
     if (to == c.numLayers()) {
       String normed = rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
-      String head = c.tieWordEmbeddings() ? TensorNames.EMBED : TensorNames.LM_HEAD;
-      g.output(gemm(g, normed, head, null), LOGITS, FLOAT, "T", (long) c.vocabSize());
+      g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "T", (long) c.vocabSize());
     } else {
       g.output(x, HIDDEN_OUT, FLOAT, "T", h);
     }
@@ -151,6 +154,7 @@ public final class ShardGraphBuilder {
         .setIrVersion(IR_VERSION)
         .setProducerName("dsd")
         .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(GraphWriter.MS_DOMAIN).setVersion(1))
         .setGraph(g.graph)
         .build();
   }
@@ -164,13 +168,7 @@ public final class ShardGraphBuilder {
   static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
     String w = TensorNames.layer(layer, "self_attn." + proj + ".weight");
     String b = c.attentionBias() ? TensorNames.layer(layer, "self_attn." + proj + ".bias") : null;
-    return gemm(g, x, w, b);
-  }
-
-  /** y = x W^T (+ b): Hugging Face stores linear weights as [out, in]. */
-  static String gemm(GraphWriter g, String x, String w, String bias) {
-    String[] in = bias == null ? new String[] {x, w} : new String[] {x, w, bias};
-    return g.op("Gemm", in, intAttr("transB", 1));
+    return g.linear(x, w, b);
   }
 
   /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */

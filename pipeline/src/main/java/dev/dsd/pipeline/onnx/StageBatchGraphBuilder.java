@@ -7,9 +7,9 @@ import static dev.dsd.pipeline.onnx.GraphWriter.intsAttr;
 
 import dev.dsd.pipeline.checkpoint.TensorNames;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
 import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
-import java.util.Map;
 
 /**
  * Writes the ONNX graph a pipeline stage runs for several sessions' rounds at once: layers
@@ -51,6 +51,11 @@ public final class StageBatchGraphBuilder {
   }
 
   public static ModelProto build(ModelConfig c, int from, int to) {
+    return build(c, from, to, WeightFormat.F32);
+  }
+
+  /** The graph over weights in {@code format} ({@link RunTensors} says which initializers it reads). */
+  public static ModelProto build(ModelConfig c, int from, int to, WeightFormat format) {
     if (from < 0 || from >= to || to > c.numLayers()) {
       throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + c.numLayers() + ")");
     }
@@ -70,17 +75,15 @@ public final class StageBatchGraphBuilder {
     String x;
     if (from == 0) {
       g.input(INPUT_IDS, INT64, "B", "T");
-      x = g.op("Gather", new String[] {TensorNames.EMBED, g.op("Reshape", new String[] {INPUT_IDS, flat})},
-          intAttr("axis", 0));
+      x = null; // after the weights are declared
     } else {
       g.input(HIDDEN_IN, FLOAT, "N", h);
       x = HIDDEN_IN;
     }
-    for (Map.Entry<String, long[]> w : TensorNames.forShard(c, from, to).entrySet()) {
-      g.externalWeight(w.getKey(), w.getValue());
+    g.declare(RunTensors.forShard(c, from, to, format));
+    if (from == 0) {
+      x = g.embed(g.op("Reshape", new String[] {INPUT_IDS, flat}));
     }
-    g.externalWeight(ShardGraphBuilder.ROPE_COS, c.maxPositionEmbeddings(), hd / 2);
-    g.externalWeight(ShardGraphBuilder.ROPE_SIN, c.maxPositionEmbeddings(), hd / 2);
 
     String pos = g.op("Reshape", new String[] {POSITIONS, flat});
     String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_COS, pos},
@@ -138,18 +141,17 @@ public final class StageBatchGraphBuilder {
           g.op("MatMul", new String[] {probsNew, g.op("Unsqueeze", new String[] {vB, two})})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
           rowsShape});
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
+      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
           null)});
       String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = ShardGraphBuilder.gemm(g, h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
+      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
+      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
       String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.gemm(g, act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
     }
     if (to == c.numLayers()) {
       String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
-      String head = c.tieWordEmbeddings() ? TensorNames.EMBED : TensorNames.LM_HEAD;
-      g.output(ShardGraphBuilder.gemm(g, normed, head, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
+      g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
     } else {
       g.output(x, HIDDEN_OUT, FLOAT, "N", h);
     }
@@ -157,6 +159,7 @@ public final class StageBatchGraphBuilder {
         .setIrVersion(ShardGraphBuilder.IR_VERSION)
         .setProducerName("dsd")
         .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(ShardGraphBuilder.OPSET))
+        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(GraphWriter.MS_DOMAIN).setVersion(1))
         .setGraph(g.graph)
         .build();
   }

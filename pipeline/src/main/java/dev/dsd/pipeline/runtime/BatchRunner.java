@@ -56,13 +56,18 @@ public final class BatchRunner implements AutoCloseable {
   private final FloatBuffer[] scratchValues;
 
   public BatchRunner(ModelConfig config, WeightSource source, RunnerOptions options) {
+    this(config, source, options, null);
+  }
+
+  /** A runner whose run-format weights are cached like {@link ShardRunner}'s (null id: no cache). */
+  public BatchRunner(ModelConfig config, WeightSource source, RunnerOptions options, String modelId) {
     this.config = config;
     this.options = options;
     long t0 = System.nanoTime();
     OrtWeights w = null;
     try {
-      w = OrtWeights.load(env, config, source, 0, config.numLayers());
-      session = w.session(BatchGraphBuilder.build(config).toByteArray(), options);
+      w = OrtWeights.load(env, config, source, 0, config.numLayers(), options, modelId);
+      session = w.session(BatchGraphBuilder.build(config, options.weights()), options);
     } catch (OrtException e) {
       if (w != null) {
         w.close();

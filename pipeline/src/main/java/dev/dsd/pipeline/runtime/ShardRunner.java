@@ -9,6 +9,7 @@ import ai.onnxruntime.OrtSession;
 import dev.dsd.pipeline.checkpoint.TensorNames;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.ModelFormatException;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.model.WeightSource;
 import dev.dsd.pipeline.onnx.RotaryTables;
 import dev.dsd.pipeline.onnx.ShardGraphBuilder;
@@ -45,8 +46,17 @@ public final class ShardRunner implements AutoCloseable {
   private final OnnxTensor emptyPast;
   private final ShardSessions sessions;
   private final String[] outputNames;
+  private final WeightFormat format;
 
   public ShardRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options) {
+    this(config, source, from, to, options, null);
+  }
+
+  /**
+   * A runner whose run-format weights are cached under {@code options.cacheDir()} keyed by
+   * {@code modelId} (the checkpoint's hash), layers and format; a null id never uses the cache.
+   */
+  public ShardRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options, String modelId) {
     if (from < 0 || from >= to || to > config.numLayers()) {
       throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + config.numLayers() + ")");
     }
@@ -56,9 +66,9 @@ public final class ShardRunner implements AutoCloseable {
     long t0 = System.nanoTime();
     OrtWeights w = null;
     try {
-      w = OrtWeights.load(env, config, source, from, to);
+      w = OrtWeights.load(env, config, source, from, to, options, modelId);
       emptyPast = w.tensor(new float[0], new long[] {config.numKvHeads(), 0, config.headDim()});
-      session = w.session(ShardGraphBuilder.build(config, from, to).toByteArray(), options);
+      session = w.session(ShardGraphBuilder.build(config, from, to, options.weights()), options);
     } catch (OrtException e) {
       if (w != null) {
         w.close();
@@ -81,8 +91,25 @@ public final class ShardRunner implements AutoCloseable {
       outs.add(ShardGraphBuilder.presentValue(i));
     }
     outputNames = outs.toArray(new String[0]);
-    log.info("shard ready layers=[{},{}) of {} hidden={} kvBytesPerToken={} loadMs={}", from, to, config.numLayers(),
-        config.hiddenSize(), bytesPerToken, (System.nanoTime() - t0) / 1_000_000);
+    this.format = options.weights();
+    log.info("shard ready layers=[{},{}) of {} hidden={} format={} weightBytes={} kvBytesPerToken={} loadMs={}", from,
+        to, config.numLayers(), config.hiddenSize(), format.id(), w.bytes(), bytesPerToken,
+        (System.nanoTime() - t0) / 1_000_000);
+  }
+
+  /** The format the hosted weights are kept in. */
+  public WeightFormat weightFormat() {
+    return format;
+  }
+
+  /** Bytes of the hosted weights in their run format. */
+  public long weightBytes() {
+    return weights.bytes();
+  }
+
+  /** Bytes of weights one call reads, whatever its token count (see {@link dev.dsd.pipeline.onnx.RunTensors}). */
+  public long weightBytesReadPerCall() {
+    return weights.bytesReadPerCall();
   }
 
   public ModelConfig config() {

@@ -68,6 +68,15 @@ public final class StageBatchRunner implements AutoCloseable {
   private final LongAdder callNanos = new LongAdder();
 
   public StageBatchRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options) {
+    this(config, source, from, to, options, null);
+  }
+
+  /**
+   * As above; {@code modelId} keys the run-format weights cache in {@code options.cacheDir()} (null
+   * when there is none).
+   */
+  public StageBatchRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options,
+      String modelId) {
     if (from < 0 || from >= to || to > config.numLayers()) {
       throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + config.numLayers() + ")");
     }
@@ -77,8 +86,8 @@ public final class StageBatchRunner implements AutoCloseable {
     long t0 = System.nanoTime();
     OrtWeights w = null;
     try {
-      w = OrtWeights.load(env, config, source, from, to);
-      session = w.session(StageBatchGraphBuilder.build(config, from, to).toByteArray(), options);
+      w = OrtWeights.load(env, config, source, from, to, options, modelId);
+      session = w.session(StageBatchGraphBuilder.build(config, from, to, options.weights()), options);
     } catch (OrtException e) {
       if (w != null) {
         w.close();

@@ -185,6 +185,26 @@ public final class SafetensorsFile implements AutoCloseable {
     return out;
   }
 
+  /** Reads elements {@code [offset, offset + n)} of a tensor as F32 into {@code dst}, mapping only those bytes. */
+  public void readRange(String name, long offset, float[] dst, int n) {
+    Entry e = entries.get(name);
+    if (e == null) {
+      throw new ModelFormatException(path + ": tensor " + name + " is missing");
+    }
+    if (offset < 0 || n < 0 || offset + n > e.elements()) {
+      throw new IllegalArgumentException(name + ": elements [" + offset + ", " + (offset + n) + ") outside [0, "
+          + e.elements() + ")");
+    }
+    try {
+      MappedByteBuffer map = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + e.begin() + offset * e.dtype().bytes,
+          (long) n * e.dtype().bytes);
+      map.order(ByteOrder.LITTLE_ENDIAN);
+      e.dtype().toFloats(map, dst, n);
+    } catch (IOException x) {
+      throw new ModelFormatException(path + ": cannot read tensor " + name + ": " + x.getMessage(), x);
+    }
+  }
+
   private static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {
     while (buf.hasRemaining()) {
       int r = ch.read(buf, pos + buf.position());

@@ -98,6 +98,11 @@ public final class SafetensorsWeights implements WeightSource {
     return file(name).read(name);
   }
 
+  @Override
+  public void read(String name, long offset, float[] dst, int n) {
+    file(name).readRange(name, offset, dst, n);
+  }
+
   /** The file that holds a tensor, for error messages. */
   public Path fileOf(String name) {
     return file(name).path();
