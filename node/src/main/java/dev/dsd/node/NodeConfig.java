@@ -3,6 +3,7 @@ package dev.dsd.node;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.pnet.SwarmKey;
+import dev.dsd.pipeline.model.WeightFormat;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -19,14 +20,25 @@ import java.util.Set;
  * @param spotCheck probability that an entry re-checks a round's stage on a replica
  * @param fault deliberate misbehaviour of this node's stage, for tests only
  * @param http where to serve the OpenAI-compatible API, or null for none
+ * @param weights the format {@code model}'s shard keeps its linear weights in, and announces
  */
 public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
     Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
     Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault,
-    dev.dsd.node.http.HttpApiConfig http) {
+    dev.dsd.node.http.HttpApiConfig http, WeightFormat weights) {
   public NodeConfig {
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);
     bootstrap = List.copyOf(bootstrap);
+    weights = weights == null ? WeightFormat.F32 : weights;
+  }
+
+  /** A node whose shard (if any) runs f32. */
+  public NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<Multiaddr> bootstrap, Path identity,
+      Path model, int from, int to, Path draft, int threads, int maxSessions, Path cacheDir, SwarmKey swarmKey,
+      Set<PeerId> allowPeers, double spotCheck, dev.dsd.node.pipeline.Fault fault,
+      dev.dsd.node.http.HttpApiConfig http) {
+    this(listen, announce, bootstrap, identity, model, from, to, draft, threads, maxSessions, cacheDir, swarmKey,
+        allowPeers, spotCheck, fault, http, WeightFormat.F32);
   }
 }

@@ -12,6 +12,7 @@ import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Row;
 import dev.dsd.node.pipeline.proto.StageTiming;
 import dev.dsd.node.routing.Route;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.verification.acceptance.LogitScores;
@@ -100,7 +101,7 @@ public final class PipelineTargetPass implements TargetPass {
     OpenSession.Builder open = OpenSession.newBuilder().setSessionId(id).setModelId(route.modelId())
         .setEntryPeerId(ByteString.copyFrom(host.peerId().toBytes())).setMaxTokens(maxTokens)
         .setActivationDtype(options.activations()).setTemperature(options.temperature()).setTopP(options.topP())
-        .setFullLogits(options.fullLogits());
+        .setFullLogits(options.fullLogits()).setWeights(WeightsField.of(route.weights()));
     for (Multiaddr a : host.advertisedAddrs()) {
       open.addEntryAddrs(ByteString.copyFrom(a.withoutPeer().toBytes()));
     }
@@ -123,7 +124,8 @@ public final class PipelineTargetPass implements TargetPass {
     if (!m.hasOpened()) {
       throw new PipelineException("BAD_REPLY", "expected the session to open, got " + m.getBodyCase(), lastPeer);
     }
-    log.info("pipeline session open id={} route={} maxTokens={}", id, route.describe(), maxTokens);
+    log.info("pipeline session open id={} route={} weights={} maxTokens={}", id, route.describe(),
+        route.weights().id(), maxTokens);
   }
 
   /** The last stage's stream back to us carries the session's first message. */

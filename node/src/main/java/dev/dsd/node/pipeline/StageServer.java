@@ -18,7 +18,9 @@ import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.runtime.RuntimeLimitException;
 import dev.dsd.pipeline.runtime.ShardSession;
 import dev.dsd.verification.acceptance.LogitScores;
@@ -110,6 +112,14 @@ public final class StageServer implements AutoCloseable {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
+      WeightFormat asked = WeightsField.parse(open.getWeights());
+      if (asked != shard.weights()) { // stages of different formats compute different numbers
+        upstream.send(PipelineProtocol.error(Error.Code.WRONG_MODEL, id, "this peer keeps layers [" + shard.from() + ","
+            + shard.to() + ") in " + shard.weights().id() + " weights, the session asks for " + asked.id()
+            + ": a session never mixes weight formats", host.peerId(), 0));
+        upstream.close();
+        return;
+      }
       PeerId target;
       List<Multiaddr> addrs = new ArrayList<>();
       try { // parsed before anything is reserved: a bad one must not leave a session behind
@@ -193,6 +203,7 @@ public final class StageServer implements AutoCloseable {
         || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
       throw new IllegalArgumentException("temperature must be a finite number >= 0 and top_p in (0, 1]");
     }
+    WeightsField.parse(open.getWeights()); // a format this peer does not know is a bad request
     if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
       throw new IllegalArgumentException("the last stage needs the entry's peer id");
     }
