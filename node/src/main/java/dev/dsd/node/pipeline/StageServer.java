@@ -131,7 +131,8 @@ public final class StageServer implements AutoCloseable {
         throw new IllegalArgumentException((next == null ? "the entry's" : "the next hop's") + " peer id or address: "
             + e.getMessage());
       }
-      long kvBytes = shard.runner().sessions().bytesPerToken() * open.getMaxTokens();
+      // KV memory is charged as rounds fill positions (StageSession.growKv), not for max_tokens now
+      long kvBytes = 0;
       String refused = quota.acquire(upstream.remote(), kvBytes);
       if (refused != null) {
         upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, refused, host.peerId(), 0));
@@ -238,7 +239,8 @@ public final class StageServer implements AutoCloseable {
     private boolean last;
     private long lastRound;
     private final AtomicBoolean ended = new AtomicBoolean();
-    private final long kvBytes;
+    private long kvBytes; // charged to the upstream peer's quota: kvTokens positions' worth
+    private int kvTokens;
     /** The chain's peers before this stage: the only ones an upstream error may name. */
     private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
@@ -349,6 +351,9 @@ public final class StageServer implements AutoCloseable {
       String problem = checkRound(r);
       if (problem == null) {
         String over = quota.charge(upstream.remote(), r.getSerializedSize());
+        if (over == null) {
+          over = growKv(r);
+        }
         if (over != null) {
           upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, over, host.peerId(), r.getRound()));
           return;
@@ -411,6 +416,23 @@ public final class StageServer implements AutoCloseable {
       } catch (RuntimeException e) {
         log.warn("round failed session={} round={}: {}", id, r.getRound(), e.toString());
         fail(Error.Code.INTERNAL, "stage failed: " + e.getMessage());
+      }
+    }
+
+    /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
+    private String growKv(Round r) {
+      int need = r.getKeep() + (shard.runner().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0));
+      if (need <= kvTokens) {
+        return null;
+      }
+      long more = (long) (need - kvTokens) * shard.runner().sessions().bytesPerToken();
+      synchronized (this) { // against end() releasing the charge meanwhile
+        String over = ended.get() ? "session " + id + " has ended" : quota.growKv(upstream.remote(), more, id, need);
+        if (over == null) {
+          kvTokens = need;
+          kvBytes += more;
+        }
+        return over;
       }
     }
 
@@ -529,7 +551,9 @@ public final class StageServer implements AutoCloseable {
       lastWords.run();
       sessions.remove(id, this);
       kv.close();
-      quota.release(upstream.remote(), kvBytes);
+      synchronized (this) {
+        quota.release(upstream.remote(), kvBytes);
+      }
       upstream.close();
       MessageStream<PipelineMessage> d = downstream;
       if (d != null) {
