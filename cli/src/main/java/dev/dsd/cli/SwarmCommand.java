@@ -66,8 +66,8 @@ final class SwarmCommand implements Callable<Integer> {
         Map<WeightFormat, List<Candidate>> byFormat = new TreeMap<>();
         v.candidates(model).forEach(cd -> byFormat.computeIfAbsent(cd.weights(), f -> new ArrayList<>()).add(cd));
         StringBuilder formats = new StringBuilder();
-        byFormat.forEach((f, cds) -> formats.append(formats.length() == 0 ? "" : "; ").append(f.id()).append(" ")
-            .append(cds.size()).append(" servers ").append(coverage(layers, cds)));
+        byFormat.forEach((f, cds) -> formats.append(formats.length() == 0 ? "" : "; ").append(f.id()).append(": ")
+            .append(cds.size()).append(" servers, ").append(coverage(layers, cds)));
         System.out.println("model " + model.substring(0, 12) + " layers " + layers + " servers "
             + v.candidates(model).size() + (byFormat.isEmpty() ? " none" : " (" + formats + ")"));
       }
