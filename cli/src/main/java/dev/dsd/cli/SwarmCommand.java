@@ -2,13 +2,16 @@ package dev.dsd.cli;
 
 import dev.dsd.node.Node;
 import dev.dsd.node.NodeConfig;
+import dev.dsd.node.routing.Candidate;
 import dev.dsd.node.swarm.SwarmView;
 import dev.dsd.node.swarm.proto.NodeInfo;
 import dev.dsd.node.swarm.proto.ShardInfo;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.model.WeightFormat;
 import java.nio.file.Files;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -46,6 +49,7 @@ final class SwarmCommand implements Callable<Integer> {
         for (ShardInfo s : info.getShardsList()) {
           line.append("  ").append(s.getModelName()).append(" ").append(s.getModelId(), 0, 12).append(" layers [")
               .append(s.getFromLayer()).append(",").append(s.getToLayer()).append(") of ").append(s.getNumLayers())
+              .append(" weights ").append(s.getWeights().isEmpty() ? "f32" : s.getWeights())
               .append(" sessions ").append(s.getSessions()).append("/").append(s.getMaxSessions())
               .append(" compute ").append(s.getComputeMicros() / 1000.0).append(" ms");
         }
@@ -58,26 +62,37 @@ final class SwarmCommand implements Callable<Integer> {
       });
       for (String model : v.models()) {
         int layers = v.layers(model);
-        boolean[] covered = new boolean[layers];
-        v.candidates(model).forEach(cd -> {
-          for (int l = cd.from(); l < cd.to() && l < layers; l++) {
-            covered[l] = true;
-          }
-        });
-        StringBuilder gaps = new StringBuilder();
-        for (int l = 0; l < layers; l++) {
-          if (!covered[l] && (l == 0 || covered[l - 1])) {
-            int e = l;
-            while (e < layers && !covered[e]) {
-              e++;
-            }
-            gaps.append(gaps.length() == 0 ? "" : ", ").append("[").append(l).append(",").append(e).append(")");
-          }
-        }
+        // a session runs on stages of one format, so coverage is per format
+        Map<WeightFormat, List<Candidate>> byFormat = new TreeMap<>();
+        v.candidates(model).forEach(cd -> byFormat.computeIfAbsent(cd.weights(), f -> new ArrayList<>()).add(cd));
+        StringBuilder formats = new StringBuilder();
+        byFormat.forEach((f, cds) -> formats.append(formats.length() == 0 ? "" : "; ").append(f.id()).append(": ")
+            .append(cds.size()).append(" servers, ").append(coverage(layers, cds)));
         System.out.println("model " + model.substring(0, 12) + " layers " + layers + " servers "
-            + v.candidates(model).size() + (gaps.length() == 0 ? " fully covered" : " GAPS " + gaps));
+            + v.candidates(model).size() + (byFormat.isEmpty() ? " none" : " (" + formats + ")"));
       }
     }
     return 0;
+  }
+
+  /** "fully covered", or the layer ranges nobody of these servers serves. */
+  private static String coverage(int layers, List<Candidate> cds) {
+    boolean[] covered = new boolean[layers];
+    cds.forEach(cd -> {
+      for (int l = cd.from(); l < cd.to() && l < layers; l++) {
+        covered[l] = true;
+      }
+    });
+    StringBuilder gaps = new StringBuilder();
+    for (int l = 0; l < layers; l++) {
+      if (!covered[l] && (l == 0 || covered[l - 1])) {
+        int e = l;
+        while (e < layers && !covered[e]) {
+          e++;
+        }
+        gaps.append(gaps.length() == 0 ? "" : ", ").append("[").append(l).append(",").append(e).append(")");
+      }
+    }
+    return gaps.length() == 0 ? "fully covered" : "GAPS " + gaps;
   }
 }

@@ -30,6 +30,7 @@ import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.pipeline.config.ModelConfigLoader;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -134,7 +135,7 @@ public final class Node implements AutoCloseable {
       if (c.model() != null) {
         ModelConfig mc = ModelConfigLoader.load(c.model().resolve("config.json"));
         int to = c.to() < 0 ? mc.numLayers() : c.to();
-        shard = HostedShard.load(c.model(), c.from(), to, ro);
+        shard = HostedShard.load(c.model(), c.from(), to, ro, c.weights());
       }
       if (c.draft() != null) {
         Tokenizer t = Tokenizer.load(c.draft().resolve("tokenizer.json"));
@@ -343,7 +344,12 @@ public final class Node implements AutoCloseable {
     PipelineGenerator.RouteSource routes = new PipelineGenerator.RouteSource() {
       @Override
       public dev.dsd.node.routing.Route route(Set<PeerId> avoid) {
-        return Node.this.route(modelId, avoid);
+        return Node.this.route(modelId, avoid, null);
+      }
+
+      @Override
+      public dev.dsd.node.routing.Route route(Set<PeerId> avoid, WeightFormat weights) {
+        return Node.this.route(modelId, avoid, weights);
       }
 
       @Override
@@ -363,9 +369,11 @@ public final class Node implements AutoCloseable {
       @Override
       public dev.dsd.node.routing.Route.Stage replica(dev.dsd.node.routing.Route route, int index, Set<PeerId> exclude) {
         var stage = route.stages().get(index);
-        // a random replica each time, so that over many checks every replica gets compared
+        // a random replica each time, so that over many checks every replica gets compared; only one
+        // of the route's format computes the same numbers
         var eligible = view.candidates(modelId).stream()
-            .filter(c -> c.from() == stage.from() && c.to() == stage.to() && !exclude.contains(c.peer())
+            .filter(c -> c.from() == stage.from() && c.to() == stage.to() && c.weights() == route.weights()
+                && !exclude.contains(c.peer())
                 && !banned.contains(c.peer()))
             .toList();
         if (eligible.isEmpty()) {
@@ -410,7 +418,7 @@ public final class Node implements AutoCloseable {
    * once. A back-off only ranks replicas: when nothing else covers a backed-off peer's layers, it is
    * tried again rather than the model being unusable for {@link #FAILED_PEER_BACKOFF}.
    */
-  private dev.dsd.node.routing.Route route(String modelId, Set<PeerId> avoid) {
+  private dev.dsd.node.routing.Route route(String modelId, Set<PeerId> avoid, WeightFormat weights) {
     Set<PeerId> refused = new java.util.HashSet<>(avoid);
     refused.addAll(banned);
     Set<PeerId> all = new java.util.HashSet<>(refused);
@@ -418,16 +426,16 @@ public final class Node implements AutoCloseable {
     backoffUntil.values().removeIf(until -> until - now <= 0);
     all.addAll(backoffUntil.keySet());
     try {
-      return view.route(modelId, all);
+      return view.route(modelId, all, weights);
     } catch (dev.dsd.node.routing.NoRouteException e) {
       view.refresh(ASK_TIMEOUT);
       try {
-        return view.route(modelId, all);
+        return view.route(modelId, all, weights);
       } catch (dev.dsd.node.routing.NoRouteException gap) {
         if (all.size() == refused.size()) {
           throw gap;
         }
-        dev.dsd.node.routing.Route r = view.route(modelId, refused);
+        dev.dsd.node.routing.Route r = view.route(modelId, refused, weights);
         log.info("routing through backed-off peers, nothing else covers their layers route={}", r.describe());
         return r;
       }

@@ -4,6 +4,7 @@ import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.pnet.SwarmKey;
+import dev.dsd.pipeline.model.WeightFormat;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -40,5 +41,6 @@ public record NodeConfig(List<Multiaddr> listen, List<Multiaddr> announce, List<
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);
     bootstrap = List.copyOf(bootstrap);
+    weights = weights == null ? WeightFormat.F32 : weights;
   }
 }

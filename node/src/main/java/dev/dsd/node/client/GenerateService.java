@@ -7,6 +7,7 @@ import dev.dsd.node.client.proto.GenerateRequest;
 import dev.dsd.node.entry.GenerationQueue;
 import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.Generator;
 import dev.dsd.node.wire.MessageStream;
@@ -65,7 +66,8 @@ public final class GenerateService {
         }
         try {
           GenerationRequest req = new GenerationRequest(r.getPrompt(), r.getMaxTokens(), r.getTemperature(),
-              r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList());
+              r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList(),
+              weights(r.getWeights()));
           log.info("client request peer={} promptChars={} maxTokens={} spec={}", s.remote(), r.getPrompt().length(),
               r.getMaxTokens(), r.getSpeculation());
           GenerationResult res = generators.apply(r.getModelId()).generate(req, (text, ids) -> {
@@ -93,5 +95,14 @@ public final class GenerateService {
         gone = true;
       }
     }));
+  }
+
+  /** Empty: any one format; an unknown name is the client's mistake, told as such. */
+  static WeightFormat weights(String wire) {
+    try {
+      return wire.isEmpty() ? null : WeightFormat.parse(wire);
+    } catch (IllegalArgumentException e) {
+      throw new GenerationException(e.getMessage());
+    }
   }
 }

@@ -55,6 +55,9 @@ public final class HttpGenerator implements Generator {
       body.put("dsd_spec", req.speculation());
     }
     body.put("dsd_adaptive", req.adaptiveVerification());
+    if (req.weights() != null) {
+      body.put("dsd_weights", req.weights().id());
+    }
     req.stop().forEach(body.putArray("stop")::add);
     HttpRequest http = HttpRequest.newBuilder(base.resolve(base.getPath() + "/v1/completions"))
         .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body.toString())).build();

@@ -76,7 +76,8 @@ public final class RemoteGenerator implements Generator {
     }
     s.send(GenerateMessage.newBuilder().setRequest(GenerateRequest.newBuilder().setPrompt(req.prompt())
         .setMaxTokens(req.maxTokens()).setTemperature(req.temperature()).setTopP(req.topP()).setSeed(req.seed())
-        .setSpeculation(req.speculation()).setAdaptive(req.adaptiveVerification()).addAllStop(req.stop())).build());
+        .setSpeculation(req.speculation()).setAdaptive(req.adaptiveVerification()).addAllStop(req.stop())
+        .setWeights(req.weights() == null ? "" : req.weights().id())).build());
     StringBuilder text = new StringBuilder();
     try {
       while (true) {

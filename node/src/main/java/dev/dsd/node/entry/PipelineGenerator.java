@@ -12,6 +12,7 @@ import dev.dsd.node.generate.SpeculativeLoop;
 import dev.dsd.node.generate.TokenSink;
 import dev.dsd.node.routing.Route;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.window.AdaptiveWindow;
@@ -55,7 +56,21 @@ public final class PipelineGenerator implements Generator {
 
   /** Where routes come from, and where failed peers are reported (for a back-off). */
   public interface RouteSource {
+    /** The best route of any one weights format avoiding {@code avoid}. */
     Route route(java.util.Set<dev.dsd.p2p.core.PeerId> avoid);
+
+    /**
+     * The best route all of whose stages keep their weights in {@code weights} (null: any one
+     * format). By default the one-argument route, refused when it is of another format.
+     */
+    default Route route(java.util.Set<dev.dsd.p2p.core.PeerId> avoid, WeightFormat weights) {
+      Route r = route(avoid);
+      if (weights != null && r.weights() != weights) {
+        throw new dev.dsd.node.routing.NoRouteException("no route in " + weights.id() + " weights: the route runs "
+            + r.weights().id());
+      }
+      return r;
+    }
 
     default void failed(dev.dsd.p2p.core.PeerId peer) { }
 
@@ -105,7 +120,7 @@ public final class PipelineGenerator implements Generator {
     PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
         ? options.withSampling(req.temperature(), req.topP()) : options;
     SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
-    try (ResilientTargetPass target = new ResilientTargetPass(router,
+    try (ResilientTargetPass target = new ResilientTargetPass(router, req.weights(),
             route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));

@@ -7,6 +7,7 @@ import dev.dsd.node.pipeline.PipelineService;
 
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
+import dev.dsd.node.generate.PrefillChunks;
 import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Hop;
@@ -17,6 +18,7 @@ import dev.dsd.node.pipeline.proto.RoundResult;
 import dev.dsd.node.pipeline.proto.Row;
 import dev.dsd.node.pipeline.proto.StageTiming;
 import dev.dsd.node.routing.Route;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.verification.acceptance.LogitScores;
@@ -39,18 +41,42 @@ import org.slf4j.LoggerFactory;
 public final class PipelineTargetPass implements TargetPass {
   private static final Logger log = LoggerFactory.getLogger(PipelineTargetPass.class);
 
-  /** How one session summarizes and carries activations. */
-  public record Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout) {
+  /**
+   * How one session summarizes and carries activations.
+   *
+   * @param prefillChunk positions per round at most: longer runs (a prompt, a failover's replay) go
+   *     as several rounds, so no frame or activation grows with the prompt
+   */
+  public record Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout,
+      int prefillChunk) {
+    public Options {
+      if (prefillChunk < 1) {
+        throw new IllegalArgumentException("prefill chunk must be at least 1 position, got " + prefillChunk);
+      }
+    }
+
+    public Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout) {
+      this(activations, temperature, topP, fullLogits, timeout, PrefillChunks.DEFAULT_TOKENS);
+    }
+
     public static Options greedy() {
       return new Options(DType.F16, 0, 1, false, Duration.ofSeconds(30));
     }
 
     public Options withSampling(double temperature, double topP) {
-      return new Options(activations, temperature, topP, fullLogits, timeout);
+      return new Options(activations, temperature, topP, fullLogits, timeout, prefillChunk);
     }
 
     public Options withActivations(DType dtype) {
-      return new Options(dtype, temperature, topP, fullLogits, timeout);
+      return new Options(dtype, temperature, topP, fullLogits, timeout, prefillChunk);
+    }
+
+    public Options withFullLogits(boolean full) {
+      return new Options(activations, temperature, topP, full, timeout, prefillChunk);
+    }
+
+    public Options withPrefillChunk(int positions) {
+      return new Options(activations, temperature, topP, fullLogits, timeout, positions);
     }
   }
 
@@ -64,6 +90,7 @@ public final class PipelineTargetPass implements TargetPass {
   private volatile MessageStream<PipelineMessage> first;
   private volatile MessageStream<PipelineMessage> back;
   private long round;
+  private int maxTokens;
   private volatile boolean closed;
   /** Per stage, compute micros of the last round: what the router learns from. */
   private volatile List<StageTiming> lastTimings = List.of();
@@ -101,11 +128,12 @@ public final class PipelineTargetPass implements TargetPass {
   }
 
   private void start(int maxTokens) {
+    this.maxTokens = maxTokens;
     var host = service.host();
     OpenSession.Builder open = OpenSession.newBuilder().setSessionId(id).setModelId(route.modelId())
         .setEntryPeerId(ByteString.copyFrom(host.peerId().toBytes())).setMaxTokens(maxTokens)
         .setActivationDtype(options.activations()).setTemperature(options.temperature()).setTopP(options.topP())
-        .setFullLogits(options.fullLogits());
+        .setFullLogits(options.fullLogits()).setWeights(WeightsField.of(route.weights()));
     for (Multiaddr a : host.advertisedAddrs()) {
       open.addEntryAddrs(ByteString.copyFrom(a.withoutPeer().toBytes()));
     }
@@ -128,7 +156,8 @@ public final class PipelineTargetPass implements TargetPass {
     if (!m.hasOpened()) {
       throw new PipelineException("BAD_REPLY", "expected the session to open, got " + m.getBodyCase(), lastPeer);
     }
-    log.info("pipeline session open id={} route={} maxTokens={}", id, route.describe(), maxTokens);
+    log.info("pipeline session open id={} route={} weights={} maxTokens={}", id, route.describe(),
+        route.weights().id(), maxTokens);
   }
 
   /** The last stage's stream back to us carries the session's first message. */
@@ -142,28 +171,46 @@ public final class PipelineTargetPass implements TargetPass {
     inbox.add(firstMessage);
   }
 
+  /**
+   * Runs the positions as one round, or, when there are more than {@link Options#prefillChunk}, as
+   * several: all are sent at once (each stage starts on the next chunk while the one after it works
+   * on this one), and their results are awaited in order, each within the timeout.
+   */
   @Override
   public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
     if (closed) {
       throw new PipelineException("CLOSED", "the pipeline session is closed", null);
     }
-    long r = ++round;
-    Round.Builder b = Round.newBuilder().setSessionId(id).setRound(r).setKeep(keep).setRows(rows);
-    for (int t : tokens) {
-      b.addTokens(t);
+    if ((long) keep + tokens.length > maxTokens) { // the caller's mistake, refused before any chunk goes
+      throw new IllegalArgumentException("positions " + keep + ".." + (keep + tokens.length) + " exceed the session's "
+          + maxTokens);
     }
-    for (int d : drafts) {
-      b.addDrafts(d);
+    int[] cuts = PrefillChunks.cuts(tokens.length, rows, options.prefillChunk());
+    long firstRound = round + 1;
+    for (int i = 0; i + 1 < cuts.length; i++) {
+      boolean last = i + 2 == cuts.length;
+      Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(keep + cuts[i])
+          .setRows(last ? rows : 1);
+      for (int j = cuts[i]; j < cuts[i + 1]; j++) {
+        b.addTokens(tokens[j]);
+      }
+      if (last) {
+        for (int d : drafts) {
+          b.addDrafts(d);
+        }
+      }
+      first.send(PipelineMessage.newBuilder().setRound(b).build());
     }
-    first.send(PipelineMessage.newBuilder().setRound(b).build());
-    PipelineMessage m = await(r);
-    RoundResult res = m.getResult();
+    RoundResult res = null;
+    for (long r = firstRound; r <= round; r++) {
+      res = await(r).getResult();
+      long stageOut = 0;
+      for (StageTiming t : res.getTimingsList()) {
+        stageOut += t.getBytesOut();
+      }
+      stageBytes.addAndGet(stageOut);
+    }
     lastTimings = res.getTimingsList();
-    long stageOut = 0;
-    for (StageTiming t : res.getTimingsList()) {
-      stageOut += t.getBytesOut();
-    }
-    stageBytes.addAndGet(stageOut);
     return scores(res);
   }
 

@@ -6,6 +6,7 @@ import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.routing.NoRouteException;
 import dev.dsd.node.routing.Route;
 import dev.dsd.p2p.core.PeerId;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.verification.acceptance.TargetScores;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -31,6 +32,10 @@ import org.slf4j.LoggerFactory;
  * third replica decides; the peer in the minority is banned, the round's answer is the majority's,
  * and the session moves off a banned peer. Nobody else in peer-to-peer inference checks the
  * activations a stranger returns; this is the cheap, statistical version of doing so.
+ *
+ * <p>Formats: every route of one session (the first, each failover, each replica a spot check
+ * compares) keeps its weights in the format of the first route, so the output does not depend on
+ * which peers served it, and an honest replica of another format is never taken for a liar.
  */
 public final class ResilientTargetPass implements TargetPass {
   private static final Logger log = LoggerFactory.getLogger(ResilientTargetPass.class);
@@ -44,6 +49,8 @@ public final class ResilientTargetPass implements TargetPass {
   private final double spotCheck;
   private final SplittableRandom random;
   private final Set<PeerId> avoid = new HashSet<>();
+  /** The session's weights format: the one asked for, else fixed by the first route opened. */
+  private WeightFormat weights;
   private PipelineTargetPass current;
   private int[] history = new int[64]; // token ids at cached positions [0, valid)
   private int valid;
@@ -52,9 +59,14 @@ public final class ResilientTargetPass implements TargetPass {
   private int checks;
   private long longestStallNanos;
 
-  public ResilientTargetPass(PipelineGenerator.RouteSource routes, Function<Route, PipelineTargetPass> opener,
-      double spotCheckProbability, long seed) {
+  /**
+   * @param weights the weights format every route must keep, or null to take the best route's and
+   *     keep that one for the rest of the session
+   */
+  public ResilientTargetPass(PipelineGenerator.RouteSource routes, WeightFormat weights,
+      Function<Route, PipelineTargetPass> opener, double spotCheckProbability, long seed) {
     this.routes = routes;
+    this.weights = weights;
     this.opener = opener;
     this.spotCheck = spotCheckProbability;
     this.random = new SplittableRandom(seed ^ 0x5B07C4EC4L);
@@ -153,7 +165,7 @@ public final class ResilientTargetPass implements TargetPass {
   private TargetScores runOn(Route route, int index, Route.Stage replacement, int[] drafts, int rows) {
     List<Route.Stage> stages = new ArrayList<>(route.stages());
     stages.set(index, replacement);
-    try (PipelineTargetPass shadow = opener.apply(new Route(route.modelId(), stages, 0))) {
+    try (PipelineTargetPass shadow = opener.apply(new Route(route.modelId(), stages, 0, route.weights()))) {
       return shadow.run(0, Arrays.copyOf(history, valid), drafts, rows);
     } catch (PipelineException e) {
       log.warn("spot check on {} failed: {}", replacement.peer(), e.getMessage());
@@ -193,7 +205,7 @@ public final class ResilientTargetPass implements TargetPass {
     for (int attempt = 0; ; attempt++) {
       Route route;
       try {
-        route = routes.route(Set.copyOf(avoid));
+        route = routes.route(Set.copyOf(avoid), weights);
       } catch (NoRouteException e) {
         if (failed == null) {
           throw e;
@@ -202,7 +214,9 @@ public final class ResilientTargetPass implements TargetPass {
         throw new PipelineException(failed.code(), failed.getMessage() + "; " + e.getMessage(), failed.failedPeer());
       }
       try {
-        return opener.apply(route);
+        PipelineTargetPass opened = opener.apply(route);
+        weights = route.weights();
+        return opened;
       } catch (PipelineException e) {
         failed = e;
         if (attempt >= MAX_FAILOVERS) {

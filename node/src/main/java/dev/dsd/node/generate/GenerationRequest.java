@@ -1,5 +1,6 @@
 package dev.dsd.node.generate;
 
+import dev.dsd.pipeline.model.WeightFormat;
 import java.util.List;
 
 /**
@@ -13,6 +14,8 @@ import java.util.List;
  * @param speculation {@code 0} for none, {@code K > 0} for a fixed window, {@link #AUTO} for adaptive
  * @param adaptiveVerification relax acceptance on unimportant tokens (lossy; off by default)
  * @param stop strings that end generation when they appear in the output (not included)
+ * @param weights the weights format every stage must keep, or null for the fastest route of any one
+ *     format (a route never mixes formats)
  */
 public record GenerationRequest(
     String prompt,
@@ -22,7 +25,8 @@ public record GenerationRequest(
     long seed,
     int speculation,
     boolean adaptiveVerification,
-    List<String> stop) {
+    List<String> stop,
+    WeightFormat weights) {
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
@@ -41,6 +45,18 @@ public record GenerationRequest(
     if (speculation < AUTO) {
       throw new GenerationException("speculation window must be off (0), K > 0 or auto, got " + speculation);
     }
+  }
+
+  /** A request that takes the fastest route of any one weights format. */
+  public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
+      boolean adaptiveVerification, List<String> stop) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, null);
+  }
+
+  /** The same request, routed only through stages of {@code format} (null: any one format). */
+  public GenerationRequest withWeights(WeightFormat format) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        format);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

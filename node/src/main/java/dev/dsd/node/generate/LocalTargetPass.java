@@ -7,26 +7,40 @@ import dev.dsd.verification.acceptance.TargetScores;
 import java.util.Arrays;
 import java.util.List;
 
-/** The whole target in this process: one shard {@code [0, L)} with its own KV cache. */
+/**
+ * The whole target in this process: one shard {@code [0, L)} with its own KV cache. A long prompt
+ * runs in passes of at most {@code prefillChunk} positions ({@link PrefillChunks}).
+ */
 public final class LocalTargetPass implements TargetPass {
   private final ShardRunner runner;
   private final ShardSession session;
   private final AcceptanceRule rule;
   private final int usable;
+  private final int prefillChunk;
 
   public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
+    this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS);
+  }
+
+  public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable, int prefillChunk) {
     this.runner = runner;
     this.session = session;
     this.rule = rule;
     this.usable = usable;
+    this.prefillChunk = prefillChunk;
   }
 
   @Override
   public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
     session.truncate(keep);
-    float[] logits = runner.forwardTokens(session, tokens);
+    int[] cuts = PrefillChunks.cuts(tokens.length, rows, prefillChunk);
+    float[] logits = null;
+    for (int i = 0; i + 1 < cuts.length; i++) {
+      logits = runner.forwardTokens(session, Arrays.copyOfRange(tokens, cuts[i], cuts[i + 1]));
+    }
+    int n = tokens.length - cuts[cuts.length - 2]; // positions of the last pass
     int vocab = runner.config().vocabSize();
-    float[] last = Arrays.copyOfRange(logits, (tokens.length - rows) * vocab, tokens.length * vocab);
+    float[] last = Arrays.copyOfRange(logits, (n - rows) * vocab, n * vocab);
     VocabMask.apply(last, vocab, usable);
     return rule.scores(last, vocab);
   }

@@ -35,8 +35,11 @@ final class ModelDrafter implements Drafter {
   /** Caches all but the prompt's last token. */
   @Override
   public void start(int[] prompt) {
-    if (prompt.length > 1) {
-      runner.forwardTokens(session, Arrays.copyOf(prompt, prompt.length - 1));
+    if (prompt.length > 1) { // in passes: a long prompt's logits would be one giant array
+      int[] cuts = PrefillChunks.cuts(prompt.length - 1, 1, PrefillChunks.DEFAULT_TOKENS);
+      for (int i = 0; i + 1 < cuts.length; i++) {
+        runner.forwardTokens(session, Arrays.copyOfRange(prompt, cuts[i], cuts[i + 1]));
+      }
     }
     pending = new int[] {prompt[prompt.length - 1]};
   }

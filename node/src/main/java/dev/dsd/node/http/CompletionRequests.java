@@ -3,6 +3,7 @@ package dev.dsd.node.http;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.pipeline.model.WeightFormat;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,6 +17,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * <ul>
  *   <li>{@code dsd_spec}: {@code "off"} (or 0), a fixed window {@code K >= 1}, or {@code "auto"} (default)
  *   <li>{@code dsd_adaptive}: relax verification on unimportant tokens (lossy; default false)
+ *   <li>{@code dsd_weights}: route only through stages keeping their weights in this format
+ *       ({@code "f32"}, {@code "f16"}, {@code "q8"}, {@code "q4"}); default: the fastest of any one format
  * </ul>
  *
  * A JSON {@code null} counts as an absent field, as in OpenAI's API.
@@ -103,7 +106,7 @@ final class CompletionRequests {
     try {
       GenerationRequest g = new GenerationRequest(prompt, maxTokens, temperature, topP,
           seed != null ? seed : ThreadLocalRandom.current().nextLong(), speculation(body),
-          bool(body, "dsd_adaptive", false), stop);
+          bool(body, "dsd_adaptive", false), stop, weights(body));
       return new ApiRequest(chat, g, stream, includeUsage);
     } catch (GenerationException e) {
       throw ApiError.invalid(null, e.getMessage());
@@ -212,6 +215,16 @@ final class CompletionRequests {
       return s.intValue();
     }
     throw ApiError.invalid("dsd_spec", "dsd_spec must be \"off\", \"auto\" or a window K >= 1, got " + brief(s));
+  }
+
+  private static WeightFormat weights(JsonNode body) {
+    String w = string(body, "dsd_weights");
+    try {
+      return w == null ? null : WeightFormat.parse(w);
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalid("dsd_weights", "dsd_weights must be \"f32\", \"f16\", \"q8\" or \"q4\", got "
+          + brief(body.get("dsd_weights")));
+    }
   }
 
   /** A client's value as quoted back in an error, clipped: a body may hold megabytes. */

@@ -1,8 +1,10 @@
 package dev.dsd.node.routing;
 
 import dev.dsd.p2p.core.PeerId;
+import dev.dsd.pipeline.model.WeightFormat;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -16,7 +18,8 @@ import java.util.function.Function;
  * as Petals' client does: a shortest path over layer boundaries where a hop costs the one-way link
  * from the previous peer plus the stage's compute (scaled up by its load), and the path ends with
  * the link from the last stage back to the entry. Links the entry has not measured directly are
- * bounded by the triangle through the entry.
+ * bounded by the triangle through the entry. Each weights format is routed on its own; a chain
+ * never mixes formats.
  */
 public final class Router {
   /** Assumed one-way latency to a peer never measured: high enough that measured peers win. */
@@ -36,7 +39,69 @@ public final class Router {
     this.rttBetween = rttBetween;
   }
 
+  /** The fastest chain of any one weights format (see the five-argument form). */
   public Route route(String modelId, int layers, Collection<Candidate> candidates, Set<PeerId> avoid) {
+    return route(modelId, layers, candidates, avoid, null);
+  }
+
+  /**
+   * The fastest chain whose stages all keep their weights in one format: {@code weights}, or, when
+   * null, whichever format's best chain is fastest (ties go to the more precise format). Formats are
+   * never mixed: stages of different formats compute different numbers, and a session's output must
+   * not depend on which peers served it.
+   *
+   * @throws NoRouteException naming the format asked for and where each format's coverage stops
+   */
+  public Route route(String modelId, int layers, Collection<Candidate> candidates, Set<PeerId> avoid,
+      WeightFormat weights) {
+    Map<WeightFormat, List<Candidate>> byFormat = new EnumMap<>(WeightFormat.class);
+    for (Candidate c : candidates) {
+      byFormat.computeIfAbsent(c.weights(), k -> new ArrayList<>()).add(c);
+    }
+    String model = modelId.substring(0, Math.min(12, modelId.length()));
+    String avoiding = avoid.isEmpty() ? "" : " (avoiding " + avoid.size() + " failed peers)";
+    if (weights != null && !byFormat.containsKey(weights)) {
+      throw new NoRouteException("no peer serves model " + model + " in " + weights.id() + " weights"
+          + (byFormat.isEmpty() ? "" : "; the swarm serves it in " + ids(byFormat.keySet())));
+    }
+    Route best = null;
+    Map<WeightFormat, Integer> reached = new EnumMap<>(WeightFormat.class);
+    for (var e : byFormat.entrySet()) {
+      if (weights != null && e.getKey() != weights) {
+        continue;
+      }
+      int[] gap = new int[1];
+      Route r = chain(modelId, layers, e.getValue(), avoid, e.getKey(), gap);
+      if (r == null) {
+        reached.put(e.getKey(), gap[0]);
+      } else if (best == null || r.expectedRoundMillis() < best.expectedRoundMillis()) {
+        best = r;
+      }
+    }
+    if (best != null) {
+      return best;
+    }
+    if (reached.size() <= 1) {
+      boolean named = weights != null || byFormat.size() > 1;
+      WeightFormat only = reached.isEmpty() ? WeightFormat.F32 : reached.keySet().iterator().next();
+      throw new NoRouteException("no chain of peers covers layers [0, " + layers + ") of model " + model
+          + (named ? " in " + only.id() + " weights" : "") + ": nothing serves layer "
+          + reached.getOrDefault(only, 0) + " onwards" + avoiding);
+    }
+    StringBuilder stops = new StringBuilder();
+    reached.forEach((f, at) -> stops.append(stops.length() == 0 ? "" : ", ").append(f.id()).append(" peers serve nothing "
+        + "from layer ").append(at).append(" onwards"));
+    throw new NoRouteException("no chain of peers in one weights format covers layers [0, " + layers + ") of model "
+        + model + ": " + stops + avoiding);
+  }
+
+  private static String ids(Collection<WeightFormat> formats) {
+    return String.join(", ", formats.stream().map(WeightFormat::id).toList());
+  }
+
+  /** Shortest path over one format's candidates; null (with {@code gap[0]} the first uncovered layer) if none. */
+  private Route chain(String modelId, int layers, List<Candidate> candidates, Set<PeerId> avoid, WeightFormat weights,
+      int[] gap) {
     Map<Integer, List<Candidate>> byStart = new HashMap<>();
     for (Candidate c : candidates) {
       if (!avoid.contains(c.peer()) && !c.full() && c.from() >= 0 && c.to() <= layers && c.from() < c.to()) {
@@ -70,16 +135,15 @@ public final class Router {
         for (State p = s.prev; p != null && p.last != null; p = p.prev) {
           stages.add(0, p.last.stage());
         }
-        return new Route(modelId, stages, s.cost / 1000.0);
+        return new Route(modelId, stages, s.cost / 1000.0, weights);
       }
       for (Candidate c : byStart.getOrDefault(s.boundary, List.of())) {
         double cost = s.cost + link(s.last == null ? null : s.last.peer(), c.peer()) + compute(c);
         queue.add(new State(c.to(), c, cost, s));
       }
     }
-    throw new NoRouteException("no chain of peers covers layers [0, " + layers + ") of model "
-        + modelId.substring(0, Math.min(12, modelId.length())) + ": nothing serves layer " + reached
-        + " onwards" + (avoid.isEmpty() ? "" : " (avoiding " + avoid.size() + " failed peers)"));
+    gap[0] = reached;
+    return null;
   }
 
   /** One-way time from {@code a} to {@code b}; null stands for the entry. */

@@ -2,6 +2,7 @@ package dev.dsd.node.stage;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.runtime.StageBatchRunner;
@@ -33,6 +34,19 @@ public final class HostedShard implements AutoCloseable {
       ck.close();
       throw e;
     }
+  }
+
+  /**
+   * As {@link #load(Path, int, int, RunnerOptions)} with the linear weights kept in {@code weights}: the
+   * format is what this stage tells the swarm and what it accepts sessions for.
+   */
+  public static HostedShard load(Path dir, int from, int to, RunnerOptions options, WeightFormat weights) {
+    return load(dir, from, to, options.withWeights(weights));
+  }
+
+  /** The format the shard's linear weights are kept in (and announced). */
+  public WeightFormat weights() {
+    return options.weights();
   }
 
   public String modelId() {

@@ -32,7 +32,7 @@ final class PeerQuota {
     this.limits = limits;
   }
 
-  /** Reserves a session of {@code kvBytes}; returns why not, or null when granted. */
+  /** Reserves a session of {@code kvBytes} (0: charged as it grows); returns why not, or null when granted. */
   synchronized String acquire(PeerId peer, long kvBytes) {
     Usage u = usage.computeIfAbsent(peer, p -> new Usage());
     if (u.sessions + 1 > limits.sessions()) {
@@ -44,6 +44,21 @@ final class PeerQuota {
     }
     u.sessions++;
     u.kvBytes += kvBytes;
+    return null;
+  }
+
+  /**
+   * Charges {@code more} KV bytes to a session the peer already holds, as the session grows to
+   * {@code positions}; returns why not (what it asked, what the peer holds, the limit), or null.
+   */
+  synchronized String growKv(PeerId peer, long more, String session, int positions) {
+    Usage u = usage.get(peer);
+    long held = u == null ? 0 : u.kvBytes;
+    if (u == null || held + more > limits.kvBytes()) {
+      return "peer " + peer + " holds " + held + " bytes of KV cache here, limit " + limits.kvBytes()
+          + "; session " + session + " needs " + more + " more to grow to " + positions + " positions";
+    }
+    u.kvBytes += more;
     return null;
   }
 

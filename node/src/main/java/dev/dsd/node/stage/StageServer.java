@@ -23,7 +23,9 @@ import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.pipeline.model.ModelConfig;
+import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.runtime.RuntimeLimitException;
 import dev.dsd.pipeline.runtime.StageBatchRunner;
 import dev.dsd.pipeline.runtime.StageKv;
@@ -166,6 +168,14 @@ public final class StageServer implements AutoCloseable {
     String id = open.getSessionId();
     try {
       Hop next = checkOpen(open);
+      WeightFormat asked = WeightsField.parse(open.getWeights());
+      if (asked != shard.weights()) { // stages of different formats compute different numbers
+        upstream.send(PipelineProtocol.error(Error.Code.WRONG_MODEL, id, "this peer keeps layers [" + shard.from() + ","
+            + shard.to() + ") in " + shard.weights().id() + " weights, the session asks for " + asked.id()
+            + ": a session never mixes weight formats", host.peerId(), 0));
+        upstream.close();
+        return;
+      }
       PeerId target;
       List<Multiaddr> addrs = new ArrayList<>();
       try { // parsed before anything is reserved: a bad one must not leave a session behind
@@ -177,7 +187,8 @@ public final class StageServer implements AutoCloseable {
         throw new IllegalArgumentException((next == null ? "the entry's" : "the next hop's") + " peer id or address: "
             + e.getMessage());
       }
-      long kvBytes = shard.batch().sessions().bytesPerToken() * open.getMaxTokens();
+      // KV memory is charged as rounds fill positions (StageSession.growKv), not for max_tokens now
+      long kvBytes = 0;
       String refused = quota.acquire(upstream.remote(), kvBytes);
       if (refused != null) {
         upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, refused, host.peerId(), 0));
@@ -249,6 +260,7 @@ public final class StageServer implements AutoCloseable {
         || !(open.getTopP() > 0 && open.getTopP() <= 1)) {
       throw new IllegalArgumentException("temperature must be a finite number >= 0 and top_p in (0, 1]");
     }
+    WeightsField.parse(open.getWeights()); // a format this peer does not know is a bad request
     if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
       throw new IllegalArgumentException("the last stage needs the entry's peer id");
     }
@@ -283,7 +295,8 @@ public final class StageServer implements AutoCloseable {
     private boolean last;
     private long lastRound;
     private final AtomicBoolean ended = new AtomicBoolean();
-    private final long kvBytes;
+    private long kvBytes; // charged to the upstream peer's quota: kvTokens positions' worth
+    private int kvTokens;
     /** The chain's peers before this stage: the only ones an upstream error may name. */
     private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
@@ -394,6 +407,9 @@ public final class StageServer implements AutoCloseable {
       String problem = checkRound(r);
       if (problem == null) {
         String over = quota.charge(upstream.remote(), r.getSerializedSize());
+        if (over == null) {
+          over = growKv(r);
+        }
         if (over != null) {
           upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, over, host.peerId(), r.getRound()));
           return;
@@ -485,6 +501,23 @@ public final class StageServer implements AutoCloseable {
 
     boolean live() {
       return !ended.get();
+    }
+
+    /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
+    private String growKv(Round r) {
+      int need = r.getKeep() + (shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0));
+      if (need <= kvTokens) {
+        return null;
+      }
+      long more = (long) (need - kvTokens) * shard.batch().sessions().bytesPerToken();
+      synchronized (this) { // against end() releasing the charge meanwhile
+        String over = ended.get() ? "session " + id + " has ended" : quota.growKv(upstream.remote(), more, id, need);
+        if (over == null) {
+          kvTokens = need;
+          kvBytes += more;
+        }
+        return over;
+      }
     }
 
     /** Everything that can be checked before the cache is touched; null when the round is fine. */
@@ -602,7 +635,9 @@ public final class StageServer implements AutoCloseable {
       lastWords.run();
       sessions.remove(id, this);
       kv.close();
-      quota.release(upstream.remote(), kvBytes);
+      synchronized (this) {
+        quota.release(upstream.remote(), kvBytes);
+      }
       upstream.close();
       MessageStream<PipelineMessage> d = downstream;
       if (d != null) {

@@ -3,6 +3,7 @@ package dev.dsd.node.swarm;
 import com.google.protobuf.ByteString;
 import dev.dsd.node.pipeline.PipelineService;
 import dev.dsd.node.stage.StageServer;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.node.swarm.proto.DraftInfo;
 import dev.dsd.node.swarm.proto.InfoRequest;
 import dev.dsd.node.swarm.proto.NodeInfo;
@@ -66,7 +67,8 @@ public final class InfoService {
       b.addShards(ShardInfo.newBuilder().setModelId(shard.modelId()).setFromLayer(shard.from()).setToLayer(shard.to())
           .setNumLayers(shard.config().numLayers()).setComputeMicros(st.medianComputeMicros())
           .setSessions(st.sessionCount()).setMaxSessions(shard.batch().sessions().maxSessions())
-          .setModelName(shard.checkpoint().dir().getFileName().toString()));
+          .setModelName(shard.checkpoint().dir().getFileName().toString())
+          .setWeights(WeightsField.of(shard.weights())));
     }
     b.addAllDrafts(drafts.get());
     rtts.snapshot().forEach((peer, us) -> b.addRtts(PeerRtt.newBuilder().setPeerId(ByteString.copyFrom(peer.toBytes()))

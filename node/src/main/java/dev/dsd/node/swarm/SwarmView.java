@@ -3,6 +3,7 @@ package dev.dsd.node.swarm;
 import dev.dsd.node.routing.Candidate;
 import dev.dsd.node.routing.Route;
 import dev.dsd.node.routing.Router;
+import dev.dsd.node.routing.WeightsField;
 import dev.dsd.node.swarm.proto.InfoRequest;
 import dev.dsd.node.swarm.proto.NodeInfo;
 import dev.dsd.node.swarm.proto.PeerRtt;
@@ -11,6 +12,7 @@ import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.kad.KadDht;
+import dev.dsd.pipeline.model.WeightFormat;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -111,23 +113,39 @@ public final class SwarmView {
         .mapToInt(ShardInfo::getNumLayers).max().orElse(0);
   }
 
+  /**
+   * The model's stages with the weights format each announced. A stage announcing a format this
+   * node does not know (a newer peer) cannot be chained with anything it knows, so it is left out.
+   */
   public List<Candidate> candidates(String modelId) {
     List<Candidate> out = new ArrayList<>();
     nodes.forEach((peer, n) -> {
       for (ShardInfo s : n.getShardsList()) {
         if (s.getModelId().equals(modelId)) {
+          WeightFormat weights;
+          try {
+            weights = WeightsField.parse(s.getWeights());
+          } catch (IllegalArgumentException e) {
+            log.debug("left out of routes peer={}: {}", peer, e.getMessage());
+            continue;
+          }
           out.add(new Candidate(peer, peer.equals(host.peerId()) ? List.of() : host.peerStore().addrs(peer),
-              s.getFromLayer(), s.getToLayer(), s.getComputeMicros(), s.getSessions(), s.getMaxSessions()));
+              s.getFromLayer(), s.getToLayer(), s.getComputeMicros(), s.getSessions(), s.getMaxSessions(), weights));
         }
       }
     });
     return out;
   }
 
-  /** The fastest chain for the model now, avoiding {@code avoid}. */
+  /** The fastest chain of any one weights format for the model now, avoiding {@code avoid}. */
   public Route route(String modelId, Set<PeerId> avoid) {
+    return route(modelId, avoid, null);
+  }
+
+  /** The fastest chain for the model now, all in {@code weights} (null: the fastest single format). */
+  public Route route(String modelId, Set<PeerId> avoid, WeightFormat weights) {
     Router router = new Router(p -> p.equals(host.peerId()) ? 0.0 : rtts.get(p), this::rttBetween);
-    return router.route(modelId, layers(modelId), candidates(modelId), avoid);
+    return router.route(modelId, layers(modelId), candidates(modelId), avoid, weights);
   }
 
   /** The round trip between two peers as either of them reported it; NaN when neither did. */

@@ -141,7 +141,10 @@ public final class ShardRunner implements AutoCloseable {
     return sessions;
   }
 
-  /** Opens an inference session that may hold up to {@code maxTokens} tokens (reserved now). */
+  /**
+   * Opens an inference session that may hold up to {@code maxTokens} tokens; its KV memory is
+   * charged to the budget as calls fill positions.
+   */
   public ShardSession openSession(String id, String owner, int maxTokens) {
     if (maxTokens < 1 || maxTokens > config.maxPositionEmbeddings()) {
       throw new RuntimeLimitException("session " + id + ": " + maxTokens + " tokens requested, the context holds "
@@ -202,6 +205,7 @@ public final class ShardRunner implements AutoCloseable {
             + s.maxTokens() + "-token limit");
       }
       int total = past + t;
+      sessions.charge(s, total); // before anything runs: a refused call leaves the session as it was
       long[] positions = new long[t];
       float[] mask = new float[t * total];
       for (int i = 0; i < t; i++) {

@@ -3,6 +3,7 @@ package dev.dsd.pipeline.runtime;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtSession;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 
 /**
  * One inference session's state on a shard: the KV cache of the hosted layers.
@@ -10,13 +11,15 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>The cache is the {@code present_*} outputs of the last call, kept alive (no copy) and fed back
  * as {@code past_*}; {@link #length} says how many positions of them are valid. Truncation (dropping
  * rejected draft tokens) therefore only lowers {@code length}: nothing is recomputed or copied.
- * Capacity is reserved at open time ({@link #maxTokens}) so a session can never outgrow its budget.
+ * {@link #maxTokens} caps the session's length; KV memory is charged to the shard's budget as the
+ * session fills positions ({@link #chargedTokens}, its high-water mark), not for the cap up front.
  */
 public final class ShardSession implements AutoCloseable {
   private final String id;
   private final String owner;
   private final int maxTokens;
-  private final long reservedBytes;
+  private final long bytesPerToken;
+  private volatile int chargedTokens; // changed only under the ShardSessions monitor
   final ReentrantLock lock = new ReentrantLock();
   private OrtSession.Result lastResult; // owns the present_* tensors
   OnnxTensor[] pastKeys; // per hosted layer, [kvH, >= length, hd]
@@ -24,13 +27,13 @@ public final class ShardSession implements AutoCloseable {
   private int length;
   private volatile long lastUsedNanos = System.nanoTime();
   private volatile boolean closed;
-  private final Runnable onClose;
+  private final Consumer<ShardSession> onClose;
 
-  ShardSession(String id, String owner, int maxTokens, long reservedBytes, Runnable onClose) {
+  ShardSession(String id, String owner, int maxTokens, long bytesPerToken, Consumer<ShardSession> onClose) {
     this.id = id;
     this.owner = owner;
     this.maxTokens = maxTokens;
-    this.reservedBytes = reservedBytes;
+    this.bytesPerToken = bytesPerToken;
     this.onClose = onClose;
   }
 
@@ -53,8 +56,18 @@ public final class ShardSession implements AutoCloseable {
     return maxTokens;
   }
 
+  /** KV bytes charged to the shard's budget: {@link #chargedTokens} positions' worth. */
   public long reservedBytes() {
-    return reservedBytes;
+    return chargedTokens * bytesPerToken;
+  }
+
+  /** The most positions this session has held: what its budget charge covers. */
+  public int chargedTokens() {
+    return chargedTokens;
+  }
+
+  void charged(int tokens) {
+    chargedTokens = tokens;
   }
 
   long lastUsedNanos() {
@@ -119,6 +132,6 @@ public final class ShardSession implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    onClose.run();
+    onClose.accept(this);
   }
 }

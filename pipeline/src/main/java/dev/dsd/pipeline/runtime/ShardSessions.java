@@ -9,7 +9,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The open sessions of one shard, with the limits that keep a node from running out of memory: a
- * maximum count and a KV-memory budget that every session reserves in full when it opens.
+ * maximum count and a KV-memory budget. A session is charged for the positions it actually fills
+ * (its high-water mark), as each call grows it, not for its maximum up front: a chat that asks
+ * for the whole context but uses a tenth of it takes a tenth of the budget. A call that would grow
+ * a session beyond what is left is refused before it runs, with what it asked and what is free.
  */
 public final class ShardSessions {
   private static final Logger log = LoggerFactory.getLogger(ShardSessions.class);
@@ -36,23 +39,42 @@ public final class ShardSessions {
     if (sessions.size() >= options.maxSessions()) {
       throw new RuntimeLimitException("too many sessions: " + sessions.size() + " open, limit " + options.maxSessions());
     }
-    long bytes = maxTokens * bytesPerToken;
-    if (reserved + bytes > options.kvBudgetBytes()) {
-      throw new RuntimeLimitException("KV memory budget exceeded: session " + id + " needs " + bytes + " bytes for "
-          + maxTokens + " tokens, " + (options.kvBudgetBytes() - reserved) + " of " + options.kvBudgetBytes()
-          + " bytes are free");
+    if (options.kvBudgetBytes() - reserved < bytesPerToken) {
+      throw new RuntimeLimitException("KV memory budget exhausted: session " + id + " cannot hold a single token ("
+          + bytesPerToken + " bytes); " + (options.kvBudgetBytes() - reserved) + " of " + options.kvBudgetBytes()
+          + " bytes are free, " + sessions.size() + " sessions hold the rest");
     }
-    reserved += bytes;
-    ShardSession s = new ShardSession(id, owner, maxTokens, bytes, () -> release(id, bytes));
+    ShardSession s = new ShardSession(id, owner, maxTokens, bytesPerToken, this::release);
     sessions.put(id, s);
-    log.debug("session open id={} owner={} maxTokens={} reservedBytes={}", id, owner, maxTokens, bytes);
+    log.debug("session open id={} owner={} maxTokens={}", id, owner, maxTokens);
     return s;
   }
 
-  private synchronized void release(String id, long bytes) {
-    if (sessions.remove(id) != null) {
-      reserved -= bytes;
-      log.debug("session closed id={} freedBytes={}", id, bytes);
+  /**
+   * Charges {@code s} for holding {@code tokens} positions (nothing if it has held as many before).
+   *
+   * @throws RuntimeLimitException when the budget has less left than the growth needs
+   */
+  synchronized void charge(ShardSession s, int tokens) {
+    int had = s.chargedTokens();
+    if (tokens <= had || sessions.get(s.id()) != s) {
+      return;
+    }
+    long more = (long) (tokens - had) * bytesPerToken;
+    long free = options.kvBudgetBytes() - reserved;
+    if (more > free) {
+      throw new RuntimeLimitException("KV memory budget exhausted: session " + s.id() + " needs " + more
+          + " more bytes to grow from " + had + " to " + tokens + " positions (" + bytesPerToken + " bytes each); "
+          + free + " of " + options.kvBudgetBytes() + " bytes are free, " + sessions.size() + " sessions hold the rest");
+    }
+    reserved += more;
+    s.charged(tokens);
+  }
+
+  private synchronized void release(ShardSession s) {
+    if (sessions.remove(s.id(), s)) {
+      reserved -= s.reservedBytes();
+      log.debug("session closed id={} freedBytes={}", s.id(), s.reservedBytes());
     }
   }
 
