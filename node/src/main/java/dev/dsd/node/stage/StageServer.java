@@ -297,6 +297,7 @@ public final class StageServer implements AutoCloseable {
     private final AtomicBoolean ended = new AtomicBoolean();
     private long kvBytes; // charged to the upstream peer's quota: kvTokens positions' worth
     private int kvTokens;
+    private int queuedLength; // cache length after every round accepted so far has run (rounds arrive in order)
     /** The chain's peers before this stage: the only ones an upstream error may name. */
     private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
@@ -410,6 +411,14 @@ public final class StageServer implements AutoCloseable {
         if (over == null) {
           over = growKv(r);
         }
+        if (over == null) {
+          try { // the shard's budget, across all peers: refused here rather than failing a whole batched call
+            kv.charge(r.getKeep() + positions(r));
+          } catch (RuntimeLimitException e) {
+            fail(Error.Code.LIMIT, e.getMessage()); // the shard is full: the session ends, its memory is freed
+            return;
+          }
+        }
         if (over != null) {
           upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, over, host.peerId(), r.getRound()));
           return;
@@ -439,7 +448,8 @@ public final class StageServer implements AutoCloseable {
         return;
       }
       lastRound = r.getRound();
-      int t = shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+      int t = positions(r);
+      queuedLength = r.getKeep() + t;
       scheduler.submit(new StageRound(this, r, t, hidden, queued));
     }
 
@@ -504,8 +514,13 @@ public final class StageServer implements AutoCloseable {
     }
 
     /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
+    /** New positions a round runs: its tokens on the first stage, its hidden rows later on. */
+    private int positions(Round r) {
+      return shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+    }
+
     private String growKv(Round r) {
-      int need = r.getKeep() + (shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0));
+      int need = r.getKeep() + positions(r);
       if (need <= kvTokens) {
         return null;
       }
@@ -528,8 +543,10 @@ public final class StageServer implements AutoCloseable {
       if (r.getRound() <= lastRound) {
         return "round " + r.getRound() + " is not after round " + lastRound;
       }
-      if (Integer.toUnsignedLong(r.getKeep()) > kv.length()) { // uint32: 2^31 and up are negative ints
-        return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + kv.length() + " cached positions";
+      // against the length the session will have once its queued rounds ran: a session's rounds may
+      // follow one another (prefill chunks) before the first of them reaches the stage's next call
+      if (Integer.toUnsignedLong(r.getKeep()) > queuedLength) { // uint32: 2^31 and up are negative ints
+        return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + queuedLength + " cached positions";
       }
       boolean first = shard.batch().isFirst();
       int t;

@@ -105,7 +105,9 @@ class WeightFormatSessionTest {
         PipelineGenerator.RouteSource.of(route), PipelineGenerator.DrafterFactory.NONE, PipelineTargetPass.Options.greedy()
             .withActivations(DType.F32));
     GenerationRequest req = GenerationRequest.greedy("def f(x):", 16);
-    try (LocalGenerator local = new LocalGenerator(model, 1)) {
+    // the stages really run q8, so the reference is the whole model in q8 on this machine
+    try (LocalGenerator local = new LocalGenerator(model, null,
+        RunnerOptions.defaults().withThreads(1).withWeights(WeightFormat.Q8))) {
       assertArrayEquals(local.generate(req, TokenSink.NONE).tokenIds(),
           gen.generate(req.withWeights(WeightFormat.Q8), TokenSink.NONE).tokenIds());
     }

@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * rounds a pipeline stage has waiting when it becomes free. Rows are ragged: each has its own
  * cached length and its own number of new tokens; shorter rows are padded at the end and masked.
  *
- * <p>Each session's cache ({@link StageKv}) stays in its own reserved arrays. A call copies the valid
+ * <p>Each session's cache ({@link StageKv}) stays in its own pages. A call copies the valid
  * part of each row's cache into one padded past per layer (direct buffers, reused across calls),
  * which ORT reads in place, and appends only the new positions back: per row and call that is the
  * same one copy of the cache the per-session runner makes when it concatenates past and new keys
@@ -156,7 +156,10 @@ public final class StageBatchRunner implements AutoCloseable {
     return callNanos.sum();
   }
 
-  /** Opens a session that may hold up to {@code maxTokens} positions, reserving their memory now. */
+  /**
+   * Opens a session that may hold up to {@code maxTokens} positions; memory and budget are taken as
+   * it fills them ({@link StageKv}).
+   */
   public StageKv openSession(String id, String owner, int maxTokens) {
     if (maxTokens < 1 || maxTokens > config.maxPositionEmbeddings()) {
       throw new RuntimeLimitException("session " + id + ": " + maxTokens + " tokens requested, the context holds "
@@ -164,10 +167,10 @@ public final class StageBatchRunner implements AutoCloseable {
     }
     ShardSession ticket = sessions.open(id, owner, maxTokens);
     try {
-      return new StageKv(ticket, to - from, config.kvDim(), lock);
-    } catch (OutOfMemoryError e) {
+      return new StageKv(ticket, sessions, to - from, config.kvDim(), lock);
+    } catch (RuntimeException e) {
       ticket.close();
-      throw new RuntimeLimitException("session " + id + ": no memory for " + maxTokens + " cached tokens");
+      throw e;
     }
   }
 
@@ -219,6 +222,14 @@ public final class StageBatchRunner implements AutoCloseable {
       if (kv.length + r.n() > kv.maxTokens()) {
         throw new RuntimeLimitException("session " + kv.id() + ": " + kv.length + " cached + " + r.n()
             + " new tokens exceed its " + kv.maxTokens() + "-token limit");
+      }
+    }
+    for (Row r : rows) { // after every check: a refused call leaves every session as it was
+      try {
+        r.kv().ensure(r.kv().length + r.n());
+      } catch (OutOfMemoryError e) {
+        throw new RuntimeLimitException("session " + r.kv().id() + ": no memory for " + (r.kv().length + r.n())
+            + " cached tokens");
       }
     }
   }
@@ -333,9 +344,12 @@ public final class StageBatchRunner implements AutoCloseable {
     }
     for (int row = 0; row < rows.size(); row++) {
       StageKv kv = rows.get(row).kv();
-      float[] cache = keys ? kv.keys[l] : kv.values[l];
+      float[][] pages = keys ? kv.keys[l] : kv.values[l];
       for (int head = 0; head < kvH; head++) {
-        scratch.put(((row * kvH + head) * p) * hd, cache, head * kv.maxTokens() * hd, kv.length * hd);
+        for (int at = 0; at < kv.length; at += StageKv.PAGE) {
+          int run = Math.min(StageKv.PAGE, kv.length - at);
+          scratch.put(((row * kvH + head) * p + at) * hd, pages[at / StageKv.PAGE], head * StageKv.PAGE * hd, run * hd);
+        }
       }
     }
     return scratch;
@@ -348,10 +362,16 @@ public final class StageBatchRunner implements AutoCloseable {
     int hd = config.headDim();
     for (int row = 0; row < rows.size(); row++) {
       StageKv kv = rows.get(row).kv();
-      float[] cache = keys ? kv.keys[l] : kv.values[l];
+      float[][] pages = keys ? kv.keys[l] : kv.values[l];
       int n = rows.get(row).n();
       for (int head = 0; head < kvH; head++) {
-        fresh.get(((row * kvH + head) * t) * hd, cache, (head * kv.maxTokens() + kv.length) * hd, n * hd);
+        for (int i = 0; i < n; ) { // the new positions, page by page
+          int pos = kv.length + i;
+          int run = Math.min(n - i, StageKv.PAGE - pos % StageKv.PAGE);
+          fresh.get(((row * kvH + head) * t + i) * hd, pages[pos / StageKv.PAGE],
+              (head * StageKv.PAGE + pos % StageKv.PAGE) * hd, run * hd);
+          i += run;
+        }
       }
     }
   }

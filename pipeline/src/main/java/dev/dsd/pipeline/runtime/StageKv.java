@@ -1,24 +1,36 @@
 package dev.dsd.pipeline.runtime;
 
+import java.util.Arrays;
+
 /**
- * One session's KV cache on a {@link StageBatchRunner}: per hosted layer, keys and values laid out
- * [kvH, maxTokens, hd] in arrays reserved in full when the session opens (the budget's ticket is
- * the {@link ShardSession} it holds). Only {@link #length} positions are valid, so dropping
- * rejected drafts is just lowering it; a call appends only its new positions.
+ * One session's KV cache on a {@link StageBatchRunner}, paged: per hosted layer, keys and values
+ * live in pages of {@link #PAGE} positions, each page laid out [kvH, PAGE, hd]. Pages are added as
+ * the session fills positions, so memory follows the context a session actually uses, and growing
+ * never copies the cache. The session is charged to the shard's KV budget for the positions it
+ * holds (its high-water mark, {@link #charge}), not for its maximum up front. Only {@link #length}
+ * positions are valid, so dropping rejected drafts is just lowering it; a call appends only its new
+ * positions.
  */
 public final class StageKv implements AutoCloseable {
+  /** Positions per page: large enough that a gather copies long runs, small enough to waste little. */
+  public static final int PAGE = 64;
+
   private final ShardSession ticket;
+  private final ShardSessions sessions;
   private final Object lock;
-  final float[][] keys; // [layer][kvH * maxTokens * hd]
-  final float[][] values;
+  private final int pageFloats; // kvH * PAGE * hd
+  float[][][] keys; // [layer][page][kvH * PAGE * hd]
+  float[][][] values;
   volatile int length; // written under the runner's lock, read without it (a stage checks rounds while a call runs)
   private volatile boolean closed;
 
-  StageKv(ShardSession ticket, int layers, int kvDim, Object lock) {
+  StageKv(ShardSession ticket, ShardSessions sessions, int layers, int kvDim, Object lock) {
     this.ticket = ticket;
+    this.sessions = sessions;
     this.lock = lock;
-    this.keys = new float[layers][ticket.maxTokens() * kvDim];
-    this.values = new float[layers][ticket.maxTokens() * kvDim];
+    this.pageFloats = PAGE * kvDim;
+    this.keys = new float[layers][0][];
+    this.values = new float[layers][0][];
   }
 
   public String id() {
@@ -36,6 +48,34 @@ public final class StageKv implements AutoCloseable {
   /** Positions whose keys and values are cached. */
   public int length() {
     return length;
+  }
+
+  /**
+   * Charges the shard's KV budget for holding {@code tokens} positions (nothing when the session has
+   * held as many before), so a round the budget cannot take is refused before it is queued or run.
+   *
+   * @throws RuntimeLimitException with what the session asked and what is free
+   */
+  public void charge(int tokens) {
+    sessions.charge(ticket, tokens);
+  }
+
+  /** Pages for {@code tokens} positions; called under the runner's lock before a call appends. */
+  void ensure(int tokens) {
+    int pages = (tokens + PAGE - 1) / PAGE;
+    if (pages <= keys[0].length) {
+      return;
+    }
+    charge(tokens);
+    for (int l = 0; l < keys.length; l++) {
+      int had = keys[l].length;
+      keys[l] = Arrays.copyOf(keys[l], pages); // the page table only: pages themselves stay put
+      values[l] = Arrays.copyOf(values[l], pages);
+      for (int p = had; p < pages; p++) {
+        keys[l][p] = new float[pageFloats];
+        values[l][p] = new float[pageFloats];
+      }
+    }
   }
 
   /** Drops cached positions {@code >= n}; the next call continues at position {@code n}. */
@@ -68,6 +108,8 @@ public final class StageKv implements AutoCloseable {
         return;
       }
       closed = true;
+      keys = null;
+      values = null;
     }
     ticket.close();
   }
