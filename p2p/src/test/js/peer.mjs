@@ -93,6 +93,27 @@ async function run (cmd) {
     }
     case 'ping':
       return { rtt: await node.services.ping.ping(peerIdFromString(cmd.peer)) }
+    case 'pings': {
+      // several pings, one after another, on whatever connection is open
+      const rtts = []
+      for (let i = 0; i < cmd.count; i++) rtts.push(await node.services.ping.ping(peerIdFromString(cmd.peer)))
+      return { rtts }
+    }
+    case 'closestPeers': {
+      // repeated FIND_NODE lookups; each asks every peer in the table once
+      let answers = 0
+      for (let i = 0; i < cmd.count; i++) {
+        for await (const e of node.services.dht.getClosestPeers(new TextEncoder().encode(cmd.key + i), { signal: AbortSignal.timeout(10000) })) {
+          if (e.name === 'PEER_RESPONSE') answers++
+        }
+      }
+      return { answers }
+    }
+    case 'streams': {
+      // what js holds open to a peer: one entry per connection, with its streams' protocols
+      const conns = node.getConnections(peerIdFromString(cmd.peer))
+      return { connections: conns.map(c => ({ id: c.id, status: c.status, streams: c.streams.map(s => s.protocol ?? '') })) }
+    }
     case 'identify': {
       // identify runs on connect; wait until the peer store has the remote's protocols
       const id = peerIdFromString(cmd.peer)

@@ -16,6 +16,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -124,6 +125,16 @@ public final class KadDht implements AutoCloseable {
             } finally {
               b.release();
             }
+          }
+
+          @Override
+          public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            // The asker is done: half-close too, or its side keeps the stream (js counts it
+            // against its per-protocol stream limit) until the connection ends.
+            if (evt instanceof ChannelInputShutdownEvent) {
+              s.closeWrite();
+            }
+            ctx.fireUserEventTriggered(evt);
           }
 
           @Override
