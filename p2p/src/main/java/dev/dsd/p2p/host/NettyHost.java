@@ -4,6 +4,7 @@ import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.identify.IdentifyProtocol;
+import dev.dsd.p2p.multiaddr.InterfaceAddrs;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.multistream.MultistreamHandler;
 import dev.dsd.p2p.noise.NoiseHandshakeHandler;
@@ -124,9 +125,14 @@ public final class NettyHost implements AutoCloseable {
           });
       Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
       servers.add(server);
-      Multiaddr bound = Multiaddr.tcp((InetSocketAddress) server.localAddress());
-      listenAddrs.add(bound);
-      log.info("listening {}/p2p/{}", bound, peerId());
+      InetSocketAddress local = (InetSocketAddress) server.localAddress();
+      // A wildcard socket reports '::', which nobody can dial: list the interfaces' addresses.
+      List<Multiaddr> bound = InterfaceAddrs.isWildcard(m) ? InterfaceAddrs.expand(m, local.getPort())
+          : List.of(Multiaddr.tcp(local));
+      for (Multiaddr a : bound) {
+        listenAddrs.add(a);
+        log.info("listening {}/p2p/{}", a, peerId());
+      }
     }
     return this;
   }
