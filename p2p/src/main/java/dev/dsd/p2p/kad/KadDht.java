@@ -194,11 +194,17 @@ public final class KadDht implements AutoCloseable {
   }
 
   private List<Message.Peer> peerInfos(List<PeerId> peers) {
+    return peerInfos(peers, null);
+  }
+
+  /** Peer entries for an answer to {@code viewer} (null: anyone), our own addresses filtered for it. */
+  private List<Message.Peer> peerInfos(List<PeerId> peers, PeerId viewer) {
     List<Message.Peer> out = new ArrayList<>();
     for (PeerId p : peers) {
       Message.Peer.Builder b = Message.Peer.newBuilder().setId(ByteString.copyFrom(p.toBytes()))
           .setConnection(host.isConnected(p) ? Message.ConnectionType.CONNECTED : Message.ConnectionType.CAN_CONNECT);
-      List<Multiaddr> addrs = p.equals(host.peerId()) ? host.advertisedAddrs() : host.peerStore().addrs(p);
+      List<Multiaddr> addrs = !p.equals(host.peerId()) ? host.peerStore().addrs(p)
+          : viewer == null ? host.advertisedAddrs() : host.advertisedAddrsFor(viewer);
       addrs.forEach(a -> b.addAddrs(ByteString.copyFrom(a.withoutPeer().toBytes())));
       out.add(b.build());
     }
@@ -238,10 +244,11 @@ public final class KadDht implements AutoCloseable {
   public CompletableFuture<Integer> provide(byte[] key) {
     stores.addProvider(key, host.peerId());
     return closestPeers(key).thenCompose(peers -> {
-      Message m = Message.newBuilder().setType(Message.MessageType.ADD_PROVIDER).setKey(ByteString.copyFrom(key))
-          .addAllProviderPeers(peerInfos(List.of(host.peerId()))).build();
       List<CompletableFuture<Boolean>> sends = new ArrayList<>();
       for (PeerId p : peers) {
+        // each peer learns only the addresses of ours it can reach (no private ones to the internet)
+        Message m = Message.newBuilder().setType(Message.MessageType.ADD_PROVIDER).setKey(ByteString.copyFrom(key))
+            .addAllProviderPeers(peerInfos(List.of(host.peerId()), p)).build();
         sends.add(KadRpc.request(host, p, m).handle((r, e) -> e == null));
       }
       return CompletableFuture.allOf(sends.toArray(new CompletableFuture[0]))
