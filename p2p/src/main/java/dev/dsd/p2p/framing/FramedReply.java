@@ -18,10 +18,12 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
   private final CompletableFuture<T> reply = new CompletableFuture<>();
   private final Function<byte[], T> parse;
   private final String closedEarly;
+  private final boolean closeAfter;
 
-  private FramedReply(Function<byte[], T> parse, String closedEarly) {
+  private FramedReply(Function<byte[], T> parse, String closedEarly, boolean closeAfter) {
     this.parse = parse;
     this.closedEarly = closedEarly;
+    this.closeAfter = closeAfter;
   }
 
   /**
@@ -32,7 +34,18 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
    */
   public static <T> CompletableFuture<T> read(Channel stream, int maxFrame, Function<byte[], T> parse,
       String closedEarly) {
-    FramedReply<T> reader = new FramedReply<>(parse, closedEarly);
+    FramedReply<T> reader = new FramedReply<>(parse, closedEarly, true);
+    stream.pipeline().addLast(new VarintFrameDecoder(maxFrame), reader);
+    return reader.reply;
+  }
+
+  /**
+   * The answering side of such an exchange: as {@link #read} but the stream stays open after the
+   * request, for the answer; further frames are dropped.
+   */
+  public static <T> CompletableFuture<T> readKeepOpen(Channel stream, int maxFrame, Function<byte[], T> parse,
+      String closedEarly) {
+    FramedReply<T> reader = new FramedReply<>(parse, closedEarly, false);
     stream.pipeline().addLast(new VarintFrameDecoder(maxFrame), reader);
     return reader.reply;
   }
@@ -40,13 +53,19 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     ByteBuf frame = (ByteBuf) msg;
+    if (reply.isDone()) {
+      frame.release(); // only the first frame is wanted
+      return;
+    }
     try {
       reply.complete(parse.apply(ByteBufUtil.getBytes(frame)));
     } catch (RuntimeException e) {
       reply.completeExceptionally(e);
     } finally {
       frame.release();
-      ctx.close();
+      if (closeAfter) {
+        ctx.close();
+      }
     }
   }
 
@@ -58,7 +77,9 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-    reply.completeExceptionally(cause);
-    ctx.close();
+    // the answering side of a request that broke the rules keeps the stream to say so
+    if (!reply.completeExceptionally(cause) || closeAfter) {
+      ctx.close();
+    }
   }
 }

@@ -483,6 +483,15 @@ public final class NettyHost implements AutoCloseable {
     return identify.identify(peer);
   }
 
+  /** The IP a peer's direct connection comes from; null when there is none (or it is relayed). */
+  public InetAddress remoteIp(PeerId peer) {
+    Connection c = connections.get(peer);
+    if (c == null || c.relayed() || !(c.channel().remoteAddress() instanceof InetSocketAddress isa)) {
+      return null;
+    }
+    return isa.getAddress();
+  }
+
   /** Whether a connection to this peer is open now. */
   public boolean isConnected(PeerId peer) {
     Connection c = connections.get(peer);

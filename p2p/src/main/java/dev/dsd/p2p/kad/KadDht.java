@@ -48,6 +48,7 @@ public final class KadDht implements AutoCloseable {
 
   private final NettyHost host;
   private final boolean server;
+  private volatile boolean serving;
   private final RoutingTable table;
   private final KadStores stores;
   private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -63,12 +64,15 @@ public final class KadDht implements AutoCloseable {
     Map<String, RecordValidator> v = new HashMap<>(extraValidators);
     v.put("pk", RecordValidator.PUBLIC_KEY);
     this.stores = new KadStores(v);
-    if (server) {
-      host.setStreamHandler(PROTOCOL, this::serve);
-    }
+    setServing(server);
+    // A node others cannot dial is no use as a DHT server: it only asks (and identify, pushed on
+    // the change, stops listing the protocol), until AutoNAT finds it reachable again.
+    host.onReachability(r -> setServing(server && !r.isPrivate()));
     host.onIdentify(info -> {
       if (info.protocols().contains(PROTOCOL)) {
         table.add(info.peer(), host::isConnected);
+      } else {
+        table.remove(info.peer()); // it went client-only (or never served)
       }
     });
     host.setPeerRouting(this::findPeer);
@@ -78,6 +82,24 @@ public final class KadDht implements AutoCloseable {
 
   public RoutingTable routingTable() {
     return table;
+  }
+
+  /** Whether this node answers DHT requests now (server mode asked for, and not found unreachable). */
+  public boolean isServing() {
+    return serving;
+  }
+
+  private synchronized void setServing(boolean on) {
+    if (on == serving) {
+      return;
+    }
+    serving = on;
+    if (on) {
+      host.setStreamHandler(PROTOCOL, this::serve);
+    } else {
+      host.removeStreamHandler(PROTOCOL);
+    }
+    log.info("dht mode={}", on ? "server" : "client");
   }
 
   /** Connects to the bootstrap peers, then looks up our own id to fill the table. */
@@ -163,8 +185,12 @@ public final class KadDht implements AutoCloseable {
           if (!id.equals(from)) {
             continue; // only the sender may announce itself (spec)
           }
+          String refused = stores.addRemoteProvider(key, id, KadStores.network(host.remoteIp(from)));
+          if (refused != null) {
+            log.debug("kad provider record from {} refused: {}", from, refused);
+            continue;
+          }
           host.peerStore().addAddrs(id, addrs(p));
-          stores.addProvider(key, id);
         }
         return null;
       }
@@ -383,6 +409,12 @@ public final class KadDht implements AutoCloseable {
       inFlight--;
       if (err != null) {
         candidates.remove(from);
+        // An unresponsive peer would be handed to every lookup again: it leaves the table, and
+        // comes back when it next identifies as a DHT server.
+        if (table.contains(from)) {
+          table.remove(from);
+          log.info("dht removed unresponsive peer={}: {}", from, err.getMessage());
+        }
       } else {
         answered.add(from);
         for (Message.Peer p : resp.getCloserPeersList()) {
