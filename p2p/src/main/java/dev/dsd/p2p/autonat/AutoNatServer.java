@@ -30,6 +30,8 @@ import org.slf4j.LoggerFactory;
 final class AutoNatServer {
   private static final Logger log = LoggerFactory.getLogger(AutoNatServer.class);
   static final int MAX_DIALS = 4;
+  /** How long a stream may take to deliver its request before it is closed. */
+  static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(10);
   static final Duration DIAL_BACK_TIMEOUT = Duration.ofSeconds(15);
   static final int PER_PEER_PER_MINUTE = 3;
   static final int GLOBAL_PER_MINUTE = 30;
@@ -44,8 +46,16 @@ final class AutoNatServer {
   }
 
   void serve(Stream s) {
-    FramedReply.readKeepOpen(s.channel(), AutoNatProtocol.MAX_MESSAGE, AutoNatProtocol::parseDial,
-        "autonat stream closed before a request").whenComplete((req, e) -> {
+    CompletableFuture<DialRequest> request = FramedReply.readKeepOpen(s.channel(), AutoNatProtocol.MAX_MESSAGE,
+        AutoNatProtocol::parseDial, "autonat stream closed before a request");
+    s.channel().eventLoop().schedule(() -> {
+      if (!request.isDone()) {
+        log.info("autonat request from {} did not arrive within {} s; closing", s.remotePeer(),
+            REQUEST_TIMEOUT.toSeconds());
+        s.channel().close();
+      }
+    }, REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+    request.whenComplete((req, e) -> {
           if (e != null) {
             log.info("autonat request from {} refused: {}", s.remotePeer(), e.getMessage());
             reply(s, AutoNatProtocol.response(ResponseStatus.E_BAD_REQUEST, e.getMessage(), null));
@@ -59,6 +69,10 @@ final class AutoNatServer {
   private static void reply(Stream s, Message m) {
     if (s.channel().isActive()) {
       s.channel().writeAndFlush(AutoNatProtocol.frame(m)).addListener(f -> s.closeWrite());
+      // an asker that never half-closes its side does not keep the stream
+      s.channel().eventLoop().schedule(() -> {
+        s.channel().close();
+      }, REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
     }
   }
 

@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 
@@ -67,6 +68,16 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
         ctx.close();
       }
     }
+  }
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    // The remote half-closed without a (whole) frame: nothing more will come.
+    if (evt instanceof ChannelInputShutdownEvent && reply.completeExceptionally(
+        new ProtocolViolationException(closedEarly)) && closeAfter) {
+      ctx.close();
+    }
+    ctx.fireUserEventTriggered(evt);
   }
 
   @Override
