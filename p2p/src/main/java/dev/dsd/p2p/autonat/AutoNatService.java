@@ -41,7 +41,7 @@ public final class AutoNatService implements AutoCloseable {
   private final NettyHost host;
   private final AutoNatVerdict verdict;
   private final Map<PeerId, Multiaddr> observedBy = new ConcurrentHashMap<>();
-  private final Set<PeerId> asking = ConcurrentHashMap.newKeySet();
+  private final Map<PeerId, CompletableFuture<DialResponse>> asking = new ConcurrentHashMap<>();
   private volatile List<Multiaddr> askedAbout = List.of();
   private volatile boolean closed;
 
@@ -105,15 +105,18 @@ public final class AutoNatService implements AutoCloseable {
     return new ArrayList<>(out);
   }
 
-  /** Asks one server to dial us back; the answer updates the verdict. */
+  /** Asks one server to dial us back (or joins the question in flight); the answer updates the verdict. */
   public CompletableFuture<DialResponse> ask(PeerId server) {
     List<Multiaddr> addrs = candidatesFor(server);
-    if (addrs.isEmpty() || !asking.add(server)) {
-      return CompletableFuture.failedFuture(new IllegalStateException(addrs.isEmpty()
-          ? "no address to ask about" : "already asking " + server));
+    if (addrs.isEmpty()) {
+      return CompletableFuture.failedFuture(new IllegalStateException("no address to ask " + server + " about"));
+    }
+    CompletableFuture<DialResponse> answer = new CompletableFuture<>();
+    CompletableFuture<DialResponse> running = asking.putIfAbsent(server, answer);
+    if (running != null) {
+      return running;
     }
     resetIfCandidatesChanged();
-    CompletableFuture<DialResponse> answer = new CompletableFuture<>();
     host.newStream(server, List.of(AutoNatProtocol.ID), s -> {
       FramedReply.read(s.channel(), AutoNatProtocol.MAX_MESSAGE, AutoNatProtocol::parseResponse,
           "autonat stream closed before an answer").whenComplete((r, e) -> {
@@ -129,7 +132,7 @@ public final class AutoNatService implements AutoCloseable {
       return null;
     });
     return answer.orTimeout(ASK_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).whenComplete((r, e) -> {
-      asking.remove(server);
+      asking.remove(server, answer);
       if (r != null) {
         log.info("autonat answer server={} status={} addr={} asked={} text={}", server, r.status(), r.addr(), addrs,
             r.text());
