@@ -3,40 +3,24 @@ package dev.dsd.p2p.host;
 import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
-import dev.dsd.p2p.core.LimitExceededException;
 import dev.dsd.p2p.identify.IdentifyProtocol;
 import dev.dsd.p2p.identify.IdentifyService;
 import dev.dsd.p2p.multiaddr.AddrScope;
-import dev.dsd.p2p.multiaddr.InterfaceAddrs;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.multistream.MultistreamHandler;
 import dev.dsd.p2p.ping.PingProtocol;
 import dev.dsd.p2p.pnet.ConnectionProtector;
 import dev.dsd.p2p.pnet.PeerNotAllowedException;
 import dev.dsd.p2p.yamux.YamuxStreamChannel;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.ServerChannel;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
-import io.netty.channel.epoll.EpollSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
@@ -69,21 +53,16 @@ public final class NettyHost implements AutoCloseable {
 
   private final Identity identity;
   private final HostConfig config;
-  private final EventLoopGroup group;
-  private final Class<? extends ServerChannel> serverChannel;
-  private final Class<? extends Channel> clientChannel;
+  private final TcpTransport tcp;
   private final Map<String, StreamHandler> handlers = new ConcurrentHashMap<>();
   private final Map<PeerId, Connection> connections = new ConcurrentHashMap<>();
   private final Map<PeerId, CompletableFuture<Connection>> dialing = new ConcurrentHashMap<>();
   private final Map<PeerId, long[]> backoff = new ConcurrentHashMap<>(); // {failures, until nanos}
-  private final List<Channel> servers = new CopyOnWriteArrayList<>();
   private final HostAddrs addrs;
   private final List<Consumer<Connection>> onConnect = new CopyOnWriteArrayList<>();
   private final List<Consumer<Connection>> onDisconnect = new CopyOnWriteArrayList<>();
   private final List<Consumer<Reachability>> onReachability = new CopyOnWriteArrayList<>();
-  private final AtomicInteger open = new AtomicInteger();
   private final AtomicInteger established = new AtomicInteger();
-  private final HandshakeSlots handshakes;
   private final PeerStore peerStore = new PeerStore();
   private final ConnectionProtector protector; // null: public network
   private final Upgrader upgrader;
@@ -100,18 +79,9 @@ public final class NettyHost implements AutoCloseable {
     // does) then fails with the private-network error rather than a bare dial timeout.
     this.protector = config.swarmKey() == null ? null
         : new ConnectionProtector(config.swarmKey(), config.dialTimeout().dividedBy(2));
-    if (Epoll.isAvailable()) {
-      group = new MultiThreadIoEventLoopGroup(0, EpollIoHandler.newFactory());
-      serverChannel = EpollServerSocketChannel.class;
-      clientChannel = EpollSocketChannel.class;
-    } else {
-      group = new MultiThreadIoEventLoopGroup(0, NioIoHandler.newFactory());
-      serverChannel = NioServerSocketChannel.class;
-      clientChannel = NioSocketChannel.class;
-    }
     this.addrs = new HostAddrs(config.announce());
-    this.handshakes = new HandshakeSlots(config.maxPendingInbound(), config.maxPendingPerIp());
     this.upgrader = new Upgrader(identity, config, protector, this::acceptStream);
+    this.tcp = new TcpTransport(config, upgrader, established::get, this::register);
     setStreamHandler(PingProtocol.ID, PingProtocol::respond);
     this.identify = new IdentifyService(this);
     addrs.onChange(identify::schedulePushAll);
@@ -126,22 +96,7 @@ public final class NettyHost implements AutoCloseable {
       log.info("allowlist: {} peers may connect", config.allowPeers().size());
     }
     for (Multiaddr m : config.listen()) {
-      InetSocketAddress a = m.toInetSocketAddress();
-      ServerBootstrap b = new ServerBootstrap().group(group).channel(serverChannel)
-          .childOption(ChannelOption.TCP_NODELAY, true)
-          .childHandler(new ChannelInitializer<>() {
-            @Override
-            protected void initChannel(Channel ch) {
-              accept(ch);
-            }
-          });
-      Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
-      servers.add(server);
-      InetSocketAddress local = (InetSocketAddress) server.localAddress();
-      // A wildcard socket reports '::', which nobody can dial: list the interfaces' addresses.
-      List<Multiaddr> bound = InterfaceAddrs.isWildcard(m) ? InterfaceAddrs.expand(m, local.getPort())
-          : List.of(Multiaddr.tcp(local));
-      for (Multiaddr l : bound) {
+      for (Multiaddr l : tcp.listen(m)) {
         addrs.addListen(l);
         log.info("listening {}/p2p/{}", l, peerId());
       }
@@ -214,7 +169,7 @@ public final class NettyHost implements AutoCloseable {
 
   /** Runs {@code task} on one of the host's event loops after {@code millis}. */
   public void schedule(Runnable task, long millis) {
-    group.next().schedule(task, millis, TimeUnit.MILLISECONDS);
+    tcp.group().next().schedule(task, millis, TimeUnit.MILLISECONDS);
   }
 
   public PeerStore peerStore() {
@@ -262,12 +217,12 @@ public final class NettyHost implements AutoCloseable {
 
   /** TCP connections open now, both directions, upgraded or still upgrading. */
   public int openChannels() {
-    return open.get();
+    return tcp.openChannels();
   }
 
   /** Inbound connections still in their handshake. */
   public int pendingHandshakes() {
-    return handshakes.pending();
+    return tcp.pendingHandshakes();
   }
 
   /** Upgraded connections open now (the count {@link HostConfig#maxConnections} limits). */
@@ -343,7 +298,10 @@ public final class NettyHost implements AutoCloseable {
   }
 
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
-    return dial(addr, expected, true);
+    return tcp.dial(addr, expected).thenApply(c -> {
+      register(c);
+      return c;
+    });
   }
 
   /**
@@ -351,86 +309,10 @@ public final class NettyHost implements AutoCloseable {
    * AutoNAT dial-back. Not registered, so the connection in use stays as it is.
    */
   public CompletableFuture<Multiaddr> probe(Multiaddr addr, PeerId peer) {
-    return dial(addr.withoutPeer(), peer, false).thenApply(c -> {
+    return tcp.dial(addr.withoutPeer(), peer).thenApply(c -> {
       c.channel().close();
       return c.remoteAddr();
     });
-  }
-
-  private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean register) {
-    CompletableFuture<Connection> result = new CompletableFuture<>();
-    InetSocketAddress a;
-    try {
-      InetSocketAddress u = addr.toInetSocketAddress();
-      a = new InetSocketAddress(u.getHostString(), u.getPort());
-    } catch (IllegalArgumentException e) {
-      return CompletableFuture.failedFuture(e);
-    }
-    // Established connections only: inbound handshakes in flight have their own slots.
-    if (established.get() >= config.maxConnections()) {
-      return CompletableFuture.failedFuture(new LimitExceededException("connections",
-          established.get() + 1, config.maxConnections()));
-    }
-    Bootstrap b = new Bootstrap().group(group).channel(clientChannel)
-        .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
-        .handler(new ChannelInitializer<>() {
-          @Override
-          protected void initChannel(Channel ch) {
-            open.incrementAndGet();
-            ch.closeFuture().addListener(x -> open.decrementAndGet());
-            // A dial that failed or timed out must not leave its half-upgraded channel behind.
-            result.whenComplete((c, e) -> {
-              if (e != null) {
-                ch.close();
-              }
-            });
-            upgrader.upgrade(ch, true, expected, addr, true, false).whenComplete((c, e) -> {
-              if (e != null) {
-                result.completeExceptionally(e);
-              } else {
-                if (register) {
-                  register(c);
-                }
-                result.complete(c);
-              }
-            });
-          }
-        });
-    b.connect(a).addListener(f -> {
-      if (!f.isSuccess()) {
-        result.completeExceptionally(new P2pException("dial " + addr + " failed: " + f.cause().getMessage(), f.cause()));
-      }
-    });
-    return result.orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS);
-  }
-
-  private void accept(Channel ch) {
-    InetAddress ip = ((InetSocketAddress) ch.remoteAddress()).getAddress();
-    String refused = handshakes.tryAcquire(ip);
-    if (refused != null) {
-      log.info("refused connection from {}: {}", ch.remoteAddress(), refused);
-      ch.close();
-      return;
-    }
-    open.incrementAndGet();
-    ch.closeFuture().addListener(x -> open.decrementAndGet());
-    Multiaddr remote = Multiaddr.tcp((InetSocketAddress) ch.remoteAddress());
-    // A handshake that never finishes gives its slot back after the dial timeout.
-    upgrader.upgrade(ch, false, null, remote, true, false)
-        .orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS).whenComplete((c, e) -> {
-          handshakes.release(ip);
-          if (e != null) {
-            log.info("inbound connection from {} failed to upgrade: {}", remote, e.toString());
-            ch.close();
-          } else if (established.get() >= config.maxConnections()) {
-            log.info("refused peer={} addr={}: {} connections established, limit {}", c.remotePeer(), remote,
-                established.get(), config.maxConnections());
-            ch.close();
-          } else {
-            register(c);
-          }
-        });
   }
 
   /**
@@ -584,8 +466,8 @@ public final class NettyHost implements AutoCloseable {
   @Override
   public void close() {
     closing = true;
-    servers.forEach(Channel::close);
+    tcp.closeListeners();
     new ArrayList<>(connections.values()).forEach(c -> c.channel().close());
-    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    tcp.shutdown();
   }
 }

@@ -7,6 +7,7 @@ import dev.dsd.p2p.host.Stream;
 import dev.dsd.p2p.identify.proto.IdentifyProto.Identify;
 import dev.dsd.p2p.multiaddr.AddrScope;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import io.netty.channel.socket.SocketChannel;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.List;
@@ -48,8 +49,10 @@ public final class IdentifyService {
   /** Our identify message as the peer on {@code s} may see it. */
   private Identify message(Stream s) {
     SocketAddress remote = s.channel().remoteAddress();
+    // over a relayed connection the socket is the relay's: tell only what anyone may know
+    AddrScope scope = s.channel().parent() instanceof SocketChannel ? scopeOf(remote) : AddrScope.PUBLIC;
     return IdentifyProtocol.message(host.identity().publicKeyProto(), host.config().agentVersion(), host.protocols(),
-        host.addrs().advertisedTo(scopeOf(remote)), remote);
+        host.addrs().advertisedTo(scope), remote);
   }
 
   static AddrScope scopeOf(SocketAddress remote) {

@@ -10,6 +10,7 @@ import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.host.Stream;
 import dev.dsd.p2p.kad.proto.KadProto.Message;
 import dev.dsd.p2p.kad.proto.KadProto.Record;
+import dev.dsd.p2p.multiaddr.AddrScope;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -17,6 +18,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import java.net.InetAddress;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -174,10 +176,10 @@ public final class KadDht implements AutoCloseable {
     byte[] key = req.getKey().toByteArray();
     Message.Builder resp = Message.newBuilder().setType(req.getType()).setKey(req.getKey());
     switch (req.getType()) {
-      case FIND_NODE -> resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+      case FIND_NODE -> resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       case GET_PROVIDERS -> {
-        resp.addAllProviderPeers(peerInfos(stores.providers(key)));
-        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+        resp.addAllProviderPeers(peerInfos(stores.providers(key), from));
+        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       }
       case ADD_PROVIDER -> {
         for (Message.Peer p : req.getProviderPeersList()) {
@@ -207,7 +209,7 @@ public final class KadDht implements AutoCloseable {
           resp.setRecord(Record.newBuilder().setKey(req.getKey()).setValue(ByteString.copyFrom(r.value()))
               .setTimeReceived(Instant.ofEpochMilli(r.receivedMillis()).toString()));
         }
-        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       }
       case PING -> { }
       default -> throw new ProtocolViolationException("unknown kad message type " + req.getTypeValue());
@@ -219,18 +221,19 @@ public final class KadDht implements AutoCloseable {
     return table.closest(KadKey.of(key), RoutingTable.K).stream().filter(p -> !p.equals(requester)).toList();
   }
 
-  private List<Message.Peer> peerInfos(List<PeerId> peers) {
-    return peerInfos(peers, null);
-  }
-
-  /** Peer entries for an answer to {@code viewer} (null: anyone), our own addresses filtered for it. */
+  /**
+   * Peer entries for an answer to {@code viewer}: only addresses it could reach from where it is
+   * (a peer on the internet is not handed our or anyone's private addresses), ours as we advertise them.
+   */
   private List<Message.Peer> peerInfos(List<PeerId> peers, PeerId viewer) {
+    InetAddress ip = host.remoteIp(viewer);
+    AddrScope scope = ip == null ? AddrScope.PUBLIC : AddrScope.of(ip);
     List<Message.Peer> out = new ArrayList<>();
     for (PeerId p : peers) {
       Message.Peer.Builder b = Message.Peer.newBuilder().setId(ByteString.copyFrom(p.toBytes()))
           .setConnection(host.isConnected(p) ? Message.ConnectionType.CONNECTED : Message.ConnectionType.CAN_CONNECT);
-      List<Multiaddr> addrs = !p.equals(host.peerId()) ? host.peerStore().addrs(p)
-          : viewer == null ? host.advertisedAddrs() : host.advertisedAddrsFor(viewer);
+      List<Multiaddr> addrs = p.equals(host.peerId()) ? host.advertisedAddrsFor(viewer)
+          : host.peerStore().addrs(p).stream().filter(a -> AddrScope.of(a).reachableFrom(scope)).toList();
       addrs.forEach(a -> b.addAddrs(ByteString.copyFrom(a.withoutPeer().toBytes())));
       out.add(b.build());
     }

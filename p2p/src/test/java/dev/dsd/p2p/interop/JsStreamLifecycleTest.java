@@ -12,6 +12,7 @@ import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -104,6 +105,19 @@ class JsStreamLifecycleTest {
     assertEquals(List.of(c), java.connections());
     awaitTrue(() -> javaStreams() == 0, () -> "dsd still holds " + javaStreams() + " streams");
     awaitTrue(() -> openJsStreams("/ipfs/kad/1.0.0") == 0, () -> "js still holds kad streams: " + streams());
+  }
+
+  @Test
+  void jsAnswersKeepalivePingsSoTheConnectionStays() throws Exception {
+    try (NettyHost fast = new NettyHost(Identity.generate(),
+        HostConfig.loopback().withKeepAlive(Duration.ofMillis(100))).start()) {
+      Connection c = fast.connect(Multiaddr.parse(js.addr)).get(20, TimeUnit.SECONDS);
+      long rtt = c.muxer().ping().get(5, TimeUnit.SECONDS);
+      assertTrue(rtt > 0, "js answers a yamux ping");
+      Thread.sleep(1000); // ten keepalive rounds
+      assertTrue(c.channel().isActive() && fast.isConnected(jsId), "still connected after keepalives");
+      assertEquals(List.of(c), fast.connections());
+    }
   }
 
   private JsonNode streams() {

@@ -9,6 +9,7 @@ import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.kad.proto.KadProto.Message;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
@@ -83,6 +84,39 @@ class KadHardeningTest {
     assertNull(KadStores.network(InetAddress.getByName("127.0.0.1")));
     assertNull(KadStores.network(InetAddress.getByName("192.168.3.4")));
     assertNull(KadStores.network(null));
+  }
+
+  @Test
+  void answersHandNoPrivateAddressesToAPeerOutsideThoseNetworks() throws Exception {
+    try (NettyHost a = new NettyHost(Identity.generate(), HostConfig.loopback()).start();
+        KadDht da = new KadDht(a, true, Map.of());
+        NettyHost local = new NettyHost(Identity.generate(), HostConfig.loopback()).start()) {
+      PeerId b = Identity.generate().peerId();
+      Multiaddr lan = Multiaddr.parse("/ip4/192.168.7.7/tcp/4001");
+      Multiaddr wan = Multiaddr.parse("/ip4/198.51.100.7/tcp/4001");
+      a.peerStore().addAddrs(b, List.of(lan, wan));
+      da.routingTable().add(b, x -> true);
+      Message req = Message.newBuilder().setType(Message.MessageType.FIND_NODE)
+          .setKey(com.google.protobuf.ByteString.copyFrom(b.toBytes())).build();
+      // a requester we have no direct connection to counts as on the internet
+      assertEquals(List.of(wan), addrsOf(da.handle(Identity.generate().peerId(), req), b));
+      local.connect(a.listenAddrs().get(0).withPeer(a.peerId())).get(10, TimeUnit.SECONDS);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+      while (!a.isConnected(local.peerId()) && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(List.of(lan, wan), addrsOf(da.handle(local.peerId(), req), b), "a loopback peer may see all");
+    }
+  }
+
+  static List<Multiaddr> addrsOf(Message resp, PeerId p) {
+    List<Multiaddr> out = new ArrayList<>();
+    for (Message.Peer e : resp.getCloserPeersList()) {
+      if (PeerId.fromBytes(e.getId().toByteArray()).equals(p)) {
+        e.getAddrsList().forEach(x -> out.add(Multiaddr.fromBytes(x.toByteArray())));
+      }
+    }
+    return out;
   }
 
   @Test
