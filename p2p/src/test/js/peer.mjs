@@ -10,6 +10,10 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import { autoNAT } from '@libp2p/autonat'
+import { pbStream } from '@libp2p/utils'
+// js's own codec for AutoNAT v1 messages (the package exports only its service)
+import { Message as AutoNatMessage } from './node_modules/@libp2p/autonat/dist/src/pb/index.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
@@ -33,6 +37,7 @@ const node = await createLibp2p({
   services: {
     identify: identify(),
     ping: ping(),
+    autoNAT: autoNAT(),
     dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, protocol: '/ipfs/kad/1.0.0' })
   }
 })
@@ -93,6 +98,45 @@ async function run (cmd) {
     }
     case 'ping':
       return { rtt: await node.services.ping.ping(peerIdFromString(cmd.peer)) }
+    case 'pings': {
+      // several pings, one after another, on whatever connection is open
+      const rtts = []
+      for (let i = 0; i < cmd.count; i++) rtts.push(await node.services.ping.ping(peerIdFromString(cmd.peer)))
+      return { rtts }
+    }
+    case 'closestPeers': {
+      // repeated FIND_NODE lookups; each asks every peer in the table once
+      let answers = 0
+      for (let i = 0; i < cmd.count; i++) {
+        for await (const e of node.services.dht.getClosestPeers(new TextEncoder().encode(cmd.key + i), { signal: AbortSignal.timeout(10000) })) {
+          if (e.name === 'PEER_RESPONSE') answers++
+        }
+      }
+      return { answers }
+    }
+    case 'autonatAsk': {
+      // an AutoNAT v1 dial request in js's encoding, about this node's own listen addresses
+      const stream = await node.dialProtocol(peerIdFromString(cmd.peer), '/libp2p/autonat/1.0.0')
+      const messages = pbStream(stream).pb(AutoNatMessage)
+      await messages.write({
+        type: AutoNatMessage.MessageType.DIAL,
+        dial: { peer: { id: node.peerId.toMultihash().bytes, addrs: node.getMultiaddrs().map(a => a.decapsulateCode(421).bytes) } }
+      })
+      const answer = await messages.read({ signal: AbortSignal.timeout(20000) })
+      await stream.close()
+      const r = answer.dialResponse ?? {}
+      return {
+        type: answer.type,
+        status: r.status,
+        text: r.statusText ?? '',
+        addr: r.addr == null ? null : multiaddr(r.addr).toString()
+      }
+    }
+    case 'streams': {
+      // what js holds open to a peer: one entry per connection, with its streams' protocols
+      const conns = node.getConnections(peerIdFromString(cmd.peer))
+      return { connections: conns.map(c => ({ id: c.id, status: c.status, streams: c.streams.map(s => s.protocol ?? '') })) }
+    }
     case 'identify': {
       // identify runs on connect; wait until the peer store has the remote's protocols
       const id = peerIdFromString(cmd.peer)

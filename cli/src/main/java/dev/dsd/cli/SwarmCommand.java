@@ -7,6 +7,7 @@ import dev.dsd.node.swarm.SwarmView;
 import dev.dsd.node.swarm.proto.NodeInfo;
 import dev.dsd.node.swarm.proto.ShardInfo;
 import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.pipeline.model.WeightFormat;
 import java.nio.file.Files;
@@ -46,6 +47,10 @@ final class SwarmCommand implements Callable<Integer> {
       nodes.forEach((p, info) -> {
         double rtt = v.rtts().get(p);
         StringBuilder line = new StringBuilder("  " + p + "  rtt " + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
+        // how this command reached it, and whether it says others can dial it
+        Connection conn = n.host().connections().stream().filter(x -> x.remotePeer().equals(p)).findFirst().orElse(null);
+        line.append(conn == null ? "  not connected" : conn.relayed() ? "  relayed" : "  direct");
+        line.append("  reachability ").append(info.getReachability().isEmpty() ? "?" : info.getReachability());
         for (ShardInfo s : info.getShardsList()) {
           line.append("  ").append(s.getModelName()).append(" ").append(s.getModelId(), 0, 12).append(" layers [")
               .append(s.getFromLayer()).append(",").append(s.getToLayer()).append(") of ").append(s.getNumLayers())

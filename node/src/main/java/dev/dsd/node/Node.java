@@ -22,6 +22,7 @@ import dev.dsd.node.swarm.RttTable;
 import dev.dsd.node.swarm.SwarmKeys;
 import dev.dsd.node.swarm.SwarmView;
 import dev.dsd.node.swarm.proto.NodeInfo;
+import dev.dsd.p2p.autonat.AutoNatService;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;
@@ -149,6 +150,9 @@ public final class Node implements AutoCloseable {
           base.maxBackoff(), "dsd/0.1.0").withSwarmKey(c.swarmKey()).withAllowPeers(c.allowPeers());
       host = new NettyHost(id, hc).start();
       KadDht dht = new KadDht(host, true, Map.of());
+      // Learns whether peers can dial us (and serves the same question for them); a node found
+      // unreachable runs the DHT as a client. Its state lives in the host and ends with it.
+      new AutoNatService(host, true, AutoNatService.DEFAULT_MIN_AGREEING);
       Node n = new Node(c, host, dht, shard, draft);
       try {
         n.join();
@@ -202,6 +206,8 @@ public final class Node implements AutoCloseable {
         log.warn("swarm refresh failed: {}", e.toString());
       }
     }, 0, VIEW_INTERVAL.toMillis(), TimeUnit.MILLISECONDS);
+    host.onReachability(r -> log.info("reachability peer={} now={} advertised={}", host.peerId(), r,
+        host.advertisedAddrs()));
     log.info("node up peer={} listen={} shard={} draft={}", host.peerId(), host.listenAddrs(), shard,
         draft == null ? "none" : draft.modelId().substring(0, 12));
   }

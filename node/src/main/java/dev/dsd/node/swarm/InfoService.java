@@ -61,7 +61,7 @@ public final class InfoService {
   /** What this node serves right now. */
   public NodeInfo info(InfoRequest req) {
     NodeInfo.Builder b = NodeInfo.newBuilder().setPeerId(ByteString.copyFrom(host.peerId().toBytes()))
-        .setAgent("dsd/0.1.0");
+        .setAgent("dsd/0.1.0").setReachability(host.reachability().toString());
     for (StageServer st : pipeline.stages()) {
       var shard = st.shard();
       b.addShards(ShardInfo.newBuilder().setModelId(shard.modelId()).setFromLayer(shard.from()).setToLayer(shard.to())

@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 
@@ -18,10 +19,12 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
   private final CompletableFuture<T> reply = new CompletableFuture<>();
   private final Function<byte[], T> parse;
   private final String closedEarly;
+  private final boolean closeAfter;
 
-  private FramedReply(Function<byte[], T> parse, String closedEarly) {
+  private FramedReply(Function<byte[], T> parse, String closedEarly, boolean closeAfter) {
     this.parse = parse;
     this.closedEarly = closedEarly;
+    this.closeAfter = closeAfter;
   }
 
   /**
@@ -32,7 +35,18 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
    */
   public static <T> CompletableFuture<T> read(Channel stream, int maxFrame, Function<byte[], T> parse,
       String closedEarly) {
-    FramedReply<T> reader = new FramedReply<>(parse, closedEarly);
+    FramedReply<T> reader = new FramedReply<>(parse, closedEarly, true);
+    stream.pipeline().addLast(new VarintFrameDecoder(maxFrame), reader);
+    return reader.reply;
+  }
+
+  /**
+   * The answering side of such an exchange: as {@link #read} but the stream stays open after the
+   * request, for the answer; further frames are dropped.
+   */
+  public static <T> CompletableFuture<T> readKeepOpen(Channel stream, int maxFrame, Function<byte[], T> parse,
+      String closedEarly) {
+    FramedReply<T> reader = new FramedReply<>(parse, closedEarly, false);
     stream.pipeline().addLast(new VarintFrameDecoder(maxFrame), reader);
     return reader.reply;
   }
@@ -40,14 +54,30 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     ByteBuf frame = (ByteBuf) msg;
+    if (reply.isDone()) {
+      frame.release(); // only the first frame is wanted
+      return;
+    }
     try {
       reply.complete(parse.apply(ByteBufUtil.getBytes(frame)));
     } catch (RuntimeException e) {
       reply.completeExceptionally(e);
     } finally {
       frame.release();
+      if (closeAfter) {
+        ctx.close();
+      }
+    }
+  }
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    // The remote half-closed without a (whole) frame: nothing more will come.
+    if (evt instanceof ChannelInputShutdownEvent && reply.completeExceptionally(
+        new ProtocolViolationException(closedEarly)) && closeAfter) {
       ctx.close();
     }
+    ctx.fireUserEventTriggered(evt);
   }
 
   @Override
@@ -58,7 +88,9 @@ public final class FramedReply<T> extends ChannelInboundHandlerAdapter {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-    reply.completeExceptionally(cause);
-    ctx.close();
+    // the answering side of a request that broke the rules keeps the stream to say so
+    if (!reply.completeExceptionally(cause) || closeAfter) {
+      ctx.close();
+    }
   }
 }

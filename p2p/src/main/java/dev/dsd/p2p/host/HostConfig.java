@@ -20,12 +20,29 @@ import java.util.Set;
  * @param swarmKey the private network's pre-shared key (libp2p pnet); null: the public network
  * @param allowPeers the only peers to keep connections with, checked after Noise authenticates them;
  *     null: any authenticated peer
+ * @param keepAlive how often an open connection is pinged (yamux ping) so NAT mappings stay open;
+ *     a ping unanswered within {@code dialTimeout} ends the connection. Zero: no keepalive
+ * @param maxPendingInbound inbound connections still in their handshake, at once; counted apart
+ *     from established ones, so a flood of half-open handshakes cannot block our own dials
+ * @param maxPendingPerIp inbound handshakes at once from one IP address
  */
 public record HostConfig(List<Multiaddr> listen, List<Multiaddr> announce, int maxConnections, Duration dialTimeout,
-    Duration maxBackoff, String agentVersion, SwarmKey swarmKey, Set<PeerId> allowPeers) {
+    Duration maxBackoff, String agentVersion, SwarmKey swarmKey, Set<PeerId> allowPeers, Duration keepAlive,
+    int maxPendingInbound, int maxPendingPerIp) {
   public static final int DEFAULT_MAX_CONNECTIONS = 256;
+  /** Well under the ~30 s a home router's NAT keeps an idle TCP mapping at worst (RFC 5382 asks 2 h). */
+  public static final Duration DEFAULT_KEEPALIVE = Duration.ofSeconds(15);
+  public static final int DEFAULT_MAX_PENDING_INBOUND = 64;
+  public static final int DEFAULT_MAX_PENDING_PER_IP = 8;
 
   public HostConfig {
+    if (keepAlive.isNegative()) {
+      throw new IllegalArgumentException("keepAlive is negative: " + keepAlive);
+    }
+    if (maxPendingInbound < 1 || maxPendingPerIp < 1) {
+      throw new IllegalArgumentException("maxPendingInbound " + maxPendingInbound + " and maxPendingPerIp "
+          + maxPendingPerIp + " must be at least 1");
+    }
     listen = List.copyOf(listen);
     announce = List.copyOf(announce);
     if (allowPeers != null) {
@@ -40,7 +57,8 @@ public record HostConfig(List<Multiaddr> listen, List<Multiaddr> announce, int m
   /** A public-network host that accepts any authenticated peer. */
   public HostConfig(List<Multiaddr> listen, List<Multiaddr> announce, int maxConnections, Duration dialTimeout,
       Duration maxBackoff, String agentVersion) {
-    this(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, null, null);
+    this(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, null, null, DEFAULT_KEEPALIVE,
+        DEFAULT_MAX_PENDING_INBOUND, DEFAULT_MAX_PENDING_PER_IP);
   }
 
   public static HostConfig loopback() {
@@ -49,17 +67,34 @@ public record HostConfig(List<Multiaddr> listen, List<Multiaddr> announce, int m
   }
 
   public HostConfig withSwarmKey(SwarmKey key) {
-    return new HostConfig(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, key, allowPeers);
+    return new HostConfig(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, key, allowPeers,
+        keepAlive, maxPendingInbound, maxPendingPerIp);
   }
 
   /** Only these peers may connect or be connected to; null lifts the restriction. */
   public HostConfig withAllowPeers(Collection<PeerId> peers) {
     return new HostConfig(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, swarmKey,
-        peers == null ? null : Set.copyOf(peers));
+        peers == null ? null : Set.copyOf(peers), keepAlive, maxPendingInbound, maxPendingPerIp);
   }
 
   public HostConfig withDialTimeout(Duration timeout) {
-    return new HostConfig(listen, announce, maxConnections, timeout, maxBackoff, agentVersion, swarmKey, allowPeers);
+    return new HostConfig(listen, announce, maxConnections, timeout, maxBackoff, agentVersion, swarmKey, allowPeers,
+        keepAlive, maxPendingInbound, maxPendingPerIp);
+  }
+
+  public HostConfig withKeepAlive(Duration interval) {
+    return new HostConfig(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, swarmKey, allowPeers,
+        interval, maxPendingInbound, maxPendingPerIp);
+  }
+
+  public HostConfig withPendingLimits(int inbound, int perIp) {
+    return new HostConfig(listen, announce, maxConnections, dialTimeout, maxBackoff, agentVersion, swarmKey, allowPeers,
+        keepAlive, inbound, perIp);
+  }
+
+  public HostConfig withMaxConnections(int max) {
+    return new HostConfig(listen, announce, max, dialTimeout, maxBackoff, agentVersion, swarmKey, allowPeers,
+        keepAlive, maxPendingInbound, maxPendingPerIp);
   }
 
   /** Whether a connection with {@code peer} may be kept. */

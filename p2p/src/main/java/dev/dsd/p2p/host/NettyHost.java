@@ -4,38 +4,23 @@ import dev.dsd.p2p.core.P2pException;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.identify.IdentifyProtocol;
+import dev.dsd.p2p.identify.IdentifyService;
+import dev.dsd.p2p.multiaddr.AddrScope;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.multistream.MultistreamHandler;
-import dev.dsd.p2p.noise.NoiseHandshakeHandler;
 import dev.dsd.p2p.ping.PingProtocol;
 import dev.dsd.p2p.pnet.ConnectionProtector;
 import dev.dsd.p2p.pnet.PeerNotAllowedException;
-import dev.dsd.p2p.yamux.YamuxFrameCodec;
-import dev.dsd.p2p.yamux.YamuxSession;
 import dev.dsd.p2p.yamux.YamuxStreamChannel;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.ServerChannel;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
-import io.netty.channel.epoll.EpollSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
@@ -45,7 +30,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A libp2p host on Netty TCP (epoll when available). Every connection, dialed or accepted, is
- * upgraded by the same chain, assembled in {@link #upgrade}:
+ * upgraded by the same chain, the {@link Upgrader}:
  *
  * <pre>
  *   TCP → [pnet: nonces, XSalsa20] → multistream(/noise) → Noise XX → [allowPeers] → multistream(/yamux/1.0.0) → yamux
@@ -54,32 +39,37 @@ import org.slf4j.LoggerFactory;
  *
  * The bracketed steps run only when configured: a swarm key puts the host in that private network
  * ({@link ConnectionProtector}), an allowlist drops authenticated peers that are not on it.
- * One connection per peer is kept and reused for all streams. Identify runs on every new
- * connection and fills the {@link PeerStore}; ping and identify are served by default.
+ * One connection per peer is kept and reused for all streams; it leaves the map when it closes,
+ * when the remote sends GO_AWAY, or when a keepalive ping goes unanswered ({@link KeepAlive}), so
+ * the next stream redials. Inbound handshakes are counted apart from established connections
+ * ({@link HandshakeSlots}). Identify runs on every new connection and fills the {@link PeerStore};
+ * ping and identify are served by default.
+ *
+ * <p>Other transports (a relayed connection: a stream of a relay carrying Noise and yamux) plug in
+ * with {@link #upgrader()} on their own channel and {@link #register} for the result.
  */
 public final class NettyHost implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NettyHost.class);
 
   private final Identity identity;
   private final HostConfig config;
-  private final EventLoopGroup group;
-  private final Class<? extends ServerChannel> serverChannel;
-  private final Class<? extends Channel> clientChannel;
+  private final TcpTransport tcp;
   private final Map<String, StreamHandler> handlers = new ConcurrentHashMap<>();
   private final Map<PeerId, Connection> connections = new ConcurrentHashMap<>();
   private final Map<PeerId, CompletableFuture<Connection>> dialing = new ConcurrentHashMap<>();
   private final Map<PeerId, long[]> backoff = new ConcurrentHashMap<>(); // {failures, until nanos}
-  private final List<Channel> servers = new CopyOnWriteArrayList<>();
-  private final List<Multiaddr> listenAddrs = new CopyOnWriteArrayList<>();
+  private final HostAddrs addrs;
   private final List<Consumer<Connection>> onConnect = new CopyOnWriteArrayList<>();
   private final List<Consumer<Connection>> onDisconnect = new CopyOnWriteArrayList<>();
-  private final List<Consumer<IdentifyProtocol.Info>> onIdentify = new CopyOnWriteArrayList<>();
-  // js-libp2p accepts one identify stream per connection at a time: callers share the one in flight.
-  private final Map<PeerId, CompletableFuture<IdentifyProtocol.Info>> identifying = new ConcurrentHashMap<>();
-  private final AtomicInteger open = new AtomicInteger();
+  private final List<Consumer<Reachability>> onReachability = new CopyOnWriteArrayList<>();
+  private final AtomicInteger established = new AtomicInteger();
   private final PeerStore peerStore = new PeerStore();
   private final ConnectionProtector protector; // null: public network
+  private final Upgrader upgrader;
+  private final IdentifyService identify;
+  private volatile Reachability reachability = Reachability.UNKNOWN;
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
+  private volatile boolean started;
   private volatile boolean closing;
 
   public NettyHost(Identity identity, HostConfig config) {
@@ -89,19 +79,12 @@ public final class NettyHost implements AutoCloseable {
     // does) then fails with the private-network error rather than a bare dial timeout.
     this.protector = config.swarmKey() == null ? null
         : new ConnectionProtector(config.swarmKey(), config.dialTimeout().dividedBy(2));
-    if (Epoll.isAvailable()) {
-      group = new MultiThreadIoEventLoopGroup(0, EpollIoHandler.newFactory());
-      serverChannel = EpollServerSocketChannel.class;
-      clientChannel = EpollSocketChannel.class;
-    } else {
-      group = new MultiThreadIoEventLoopGroup(0, NioIoHandler.newFactory());
-      serverChannel = NioServerSocketChannel.class;
-      clientChannel = NioSocketChannel.class;
-    }
+    this.addrs = new HostAddrs(config.announce());
+    this.upgrader = new Upgrader(identity, config, protector, this::acceptStream);
+    this.tcp = new TcpTransport(config, upgrader, established::get, this::register);
     setStreamHandler(PingProtocol.ID, PingProtocol::respond);
-    setStreamHandler(IdentifyProtocol.ID, s -> IdentifyProtocol.send(s, () -> IdentifyProtocol.message(
-        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), s.channel().remoteAddress())));
-    setStreamHandler(IdentifyProtocol.PUSH, s -> IdentifyProtocol.receive(s).thenAccept(this::learn));
+    this.identify = new IdentifyService(this);
+    addrs.onChange(identify::schedulePushAll);
   }
 
   /** Binds every listen address; port 0 picks a free port, reported by {@link #listenAddrs()}. */
@@ -113,21 +96,12 @@ public final class NettyHost implements AutoCloseable {
       log.info("allowlist: {} peers may connect", config.allowPeers().size());
     }
     for (Multiaddr m : config.listen()) {
-      InetSocketAddress a = m.toInetSocketAddress();
-      ServerBootstrap b = new ServerBootstrap().group(group).channel(serverChannel)
-          .childOption(ChannelOption.TCP_NODELAY, true)
-          .childHandler(new ChannelInitializer<>() {
-            @Override
-            protected void initChannel(Channel ch) {
-              accept(ch);
-            }
-          });
-      Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
-      servers.add(server);
-      Multiaddr bound = Multiaddr.tcp((InetSocketAddress) server.localAddress());
-      listenAddrs.add(bound);
-      log.info("listening {}/p2p/{}", bound, peerId());
+      for (Multiaddr l : tcp.listen(m)) {
+        addrs.addListen(l);
+        log.info("listening {}/p2p/{}", l, peerId());
+      }
     }
+    started = true;
     return this;
   }
 
@@ -139,25 +113,80 @@ public final class NettyHost implements AutoCloseable {
     return identity;
   }
 
-  public List<Multiaddr> listenAddrs() {
-    return List.copyOf(listenAddrs);
+  public HostConfig config() {
+    return config;
   }
 
-  /** What identify tells others: the announce addresses when configured, else the listen addresses. */
+  public List<Multiaddr> listenAddrs() {
+    return addrs.listen();
+  }
+
+  /**
+   * Everything identify may tell others (before each peer's scope filter): the announce addresses
+   * when configured, else the listen addresses plus confirmed observed ones, minus undialable ones.
+   */
   public List<Multiaddr> advertisedAddrs() {
-    return config.announce().isEmpty() ? listenAddrs() : config.announce();
+    return addrs.advertised();
+  }
+
+  /** The addresses a connected peer may be told: only those it can reach from where it is. */
+  public List<Multiaddr> advertisedAddrsFor(PeerId peer) {
+    Connection c = connections.get(peer);
+    if (c == null || c.relayed()) {
+      return addrs.advertisedTo(AddrScope.PUBLIC);
+    }
+    return addrs.advertisedTo(AddrScope.of(c.remoteAddr()));
+  }
+
+  /** This host's addresses and where they came from. */
+  public HostAddrs addrs() {
+    return addrs;
+  }
+
+  /** Whether peers can dial us, as AutoNAT last concluded. */
+  public Reachability reachability() {
+    return reachability;
+  }
+
+  /** Set by AutoNAT; listeners (the DHT's mode, logs) hear each change. */
+  public void setReachability(Reachability r) {
+    Reachability prev = reachability;
+    reachability = r;
+    if (prev.status() != r.status()) {
+      log.info("reachability {} -> {}", prev, r);
+      onReachability.forEach(l -> l.accept(r));
+    }
+  }
+
+  public void onReachability(Consumer<Reachability> listener) {
+    onReachability.add(listener);
+  }
+
+  /** The connection upgrade, for transports that bring their own channel (a relay's stream). */
+  public Upgrader upgrader() {
+    return upgrader;
+  }
+
+  /** Runs {@code task} on one of the host's event loops after {@code millis}. */
+  public void schedule(Runnable task, long millis) {
+    tcp.group().next().schedule(task, millis, TimeUnit.MILLISECONDS);
   }
 
   public PeerStore peerStore() {
     return peerStore;
   }
 
+  /** Serves {@code protocol}; once the host runs, connected peers are told by identify push. */
   public void setStreamHandler(String protocol, StreamHandler handler) {
-    handlers.put(protocol, handler);
+    if (handlers.put(protocol, handler) == null && started) {
+      identify.schedulePushAll();
+    }
   }
 
   public void removeStreamHandler(String protocol) {
-    handlers.remove(protocol);
+    if (handlers.remove(protocol) != null && started) {
+      identify.schedulePushAll();
+    }
   }
 
   public List<String> protocols() {
@@ -179,7 +208,7 @@ public final class NettyHost implements AutoCloseable {
 
   /** Called with every identify answer (on connect, on request, on push). */
   public void onIdentify(Consumer<IdentifyProtocol.Info> listener) {
-    onIdentify.add(listener);
+    identify.onIdentify(listener);
   }
 
   public List<Connection> connections() {
@@ -188,7 +217,17 @@ public final class NettyHost implements AutoCloseable {
 
   /** TCP connections open now, both directions, upgraded or still upgrading. */
   public int openChannels() {
-    return open.get();
+    return tcp.openChannels();
+  }
+
+  /** Inbound connections still in their handshake. */
+  public int pendingHandshakes() {
+    return tcp.pendingHandshakes();
+  }
+
+  /** Upgraded connections open now (the count {@link HostConfig#maxConnections} limits). */
+  public int establishedConnections() {
+    return established.get();
   }
 
   /** Dials {@code addr}; when it carries /p2p/ID (or {@code expected} is given) the remote must be that peer. */
@@ -259,135 +298,49 @@ public final class NettyHost implements AutoCloseable {
   }
 
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
-    CompletableFuture<Connection> result = new CompletableFuture<>();
-    InetSocketAddress a;
-    try {
-      InetSocketAddress u = addr.toInetSocketAddress();
-      a = new InetSocketAddress(u.getHostString(), u.getPort());
-    } catch (IllegalArgumentException e) {
-      return CompletableFuture.failedFuture(e);
-    }
-    if (open.get() >= config.maxConnections()) {
-      return CompletableFuture.failedFuture(new dev.dsd.p2p.core.LimitExceededException("connections",
-          open.get() + 1, config.maxConnections()));
-    }
-    Bootstrap b = new Bootstrap().group(group).channel(clientChannel)
-        .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
-        .handler(new ChannelInitializer<>() {
-          @Override
-          protected void initChannel(Channel ch) {
-            open.incrementAndGet();
-            ch.closeFuture().addListener(x -> open.decrementAndGet());
-            // A dial that failed or timed out must not leave its half-upgraded channel behind.
-            result.whenComplete((c, e) -> {
-              if (e != null) {
-                ch.close();
-              }
-            });
-            upgrade(ch, true, expected, addr).whenComplete((c, e) -> {
-              if (e != null) {
-                result.completeExceptionally(e);
-              } else {
-                result.complete(c);
-              }
-            });
-          }
-        });
-    b.connect(a).addListener(f -> {
-      if (!f.isSuccess()) {
-        result.completeExceptionally(new P2pException("dial " + addr + " failed: " + f.cause().getMessage(), f.cause()));
-      }
-    });
-    return result.orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS);
-  }
-
-  private void accept(Channel ch) {
-    if (open.incrementAndGet() > config.maxConnections()) {
-      open.decrementAndGet();
-      log.info("refused connection from {}: {} connections open, limit {}", ch.remoteAddress(), open.get(),
-          config.maxConnections());
-      ch.close();
-      return;
-    }
-    ch.closeFuture().addListener(x -> open.decrementAndGet());
-    Multiaddr remote = Multiaddr.tcp((InetSocketAddress) ch.remoteAddress());
-    upgrade(ch, false, null, remote).exceptionally(e -> {
-      log.info("inbound connection from {} failed to upgrade: {}", remote, e.getMessage());
-      return null;
+    return tcp.dial(addr, expected).thenApply(c -> {
+      register(c);
+      return c;
     });
   }
 
-  /** The whole connection upgrade, in the order the bytes flow. */
-  private CompletableFuture<Connection> upgrade(Channel ch, boolean initiator, PeerId expected, Multiaddr addr) {
-    CompletableFuture<Connection> done = new CompletableFuture<>();
-    if (protector != null) {
-      // Fails first, and says why, when the remote is outside the private network.
-      protector.protect(ch).addListener(f -> {
-        if (!f.isSuccess()) {
-          fail(ch, done, f.cause());
-        }
-      });
-    }
-    MultistreamHandler security = initiator ? MultistreamHandler.initiator(List.of(NoiseHandshakeHandler.PROTOCOL_ID))
-        : MultistreamHandler.responder(Set.of(NoiseHandshakeHandler.PROTOCOL_ID));
-    ch.pipeline().addLast("ms-security", security);
-    security.result().addListener(f1 -> {
-      if (!f1.isSuccess()) {
-        fail(ch, done, f1.cause());
-        return;
-      }
-      // No early muxer negotiation: we list no muxers, so both sides use multistream for yamux.
-      NoiseHandshakeHandler noise = new NoiseHandshakeHandler(identity, initiator, expected, List.of());
-      ch.pipeline().addAfter("ms-security", "noise", noise);
-      noise.result().addListener(f2 -> {
-        if (!f2.isSuccess()) {
-          fail(ch, done, f2.cause());
-          return;
-        }
-        PeerId remote = noise.result().getNow().remotePeer();
-        if (!config.allows(remote)) {
-          log.info("refused peer={} addr={} direction={}: not in allowPeers ({} peers allowed)", remote, addr,
-              initiator ? "out" : "in", config.allowPeers().size());
-          fail(ch, done, new PeerNotAllowedException(remote, config.allowPeers().size()));
-          return;
-        }
-        MultistreamHandler mux = initiator ? MultistreamHandler.initiator(List.of(YamuxSession.PROTOCOL_ID))
-            : MultistreamHandler.responder(Set.of(YamuxSession.PROTOCOL_ID));
-        ch.pipeline().addAfter("noise-transport", "ms-muxer", mux);
-        mux.result().addListener(f3 -> {
-          if (!f3.isSuccess()) {
-            fail(ch, done, f3.cause());
-            return;
-          }
-          YamuxSession session = new YamuxSession(initiator, child -> acceptStream(child, remote));
-          ch.pipeline().addAfter("ms-muxer", "yamux-codec", new YamuxFrameCodec());
-          ch.pipeline().addAfter("yamux-codec", "yamux", session);
-          Connection c = new Connection(ch, remote, addr, initiator, session);
-          registered(c);
-          done.complete(c);
-        });
-      });
+  /**
+   * Dials a fresh connection, never reusing one, checks it reaches {@code peer}, and closes it: an
+   * AutoNAT dial-back. Not registered, so the connection in use stays as it is.
+   */
+  public CompletableFuture<Multiaddr> probe(Multiaddr addr, PeerId peer) {
+    return tcp.dial(addr.withoutPeer(), peer).thenApply(c -> {
+      c.channel().close();
+      return c.remoteAddr();
     });
-    return done;
   }
 
-  private static void fail(Channel ch, CompletableFuture<Connection> done, Throwable cause) {
-    done.completeExceptionally(cause);
-    ch.close();
-  }
-
-  private void registered(Connection c) {
+  /**
+   * Adds an upgraded connection to the host: it serves streams for its peer (unless an open one
+   * is there already), is kept alive, and leaves again when it closes or the remote sends GO_AWAY.
+   */
+  public void register(Connection c) {
+    established.incrementAndGet();
     Connection prev = connections.putIfAbsent(c.remotePeer(), c);
     if (prev != null && !prev.isOpen()) {
       connections.put(c.remotePeer(), c);
     }
-    log.info("connected peer={} addr={} direction={}", c.remotePeer(), c.remoteAddr(), c.outbound() ? "out" : "in");
+    log.info("connected peer={} addr={} direction={}{}", c.remotePeer(), c.remoteAddr(), c.outbound() ? "out" : "in",
+        c.relayed() ? " relayed" : "");
     c.channel().closeFuture().addListener(x -> {
+      established.decrementAndGet();
       connections.remove(c.remotePeer(), c);
       log.info("disconnected peer={}", c.remotePeer());
       onDisconnect.forEach(l -> l.accept(c));
     });
+    c.muxer().goAwayReceived().thenAccept(code -> {
+      // No new streams either way: the next stream to this peer needs a new connection.
+      connections.remove(c.remotePeer(), c);
+      log.info("go-away peer={} code={}: connection retired, {} streams left to finish", c.remotePeer(), code,
+          c.muxer().streamCount());
+      closeWhenIdle(c);
+    });
+    KeepAlive.start(c, config.keepAlive(), config.dialTimeout());
     onConnect.forEach(l -> l.accept(c));
     identify(c.remotePeer()).exceptionally(e -> {
       log.debug("identify of {} failed: {}", c.remotePeer(), e.getMessage());
@@ -395,35 +348,30 @@ public final class NettyHost implements AutoCloseable {
     });
   }
 
-  /** Asks a connected peer who it is; the answer also goes into the peer store. */
-  public CompletableFuture<IdentifyProtocol.Info> identify(PeerId peer) {
-    CompletableFuture<IdentifyProtocol.Info> running = identifying.get(peer);
-    if (running != null) {
-      return running;
+  /** Closes a retired connection once its last stream has ended. */
+  private void closeWhenIdle(Connection c) {
+    if (!c.channel().isActive()) {
+      return;
     }
-    CompletableFuture<IdentifyProtocol.Info> info = new CompletableFuture<>();
-    if (identifying.putIfAbsent(peer, info) != null) {
-      return identifying.get(peer);
+    if (c.muxer().streamCount() == 0) {
+      c.channel().close();
+    } else {
+      c.channel().eventLoop().schedule(() -> closeWhenIdle(c), 1, TimeUnit.SECONDS);
     }
-    info.whenComplete((i, e) -> identifying.remove(peer, info));
-    newStream(peer, List.of(IdentifyProtocol.ID), s -> IdentifyProtocol.receive(s).whenComplete((i, e) -> {
-      if (e != null) {
-        info.completeExceptionally(e);
-      } else {
-        learn(i);
-        info.complete(i);
-      }
-    })).exceptionally(e -> {
-      info.completeExceptionally(e);
-      return null;
-    });
-    return info;
   }
 
-  private void learn(IdentifyProtocol.Info i) {
-    peerStore.addAddrs(i.peer(), i.listenAddrs());
-    peerStore.setProtocols(i.peer(), i.protocols());
-    onIdentify.forEach(l -> l.accept(i));
+  /** Asks a connected peer who it is; the answer also goes into the peer store. */
+  public CompletableFuture<IdentifyProtocol.Info> identify(PeerId peer) {
+    return identify.identify(peer);
+  }
+
+  /** The IP a peer's direct connection comes from; null when there is none (or it is relayed). */
+  public InetAddress remoteIp(PeerId peer) {
+    Connection c = connections.get(peer);
+    if (c == null || c.relayed() || !(c.channel().remoteAddress() instanceof InetSocketAddress isa)) {
+      return null;
+    }
+    return isa.getAddress();
   }
 
   /** Whether a connection to this peer is open now. */
@@ -434,8 +382,7 @@ public final class NettyHost implements AutoCloseable {
 
   /** Tells a connected peer our current protocols and addresses ({@code /ipfs/id/push/1.0.0}). */
   public CompletableFuture<Stream> pushIdentify(PeerId peer) {
-    return newStream(peer, List.of(IdentifyProtocol.PUSH), s -> IdentifyProtocol.send(s, () -> IdentifyProtocol.message(
-        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), s.channel().remoteAddress())));
+    return identify.push(peer);
   }
 
   /** Round-trip time of a libp2p ping, in nanoseconds. */
@@ -519,8 +466,8 @@ public final class NettyHost implements AutoCloseable {
   @Override
   public void close() {
     closing = true;
-    servers.forEach(Channel::close);
+    tcp.closeListeners();
     new ArrayList<>(connections.values()).forEach(c -> c.channel().close());
-    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    tcp.shutdown();
   }
 }

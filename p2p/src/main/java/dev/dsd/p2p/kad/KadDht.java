@@ -10,12 +10,15 @@ import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.host.Stream;
 import dev.dsd.p2p.kad.proto.KadProto.Message;
 import dev.dsd.p2p.kad.proto.KadProto.Record;
+import dev.dsd.p2p.multiaddr.AddrScope;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import java.net.InetAddress;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -47,6 +50,7 @@ public final class KadDht implements AutoCloseable {
 
   private final NettyHost host;
   private final boolean server;
+  private volatile boolean serving;
   private final RoutingTable table;
   private final KadStores stores;
   private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -62,12 +66,15 @@ public final class KadDht implements AutoCloseable {
     Map<String, RecordValidator> v = new HashMap<>(extraValidators);
     v.put("pk", RecordValidator.PUBLIC_KEY);
     this.stores = new KadStores(v);
-    if (server) {
-      host.setStreamHandler(PROTOCOL, this::serve);
-    }
+    setServing(server);
+    // A node others cannot dial is no use as a DHT server: it only asks (and identify, pushed on
+    // the change, stops listing the protocol), until AutoNAT finds it reachable again.
+    host.onReachability(r -> setServing(server && !r.isPrivate()));
     host.onIdentify(info -> {
       if (info.protocols().contains(PROTOCOL)) {
         table.add(info.peer(), host::isConnected);
+      } else {
+        table.remove(info.peer()); // it went client-only (or never served)
       }
     });
     host.setPeerRouting(this::findPeer);
@@ -77,6 +84,24 @@ public final class KadDht implements AutoCloseable {
 
   public RoutingTable routingTable() {
     return table;
+  }
+
+  /** Whether this node answers DHT requests now (server mode asked for, and not found unreachable). */
+  public boolean isServing() {
+    return serving;
+  }
+
+  private synchronized void setServing(boolean on) {
+    if (on == serving) {
+      return;
+    }
+    serving = on;
+    if (on) {
+      host.setStreamHandler(PROTOCOL, this::serve);
+    } else {
+      host.removeStreamHandler(PROTOCOL);
+    }
+    log.info("dht mode={}", on ? "server" : "client");
   }
 
   /** Connects to the bootstrap peers, then looks up our own id to fill the table. */
@@ -127,6 +152,16 @@ public final class KadDht implements AutoCloseable {
           }
 
           @Override
+          public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            // The asker is done: half-close too, or its side keeps the stream (js counts it
+            // against its per-protocol stream limit) until the connection ends.
+            if (evt instanceof ChannelInputShutdownEvent) {
+              s.closeWrite();
+            }
+            ctx.fireUserEventTriggered(evt);
+          }
+
+          @Override
           public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             log.info("kad stream from {} closed: {}", s.remotePeer(), cause.getMessage());
             ctx.close();
@@ -141,10 +176,10 @@ public final class KadDht implements AutoCloseable {
     byte[] key = req.getKey().toByteArray();
     Message.Builder resp = Message.newBuilder().setType(req.getType()).setKey(req.getKey());
     switch (req.getType()) {
-      case FIND_NODE -> resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+      case FIND_NODE -> resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       case GET_PROVIDERS -> {
-        resp.addAllProviderPeers(peerInfos(stores.providers(key)));
-        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+        resp.addAllProviderPeers(peerInfos(stores.providers(key), from));
+        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       }
       case ADD_PROVIDER -> {
         for (Message.Peer p : req.getProviderPeersList()) {
@@ -152,8 +187,12 @@ public final class KadDht implements AutoCloseable {
           if (!id.equals(from)) {
             continue; // only the sender may announce itself (spec)
           }
+          String refused = stores.addRemoteProvider(key, id, KadStores.network(host.remoteIp(from)));
+          if (refused != null) {
+            log.debug("kad provider record from {} refused: {}", from, refused);
+            continue;
+          }
           host.peerStore().addAddrs(id, addrs(p));
-          stores.addProvider(key, id);
         }
         return null;
       }
@@ -170,7 +209,7 @@ public final class KadDht implements AutoCloseable {
           resp.setRecord(Record.newBuilder().setKey(req.getKey()).setValue(ByteString.copyFrom(r.value()))
               .setTimeReceived(Instant.ofEpochMilli(r.receivedMillis()).toString()));
         }
-        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from)));
+        resp.addAllCloserPeers(peerInfos(closerThanUs(key, from), from));
       }
       case PING -> { }
       default -> throw new ProtocolViolationException("unknown kad message type " + req.getTypeValue());
@@ -182,12 +221,19 @@ public final class KadDht implements AutoCloseable {
     return table.closest(KadKey.of(key), RoutingTable.K).stream().filter(p -> !p.equals(requester)).toList();
   }
 
-  private List<Message.Peer> peerInfos(List<PeerId> peers) {
+  /**
+   * Peer entries for an answer to {@code viewer}: only addresses it could reach from where it is
+   * (a peer on the internet is not handed our or anyone's private addresses), ours as we advertise them.
+   */
+  private List<Message.Peer> peerInfos(List<PeerId> peers, PeerId viewer) {
+    InetAddress ip = host.remoteIp(viewer);
+    AddrScope scope = ip == null ? AddrScope.PUBLIC : AddrScope.of(ip);
     List<Message.Peer> out = new ArrayList<>();
     for (PeerId p : peers) {
       Message.Peer.Builder b = Message.Peer.newBuilder().setId(ByteString.copyFrom(p.toBytes()))
           .setConnection(host.isConnected(p) ? Message.ConnectionType.CONNECTED : Message.ConnectionType.CAN_CONNECT);
-      List<Multiaddr> addrs = p.equals(host.peerId()) ? host.advertisedAddrs() : host.peerStore().addrs(p);
+      List<Multiaddr> addrs = p.equals(host.peerId()) ? host.advertisedAddrsFor(viewer)
+          : host.peerStore().addrs(p).stream().filter(a -> AddrScope.of(a).reachableFrom(scope)).toList();
       addrs.forEach(a -> b.addAddrs(ByteString.copyFrom(a.withoutPeer().toBytes())));
       out.add(b.build());
     }
@@ -227,10 +273,11 @@ public final class KadDht implements AutoCloseable {
   public CompletableFuture<Integer> provide(byte[] key) {
     stores.addProvider(key, host.peerId());
     return closestPeers(key).thenCompose(peers -> {
-      Message m = Message.newBuilder().setType(Message.MessageType.ADD_PROVIDER).setKey(ByteString.copyFrom(key))
-          .addAllProviderPeers(peerInfos(List.of(host.peerId()))).build();
       List<CompletableFuture<Boolean>> sends = new ArrayList<>();
       for (PeerId p : peers) {
+        // each peer learns only the addresses of ours it can reach (no private ones to the internet)
+        Message m = Message.newBuilder().setType(Message.MessageType.ADD_PROVIDER).setKey(ByteString.copyFrom(key))
+            .addAllProviderPeers(peerInfos(List.of(host.peerId()), p)).build();
         sends.add(KadRpc.request(host, p, m).handle((r, e) -> e == null));
       }
       return CompletableFuture.allOf(sends.toArray(new CompletableFuture[0]))
@@ -365,6 +412,12 @@ public final class KadDht implements AutoCloseable {
       inFlight--;
       if (err != null) {
         candidates.remove(from);
+        // An unresponsive peer would be handed to every lookup again: it leaves the table, and
+        // comes back when it next identifies as a DHT server.
+        if (table.contains(from)) {
+          table.remove(from);
+          log.info("dht removed unresponsive peer={}: {}", from, err.getMessage());
+        }
       } else {
         answered.add(from);
         for (Message.Peer p : resp.getCloserPeersList()) {

@@ -7,6 +7,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
@@ -21,7 +22,11 @@ public final class PingProtocol {
 
   private PingProtocol() {}
 
-  /** Responder: echo whole 32-byte blocks for as long as the stream is open. */
+  /**
+   * Responder: echo whole 32-byte blocks until the remote half-closes, then half-close too. That
+   * FIN is what lets the opener forget the stream: js-libp2p keeps a ping stream whose remote never
+   * closed its write side, and refuses a second ping on the connection once one is kept.
+   */
   public static void respond(Stream s) {
     s.channel().pipeline().addLast(new ChannelInboundHandlerAdapter() {
       private final ByteBuf acc = Unpooled.buffer();
@@ -35,6 +40,14 @@ public final class PingProtocol {
           ctx.writeAndFlush(acc.readRetainedSlice(SIZE));
         }
         acc.discardReadBytes();
+      }
+
+      @Override
+      public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt instanceof ChannelInputShutdownEvent) {
+          s.closeWrite();
+        }
+        ctx.fireUserEventTriggered(evt);
       }
 
       @Override

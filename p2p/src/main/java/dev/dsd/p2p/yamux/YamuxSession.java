@@ -40,6 +40,7 @@ public final class YamuxSession extends ChannelDuplexHandler {
   private final Map<Long, Object[]> pings = new HashMap<>(); // opaque -> {start nanos, future}
   private ChannelHandlerContext ctx;
   private int nextId;
+  private final CompletableFuture<Long> goAway = new CompletableFuture<>();
   private boolean goAwayReceived;
   private boolean goAwaySent;
 
@@ -98,6 +99,14 @@ public final class YamuxSession extends ChannelDuplexHandler {
     return f;
   }
 
+  /**
+   * Completes with the error code when the remote sends GO_AWAY: it opens no more streams and
+   * accepts none, so the connection is only good for the streams already open.
+   */
+  public CompletableFuture<Long> goAwayReceived() {
+    return goAway;
+  }
+
   /** Round-trip time of a yamux ping, in nanoseconds. */
   public CompletableFuture<Long> ping() {
     CompletableFuture<Long> f = new CompletableFuture<>();
@@ -120,6 +129,7 @@ public final class YamuxSession extends ChannelDuplexHandler {
       case YamuxFrame.GO_AWAY -> {
         goAwayReceived = true;
         log.debug("yamux go-away from {} code={}", ctx.channel().remoteAddress(), f.length());
+        goAway.complete(f.length());
       }
       default -> onStreamFrame(f);
     }
@@ -247,6 +257,7 @@ public final class YamuxSession extends ChannelDuplexHandler {
     pings.values().forEach(p -> ((CompletableFuture<?>) p[1]).completeExceptionally(
         new P2pException("connection closed")));
     pings.clear();
+    goAway.completeExceptionally(new P2pException("connection closed"));
     super.channelInactive(ctx);
   }
 

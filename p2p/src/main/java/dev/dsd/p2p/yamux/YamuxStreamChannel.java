@@ -21,7 +21,9 @@ import java.util.ArrayDeque;
  * pipeline when it reads (auto-read or {@code read()}), and only then is the window reopened, so a
  * slow reader holds at most one window in memory. Writes go out as the remote's window allows and
  * wait in the outbound buffer otherwise. {@link #shutdownOutput()} sends FIN (half-close); the
- * remote's FIN arrives as a {@link ChannelInputShutdownEvent}. Runs on the connection's event loop.
+ * remote's FIN arrives as a {@link ChannelInputShutdownEvent}. Once both FINs have gone (ours sent,
+ * theirs delivered) the channel closes itself, so a finished stream is gone on both sides. Runs on
+ * the connection's event loop.
  */
 public final class YamuxStreamChannel extends AbstractChannel {
   private static final ChannelMetadata METADATA = new ChannelMetadata(false);
@@ -142,6 +144,18 @@ public final class YamuxStreamChannel extends AbstractChannel {
       finSent = true;
       session.writeFrame(YamuxFrame.windowUpdate(id, YamuxFrame.FIN, 0));
       session.flush();
+      closeIfDone();
+    }
+  }
+
+  /**
+   * Both directions have ended: nothing can flow any more, so the stream is gone on this side too
+   * (its handlers see channelInactive and the session forgets it). Without this a stream whose
+   * handler only half-closed stayed in the session's map until the connection ended.
+   */
+  private void closeIfDone() {
+    if (finSent && inputShutdownFired && open) {
+      close();
     }
   }
 
@@ -235,6 +249,7 @@ public final class YamuxStreamChannel extends AbstractChannel {
       inputShutdownFired = true;
       pipeline().fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
       pipeline().fireUserEventTriggered(ChannelInputShutdownReadComplete.INSTANCE);
+      closeIfDone();
     }
   }
 

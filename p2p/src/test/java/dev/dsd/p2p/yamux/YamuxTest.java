@@ -115,6 +115,26 @@ class YamuxTest {
   }
 
   @Test
+  void aStreamBothSidesHalfClosedIsGoneOnBothSides() throws Exception {
+    EmbeddedChannel[] c = pair(true);
+    YamuxStreamChannel s = openStream(c[0]);
+    s.writeAndFlush(Unpooled.wrappedBuffer(new byte[] {1, 2, 3}));
+    s.shutdownOutput();
+    pump(c[0], c[1]);
+    assertTrue(sinks.get(0).fin);
+    assertTrue(s.isOpen(), "only our side has half-closed: the answer may still come");
+    assertEquals(1, c[0].pipeline().get(YamuxSession.class).streamCount());
+    accepted.get(0).writeAndFlush(Unpooled.wrappedBuffer(new byte[] {4}));
+    accepted.get(0).shutdownOutput(); // the responder answers and half-closes, as ping and kad do
+    pump(c[0], c[1]);
+    assertFalse(s.isOpen(), "the opener's stream closed itself once both FINs had passed");
+    assertFalse(accepted.get(0).isOpen(), "and so did the responder's");
+    assertEquals(0, c[0].pipeline().get(YamuxSession.class).streamCount());
+    assertEquals(0, c[1].pipeline().get(YamuxSession.class).streamCount());
+    assertTrue(c[0].readOutbound() == null && c[1].readOutbound() == null, "no RST or late frame follows");
+  }
+
+  @Test
   void aReaderThatDoesNotReadHoldsTheSenderToOneWindow() throws Exception {
     EmbeddedChannel[] c = pair(false);
     YamuxStreamChannel s = openStream(c[0]);

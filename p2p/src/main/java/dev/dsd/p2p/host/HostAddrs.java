@@ -1,0 +1,93 @@
+package dev.dsd.p2p.host;
+
+import dev.dsd.p2p.multiaddr.AddrScope;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * The addresses this host tells others, and why: the configured announce addresses when there are
+ * any, else the listen addresses plus the public addresses several peers observed us at
+ * (identify's observedAddr), minus those AutoNAT servers failed to dial back. Each peer is told
+ * only the addresses it could reach from where it is ({@link AddrScope}): a peer on the public
+ * internet is never told our loopback or private addresses. Listeners hear every change, so the
+ * host can push identify.
+ */
+public final class HostAddrs {
+  private final List<Multiaddr> announce;
+  private final List<Multiaddr> listen = new CopyOnWriteArrayList<>();
+  private final Set<Multiaddr> observed = new LinkedHashSet<>();
+  private final Set<Multiaddr> undialable = new LinkedHashSet<>();
+  private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
+
+  HostAddrs(List<Multiaddr> announce) {
+    this.announce = List.copyOf(announce);
+  }
+
+  void addListen(Multiaddr a) {
+    listen.add(a);
+  }
+
+  public List<Multiaddr> listen() {
+    return List.copyOf(listen);
+  }
+
+  /** What we could be reached at, before AutoNAT's verdict: what AutoNAT asks servers to dial. */
+  public synchronized List<Multiaddr> candidates() {
+    if (!announce.isEmpty()) {
+      return announce;
+    }
+    Set<Multiaddr> out = new LinkedHashSet<>(listen);
+    out.addAll(observed);
+    return List.copyOf(out);
+  }
+
+  /** The candidates no AutoNAT server found undialable. */
+  public synchronized List<Multiaddr> advertised() {
+    List<Multiaddr> out = new ArrayList<>(candidates());
+    out.removeAll(undialable);
+    return out;
+  }
+
+  /** What a peer at {@code viewer} scope is told: only addresses it could reach. */
+  public List<Multiaddr> advertisedTo(AddrScope viewer) {
+    return advertised().stream().filter(a -> AddrScope.of(a).reachableFrom(viewer)).toList();
+  }
+
+  /** Replaces the confirmed observed addresses; listeners run if they changed. */
+  public void setObserved(Set<Multiaddr> addrs) {
+    boolean changed;
+    synchronized (this) {
+      changed = !observed.equals(addrs);
+      observed.clear();
+      observed.addAll(addrs);
+    }
+    if (changed) {
+      listeners.forEach(Runnable::run);
+    }
+  }
+
+  public synchronized Set<Multiaddr> observed() {
+    return Set.copyOf(observed);
+  }
+
+  /** Replaces the addresses AutoNAT servers could not dial; listeners run if they changed. */
+  public void setUndialable(Set<Multiaddr> addrs) {
+    boolean changed;
+    synchronized (this) {
+      changed = !undialable.equals(addrs);
+      undialable.clear();
+      undialable.addAll(addrs);
+    }
+    if (changed) {
+      listeners.forEach(Runnable::run);
+    }
+  }
+
+  public void onChange(Runnable listener) {
+    listeners.add(listener);
+  }
+}

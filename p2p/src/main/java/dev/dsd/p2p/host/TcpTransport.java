@@ -1,0 +1,183 @@
+package dev.dsd.p2p.host;
+
+import dev.dsd.p2p.core.LimitExceededException;
+import dev.dsd.p2p.core.P2pException;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.multiaddr.InterfaceAddrs;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.EpollSocketChannel;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
+import java.util.function.IntSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * TCP for a host (epoll when available): binds listen addresses, dials, and runs every socket
+ * through the {@link Upgrader}. Inbound handshakes hold {@link HandshakeSlots} until they finish or
+ * the dial timeout passes; the established-connection limit is checked against {@code established}.
+ * Upgraded inbound connections go to {@code register}; dialed ones are returned to the caller.
+ */
+final class TcpTransport {
+  private static final Logger log = LoggerFactory.getLogger(TcpTransport.class);
+
+  private final HostConfig config;
+  private final Upgrader upgrader;
+  private final IntSupplier established;
+  private final Consumer<Connection> register;
+  private final EventLoopGroup group;
+  private final Class<? extends ServerChannel> serverChannel;
+  private final Class<? extends Channel> clientChannel;
+  private final HandshakeSlots handshakes;
+  private final AtomicInteger open = new AtomicInteger();
+  private final List<Channel> servers = new CopyOnWriteArrayList<>();
+
+  TcpTransport(HostConfig config, Upgrader upgrader, IntSupplier established, Consumer<Connection> register) {
+    this.config = config;
+    this.upgrader = upgrader;
+    this.established = established;
+    this.register = register;
+    this.handshakes = new HandshakeSlots(config.maxPendingInbound(), config.maxPendingPerIp());
+    if (Epoll.isAvailable()) {
+      group = new MultiThreadIoEventLoopGroup(0, EpollIoHandler.newFactory());
+      serverChannel = EpollServerSocketChannel.class;
+      clientChannel = EpollSocketChannel.class;
+    } else {
+      group = new MultiThreadIoEventLoopGroup(0, NioIoHandler.newFactory());
+      serverChannel = NioServerSocketChannel.class;
+      clientChannel = NioSocketChannel.class;
+    }
+  }
+
+  EventLoopGroup group() {
+    return group;
+  }
+
+  int openChannels() {
+    return open.get();
+  }
+
+  int pendingHandshakes() {
+    return handshakes.pending();
+  }
+
+  /** Binds {@code m}; returns the addresses it can be dialed at (a wildcard: each interface's). */
+  List<Multiaddr> listen(Multiaddr m) {
+    InetSocketAddress a = m.toInetSocketAddress();
+    ServerBootstrap b = new ServerBootstrap().group(group).channel(serverChannel)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childHandler(new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            accept(ch);
+          }
+        });
+    Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
+    servers.add(server);
+    InetSocketAddress local = (InetSocketAddress) server.localAddress();
+    // A wildcard socket reports '::', which nobody can dial: list the interfaces' addresses.
+    return InterfaceAddrs.isWildcard(m) ? InterfaceAddrs.expand(m, local.getPort()) : List.of(Multiaddr.tcp(local));
+  }
+
+  /** Dials and upgrades; the connection is not registered anywhere. */
+  CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
+    CompletableFuture<Connection> result = new CompletableFuture<>();
+    InetSocketAddress a;
+    try {
+      InetSocketAddress u = addr.toInetSocketAddress();
+      a = new InetSocketAddress(u.getHostString(), u.getPort());
+    } catch (IllegalArgumentException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    // Established connections only: inbound handshakes in flight have their own slots.
+    if (established.getAsInt() >= config.maxConnections()) {
+      return CompletableFuture.failedFuture(new LimitExceededException("connections",
+          established.getAsInt() + 1, config.maxConnections()));
+    }
+    Bootstrap b = new Bootstrap().group(group).channel(clientChannel)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
+        .handler(new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            open.incrementAndGet();
+            ch.closeFuture().addListener(x -> open.decrementAndGet());
+            // A dial that failed or timed out must not leave its half-upgraded channel behind.
+            result.whenComplete((c, e) -> {
+              if (e != null) {
+                ch.close();
+              }
+            });
+            upgrader.upgrade(ch, true, expected, addr, true, false).whenComplete((c, e) -> {
+              if (e != null) {
+                result.completeExceptionally(e);
+              } else {
+                result.complete(c);
+              }
+            });
+          }
+        });
+    b.connect(a).addListener(f -> {
+      if (!f.isSuccess()) {
+        result.completeExceptionally(new P2pException("dial " + addr + " failed: " + f.cause().getMessage(), f.cause()));
+      }
+    });
+    return result.orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  private void accept(Channel ch) {
+    InetAddress ip = ((InetSocketAddress) ch.remoteAddress()).getAddress();
+    String refused = handshakes.tryAcquire(ip);
+    if (refused != null) {
+      log.info("refused connection from {}: {}", ch.remoteAddress(), refused);
+      ch.close();
+      return;
+    }
+    open.incrementAndGet();
+    ch.closeFuture().addListener(x -> open.decrementAndGet());
+    Multiaddr remote = Multiaddr.tcp((InetSocketAddress) ch.remoteAddress());
+    // A handshake that never finishes gives its slot back after the dial timeout.
+    upgrader.upgrade(ch, false, null, remote, true, false)
+        .orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS).whenComplete((c, e) -> {
+          handshakes.release(ip);
+          if (e != null) {
+            log.info("inbound connection from {} failed to upgrade: {}", remote, e.toString());
+            ch.close();
+          } else if (established.getAsInt() >= config.maxConnections()) {
+            log.info("refused peer={} addr={}: {} connections established, limit {}", c.remotePeer(), remote,
+                established.getAsInt(), config.maxConnections());
+            ch.close();
+          } else {
+            register.accept(c);
+          }
+        });
+  }
+
+  void closeListeners() {
+    servers.forEach(Channel::close);
+  }
+
+  void shutdown() {
+    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+  }
+}
