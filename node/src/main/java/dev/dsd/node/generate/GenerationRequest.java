@@ -1,5 +1,7 @@
 package dev.dsd.node.generate;
 
+import dev.dsd.verification.processing.Penalties;
+import dev.dsd.verification.processing.TokenLogprob;
 import java.util.List;
 
 /**
@@ -13,6 +15,9 @@ import java.util.List;
  * @param speculation {@code 0} for none, {@code K > 0} for a fixed window, {@link #AUTO} for adaptive
  * @param adaptiveVerification relax acceptance on unimportant tokens (lossy; off by default)
  * @param stop strings that end generation when they appear in the output (not included)
+ * @param penalties repetition (Hugging Face), presence and frequency (OpenAI) penalties; see {@link Penalties}
+ * @param logprobs {@link #NO_LOGPROBS}, or how many alternatives (0..{@link TokenLogprob#MAX_TOP}) to
+ *     report with each generated token's log-probability
  */
 public record GenerationRequest(
     String prompt,
@@ -22,10 +27,21 @@ public record GenerationRequest(
     long seed,
     int speculation,
     boolean adaptiveVerification,
-    List<String> stop) {
+    List<String> stop,
+    Penalties penalties,
+    int logprobs) {
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
+  /** {@link #logprobs} value meaning "none". */
+  public static final int NO_LOGPROBS = -1;
+
+  /** Without penalties or logprobs. */
+  public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
+      boolean adaptiveVerification, List<String> stop) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, Penalties.NONE,
+        NO_LOGPROBS);
+  }
 
   public GenerationRequest {
     stop = List.copyOf(stop);
@@ -38,9 +54,30 @@ public record GenerationRequest(
     if (!(topP > 0 && topP <= 1)) {
       throw new GenerationException("top_p must be in (0, 1], got " + topP);
     }
+    if (penalties == null) {
+      throw new GenerationException("penalties must be given (Penalties.NONE for none)");
+    }
+    if (logprobs < NO_LOGPROBS || logprobs > TokenLogprob.MAX_TOP) {
+      throw new GenerationException("top logprobs must be 0.." + TokenLogprob.MAX_TOP + ", got " + logprobs);
+    }
     if (speculation < AUTO) {
       throw new GenerationException("speculation window must be off (0), K > 0 or auto, got " + speculation);
     }
+  }
+
+  public GenerationRequest withPenalties(Penalties p) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        p, logprobs);
+  }
+
+  public GenerationRequest withLogprobs(int top) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        penalties, top);
+  }
+
+  public GenerationRequest withSpeculation(int k) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, k, adaptiveVerification, stop, penalties,
+        logprobs);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

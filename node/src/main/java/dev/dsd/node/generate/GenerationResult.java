@@ -15,6 +15,7 @@ import java.util.List;
  * @param acceptedTokens draft tokens the target accepted
  * @param route the peers (or {@code local}) that ran each stage, in order
  * @param bytesSent bytes sent between peers for this generation (0 when local)
+ * @param logprobs per generated token, when the request asked for them; else empty
  */
 public record GenerationResult(
     String text,
@@ -26,10 +27,19 @@ public record GenerationResult(
     long draftedTokens,
     long acceptedTokens,
     List<String> route,
-    long bytesSent) {
+    long bytesSent,
+    List<TokenChoice> logprobs) {
 
   public GenerationResult {
     route = List.copyOf(route);
+    logprobs = List.copyOf(logprobs);
+  }
+
+  /** Without logprobs. */
+  public GenerationResult(String text, int[] tokenIds, int promptTokens, String finishReason, double seconds, int rounds,
+      long draftedTokens, long acceptedTokens, List<String> route, long bytesSent) {
+    this(text, tokenIds, promptTokens, finishReason, seconds, rounds, draftedTokens, acceptedTokens, route, bytesSent,
+        List.of());
   }
 
   public double tokensPerSecond() {

@@ -100,11 +100,15 @@ public final class PipelineGenerator implements Generator {
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
     AcceptanceRule rule = rules.rule(req);
-    PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
+    PipelineTargetPass.Options sampled = req.temperature() > 0 || req.adaptiveVerification()
         ? options.withSampling(req.temperature(), req.topP()) : options;
+    // logprobs of any token the rules may pick need the whole (processed) rows; a summary has only
+    // the tokens acceptance reads
+    PipelineTargetPass.Options opts = req.logprobs() != GenerationRequest.NO_LOGPROBS
+        ? sampled.withFullLogits(true) : sampled;
     SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
     try (ResilientTargetPass target = new ResilientTargetPass(router,
-            route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
+            route -> PipelineTargetPass.open(service, route, capacity, opts, req.penalties(), prompt.length), spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {

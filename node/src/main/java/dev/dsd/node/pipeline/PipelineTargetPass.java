@@ -17,6 +17,7 @@ import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
 import dev.dsd.verification.acceptance.TargetScores;
+import dev.dsd.verification.processing.Penalties;
 import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
@@ -44,6 +45,11 @@ public final class PipelineTargetPass implements TargetPass {
       return new Options(activations, temperature, topP, fullLogits, timeout);
     }
 
+    /** Whole logit rows instead of a summary: what logprobs need. */
+    public Options withFullLogits(boolean full) {
+      return new Options(activations, temperature, topP, full, timeout);
+    }
+
     public Options withActivations(DType dtype) {
       return new Options(dtype, temperature, topP, fullLogits, timeout);
     }
@@ -52,6 +58,8 @@ public final class PipelineTargetPass implements TargetPass {
   private final PipelineService service;
   private final Route route;
   private final Options options;
+  private final Penalties penalties;
+  private final int promptTokens;
   private final String id = UUID.randomUUID().toString();
   private final LinkedBlockingQueue<PipelineMessage> inbox = new LinkedBlockingQueue<>();
   private final AtomicLong stageBytes = new AtomicLong();
@@ -63,7 +71,10 @@ public final class PipelineTargetPass implements TargetPass {
   /** Per stage, compute micros of the last round: what the router learns from. */
   private volatile List<StageTiming> lastTimings = List.of();
 
-  private PipelineTargetPass(PipelineService service, Route route, Options options) {
+  private PipelineTargetPass(PipelineService service, Route route, Options options, Penalties penalties,
+      int promptTokens) {
+    this.penalties = penalties;
+    this.promptTokens = promptTokens;
     this.service = service;
     this.route = route;
     this.options = options;
@@ -72,7 +83,17 @@ public final class PipelineTargetPass implements TargetPass {
 
   /** Opens a session along {@code route} with room for {@code maxTokens} positions; waits for all stages. */
   public static PipelineTargetPass open(PipelineService service, Route route, int maxTokens, Options options) {
-    PipelineTargetPass p = new PipelineTargetPass(service, route, options);
+    return open(service, route, maxTokens, options, Penalties.NONE, 0);
+  }
+
+  /**
+   * The same for a generation with penalties, which the last stage applies (it keeps the token
+   * history; each round carries its token ids to it). {@code promptTokens} tells it where the
+   * generated output begins.
+   */
+  public static PipelineTargetPass open(PipelineService service, Route route, int maxTokens, Options options,
+      Penalties penalties, int promptTokens) {
+    PipelineTargetPass p = new PipelineTargetPass(service, route, options, penalties, promptTokens);
     service.register(p);
     try {
       p.start(maxTokens);
@@ -101,6 +122,10 @@ public final class PipelineTargetPass implements TargetPass {
         .setEntryPeerId(ByteString.copyFrom(host.peerId().toBytes())).setMaxTokens(maxTokens)
         .setActivationDtype(options.activations()).setTemperature(options.temperature()).setTopP(options.topP())
         .setFullLogits(options.fullLogits());
+    if (penalties.active()) {
+      open.setPenalties(dev.dsd.node.pipeline.proto.Penalties.newBuilder().setRepetition(penalties.repetition())
+          .setPresence(penalties.presence()).setFrequency(penalties.frequency()).setPromptTokens(promptTokens));
+    }
     for (Multiaddr a : host.advertisedAddrs()) {
       open.addEntryAddrs(ByteString.copyFrom(a.withoutPeer().toBytes()));
     }
@@ -146,6 +171,9 @@ public final class PipelineTargetPass implements TargetPass {
     Round.Builder b = Round.newBuilder().setSessionId(id).setRound(r).setKeep(keep).setRows(rows);
     for (int t : tokens) {
       b.addTokens(t);
+      if (penalties.active()) {
+        b.addPenaltyTokens(t);
+      }
     }
     for (int d : drafts) {
       b.addDrafts(d);
