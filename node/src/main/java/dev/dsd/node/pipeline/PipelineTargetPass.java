@@ -193,7 +193,7 @@ public final class PipelineTargetPass implements TargetPass {
   private TargetScores scores(RoundResult res) {
     int vocab = res.getVocab();
     if (res.hasLogits()) {
-      return new LogitScores(Activations.decode(res.getLogits(), vocab), vocab, options.temperature(), options.topP());
+      return new LogitScores(Activations.decodeLogits(res.getLogits(), vocab), vocab, options.temperature(), options.topP());
     }
     int n = res.getRowsCount();
     int[] argmax = new int[n];

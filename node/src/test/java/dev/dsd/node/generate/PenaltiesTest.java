@@ -23,12 +23,12 @@ import org.junit.jupiter.api.io.TempDir;
  * Penalties and logprobs in local generation: greedy speculation with a penalty gives the tokens of
  * greedy decoding with it, and logprobs are the log-softmax of the penalized logits.
  */
-class PenaltiesTest {
+public class PenaltiesTest {
   /** Twenty short prompts of different shapes (code, prose, repeats). */
-  static final String[] PROMPTS = {"def f(x):", "the theory of ", "aaaa bbbb aaaa", "x = [1, 2, 3]\n", "import os",
+  public static final String[] PROMPTS = {"def f(x):", "the theory of ", "aaaa bbbb aaaa", "x = [1, 2, 3]\n", "import os",
       "class A:", "for i in", "return x +", "hello hello", "if a == b:", "while True:", "print(", "# note:",
       "s = 'abc'", "try:\n  ", "lambda y:", "a, b = b, a", "with open(", "yield from", "assert x"};
-  static final Penalties[] EACH = {new Penalties(1.8, 0, 0), new Penalties(1, 1.5, 0), new Penalties(1, 0, 0.9),
+  public static final Penalties[] EACH = {new Penalties(1.8, 0, 0), new Penalties(1, 1.5, 0), new Penalties(1, 0, 0.9),
       new Penalties(0.7, -0.5, 0.3)};
   @TempDir Path tmp;
 
