@@ -190,6 +190,7 @@ final class GenerateCommand implements Callable<Integer> {
     o.put("completion_tokens", r.tokenIds().length);
     o.put("finish_reason", r.finishReason());
     o.put("seconds", r.seconds());
+    o.put("first_token_seconds", r.firstTokenSeconds());
     o.put("tokens_per_second", r.tokensPerSecond());
     o.put("rounds", r.rounds());
     o.put("drafted_tokens", r.draftedTokens());

@@ -62,7 +62,7 @@ public final class GenerateService {
           Done.Builder d = Done.newBuilder().setText(res.text()).setPromptTokens(res.promptTokens())
               .setFinishReason(res.finishReason()).setSeconds(res.seconds()).setRounds(res.rounds())
               .setDrafted(res.draftedTokens()).setAccepted(res.acceptedTokens()).addAllRoute(res.route())
-              .setBytesSent(res.bytesSent());
+              .setBytesSent(res.bytesSent()).setFirstTokenSeconds(res.firstTokenSeconds());
           for (int id : res.tokenIds()) {
             d.addTokenIds(id);
           }

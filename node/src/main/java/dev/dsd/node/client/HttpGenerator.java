@@ -125,7 +125,7 @@ public final class HttpGenerator implements Generator {
         withIds.add(i < r.tokenIds().length ? new TokenChoice(r.tokenIds()[i], t.text(), t.logprob(), t.top()) : t);
       }
       return new GenerationResult(r.text(), r.tokenIds(), r.promptTokens(), r.finishReason(), r.seconds(), r.rounds(),
-          r.draftedTokens(), r.acceptedTokens(), r.route(), r.bytesSent(), withIds);
+          r.draftedTokens(), r.acceptedTokens(), r.route(), r.bytesSent(), withIds, r.firstTokenSeconds());
     } catch (IOException e) {
       throw new GenerationException("reading the answer of " + base + " failed: " + e.getMessage(), e);
     }
@@ -159,7 +159,7 @@ public final class HttpGenerator implements Generator {
     d.path("route").forEach(n -> route.add(n.asText()));
     return new GenerationResult(text, ids, d.path("prompt_tokens").asInt(), finish, d.path("seconds").asDouble(),
         d.path("rounds").asInt(), d.path("drafted_tokens").asLong(), d.path("accepted_tokens").asLong(), route,
-        d.path("bytes_sent").asLong());
+        d.path("bytes_sent").asLong(), List.of(), d.path("first_token_seconds").asDouble());
   }
 
   @Override

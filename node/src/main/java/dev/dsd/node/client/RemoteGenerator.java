@@ -106,7 +106,7 @@ public final class RemoteGenerator implements Generator {
                 d.getPromptTokens(), d.getFinishReason(), d.getSeconds(), d.getRounds(), d.getDrafted(), d.getAccepted(),
                 d.getRouteList(), d.getBytesSent(), d.getLogprobsList().stream().map(t -> new TokenChoice(t.getToken(),
                     t.getText(), t.getLogprob(), t.getTopList().stream().map(a -> new TokenChoice.Alternative(
-                        a.getToken(), a.getText(), a.getLogprob())).toList())).toList());
+                        a.getToken(), a.getText(), a.getLogprob())).toList())).toList(), d.getFirstTokenSeconds());
           }
           case ERROR -> throw new GenerationException("peer " + peer + ": " + m.getError());
           default -> throw new GenerationException("peer " + peer + " sent " + m.getBodyCase());

@@ -62,6 +62,7 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
@@ -76,7 +77,7 @@ public final class LocalGenerator implements Generator {
     try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable,
             req.penalties().active() ? new PenaltyState(req.penalties(), prompt.length, c.vocabSize(), capacity) : null);
         Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
-      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE);
+      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE, t0);
     }
   }
 

@@ -40,7 +40,16 @@ public final class SpeculativeLoop {
    */
   public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
       AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener) {
-    long t0 = System.nanoTime();
+    return run(req, prompt, target, drafter, rule, window, capacity, sink, listener, System.nanoTime());
+  }
+
+  /**
+   * @param t0 when the generation began ({@link System#nanoTime}): the result's seconds and time to
+   *     first token count from it, so a caller that set up a session first includes that time
+   */
+  public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
+      AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener, long t0) {
+    long firstToken = 0;
     StreamingDecoder text = tokenizer.streamingDecoder();
     StopMatcher stop = new StopMatcher(req.stop());
     int[] out = new int[req.maxTokens()];
@@ -106,6 +115,9 @@ public final class SpeculativeLoop {
           break generation;
         }
         out[n++] = tok;
+        if (firstToken == 0) {
+          firstToken = System.nanoTime();
+        }
         if (wantLogprobs) { // row j of this round is the distribution token j was chosen from
           logprobs.add(TokenChoice.of(scores.logprob(j, tok, req.logprobs()), tokenizer));
         }
@@ -136,7 +148,7 @@ public final class SpeculativeLoop {
     double seconds = (System.nanoTime() - t0) / 1e9;
     List<String> route = new ArrayList<>(target.route());
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
-        acceptedTotal, route, target.bytesSent(), logprobs);
+        acceptedTotal, route, target.bytesSent(), logprobs, firstToken == 0 ? 0 : (firstToken - t0) / 1e9);
   }
 
   /**

@@ -106,6 +106,7 @@ abstract class CompletionFormat {
     d.put("drafted_tokens", r.draftedTokens());
     d.put("accepted_tokens", r.acceptedTokens());
     d.put("seconds", r.seconds());
+    d.put("first_token_seconds", r.firstTokenSeconds());
     d.put("bytes_sent", r.bytesSent());
     r.route().forEach(d.putArray("route")::add);
     var ids = d.putArray("token_ids");

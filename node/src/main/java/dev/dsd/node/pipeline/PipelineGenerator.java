@@ -44,6 +44,7 @@ public final class PipelineGenerator implements Generator {
   private final int usable;
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
+  private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
 
   /** What one generation's pipeline survived, told when it ends (also when it ends in an error). */
@@ -95,6 +96,7 @@ public final class PipelineGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    long t0 = System.nanoTime(); // times include finding the route and opening the session on every stage
     int[] prompt = PromptCheck.encode(tokenizer, req, config);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
@@ -112,6 +114,7 @@ public final class PipelineGenerator implements Generator {
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
+        roundListener.round(k, accepted, draftNanos, verifyNanos);
         for (var t : target.lastTimings()) {
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
               t.getComputeMicros() / 1e6);
@@ -120,7 +123,7 @@ public final class PipelineGenerator implements Generator {
       };
       GenerationResult r;
       try {
-        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
       }
@@ -147,6 +150,12 @@ public final class PipelineGenerator implements Generator {
   /** Receives each round's per-stage compute seconds (by peer id) and the whole round's ("round"). */
   public PipelineGenerator withStageTimes(java.util.function.BiConsumer<String, Double> sink) {
     this.stageTimes = sink;
+    return this;
+  }
+
+  /** Receives every round's window, acceptance and times (benchmarks read acceptance per round). */
+  public PipelineGenerator withRoundListener(SpeculativeLoop.RoundListener listener) {
+    this.roundListener = listener;
     return this;
   }
 
