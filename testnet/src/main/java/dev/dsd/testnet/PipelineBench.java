@@ -92,10 +92,15 @@ public final class PipelineBench {
    * @param medianFirstTokenMs median over prompts of the time to the first token (setup included)
    * @param novelAcceptance acceptance on rounds that repeat no earlier 4-gram ({@link RoundNovelty})
    * @param novelRoundShare share of rounds that count as novel
+   * @param distinct4 mean over prompts of distinct / all 4-grams of the output's token ids (1: no repeats)
+   * @param medianFirstDivergence greedy only: median over prompts of the first token index where the
+   *     output differs from the lossless ({@code off}) output, its length where it never does; NaN otherwise
+   * @param meanEditDistance greedy only: mean token edit distance to the lossless output
    */
   public record Row(double latencyMs, String sampling, String mode, int prompts, int tokens, double seconds,
       double tokensPerSecond, double medianPromptTokensPerSecond, double medianFirstTokenMs, double acceptance,
-      double novelAcceptance, double novelRoundShare, double roundsPerToken, double bytesPerToken, double outputNll) {}
+      double novelAcceptance, double novelRoundShare, double roundsPerToken, double bytesPerToken, double outputNll,
+      double distinct4, double medianFirstDivergence, double meanEditDistance) {}
 
   private PipelineBench() {}
 
@@ -116,8 +121,11 @@ public final class PipelineBench {
           PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(),
               PipelineGenerator.RouteSource.of(swarm.route), draft::newDrafter, PipelineTargetPass.Options.greedy())
               .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
-          // warms the JIT and the connections once per swarm, for every mode alike; not measured
-          gen.generate(new GenerationRequest(c.prompts().get(0), 8, 0, 1, 0, 4, false, List.of()), TokenSink.NONE);
+          // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
+          for (Sampling sp : c.samplings()) {
+            gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
+                List.of()), TokenSink.NONE);
+          }
           List<Object[]> runs = new ArrayList<>();
           for (Sampling sampling : c.samplings()) {
             for (Mode m : c.modes()) {
@@ -127,10 +135,17 @@ public final class PipelineBench {
           Collections.shuffle(runs, order);
           progress.accept(String.format("# latency %.1f ms: order %s", latency, runs.stream()
               .map(r -> ((Sampling) r[0]).name() + "/" + ((Mode) r[1]).name()).toList()));
+          java.util.Map<String, int[][]> outputs = new java.util.HashMap<>();
+          List<Row> here = new ArrayList<>();
           for (Object[] run : runs) {
-            Row row = measure(c, gen, whole, ck, latency, (Sampling) run[0], (Mode) run[1], rounds);
-            rows.add(row);
+            int[][] out = new int[c.prompts().size()][];
+            Row row = measure(c, gen, whole, ck, latency, (Sampling) run[0], (Mode) run[1], rounds, out);
+            outputs.put(row.sampling() + "/" + row.mode(), out);
+            here.add(row);
             progress.accept(format(row));
+          }
+          for (Row r : here) {
+            rows.add(Quality.annotate(r, outputs.get(r.sampling() + "/" + r.mode()), outputs.get(r.sampling() + "/off")));
           }
         }
       }
@@ -141,7 +156,7 @@ public final class PipelineBench {
   }
 
   private static Row measure(Config c, PipelineGenerator gen, ShardRunner whole, Checkpoint ck, double latency,
-      Sampling sampling, Mode m, List<RoundNovelty.Round> rounds) {
+      Sampling sampling, Mode m, List<RoundNovelty.Round> rounds, int[][] outputs) {
     int tokens = 0;
     double seconds = 0;
     long roundCount = 0;
@@ -168,10 +183,12 @@ public final class PipelineBench {
       novel = novel.plus(RoundNovelty.of(prompt, r.tokenIds(), rounds));
       perPrompt[i] = r.tokensPerSecond();
       firstToken[i] = r.firstTokenSeconds() * 1000;
+      outputs[i] = r.tokenIds();
     }
     return new Row(latency, sampling.name(), m.name(), c.prompts().size(), tokens, seconds, tokens / seconds,
         median(perPrompt), median(firstToken), drafted == 0 ? 0 : (double) accepted / drafted, novel.acceptance(),
-        novel.novelShare(), (double) roundCount / tokens, (double) bytes / tokens, nll / tokens);
+        novel.novelShare(), (double) roundCount / tokens, (double) bytes / tokens, nll / tokens, Double.NaN, Double.NaN,
+        Double.NaN);
   }
 
   static double median(double[] v) {
@@ -200,14 +217,16 @@ public final class PipelineBench {
   }
 
   public static String header() {
-    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %9s %8s", "lat ms", "sample", "mode", "tokens",
-        "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "bytes/tok", "nll/tok");
+    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %9s %8s %7s %6s %6s", "lat ms", "sample", "mode",
+        "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "bytes/tok", "nll/tok",
+        "dist4", "div@", "edit");
   }
 
   public static String format(Row r) {
-    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %9.0f %8.4f", r.latencyMs(),
-        r.sampling(), r.mode(), r.tokens(), r.tokensPerSecond(), r.medianPromptTokensPerSecond(), r.medianFirstTokenMs(),
-        r.acceptance(), r.novelAcceptance(), r.novelRoundShare(), r.roundsPerToken(), r.bytesPerToken(), r.outputNll());
+    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %9.0f %8.4f %7.3f %6.1f %6.1f",
+        r.latencyMs(), r.sampling(), r.mode(), r.tokens(), r.tokensPerSecond(), r.medianPromptTokensPerSecond(),
+        r.medianFirstTokenMs(), r.acceptance(), r.novelAcceptance(), r.novelRoundShare(), r.roundsPerToken(),
+        r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
   /** Speedup of each mode over {@code off} at the same latency, for the summary. */
