@@ -153,6 +153,9 @@ final class BenchCommand implements Runnable {
           sampling.stream().map(dev.dsd.testnet.PipelineBench.Sampling::parse).toList(), bandwidth, orderSeed);
       System.out.println(dev.dsd.testnet.PipelineBench.header());
       var rows = dev.dsd.testnet.PipelineBench.run(c, System.out::println);
+      // again in a fixed order, now with the quality columns that compare each mode with off
+      System.out.println(dev.dsd.testnet.PipelineBench.header());
+      rows.forEach(r -> System.out.println(dev.dsd.testnet.PipelineBench.format(r)));
       System.out.print(dev.dsd.testnet.PipelineBench.ratios(rows));
       dev.dsd.testnet.PipelineBench.writeJson(rows, c, json);
       System.out.println("wrote " + json.toAbsolutePath());
