@@ -59,7 +59,9 @@ final class CompletionRequests {
     }
     String prompt = prompt(body.get("prompt"));
     int maxTokens = intField(body, "max_tokens", COMPLETION_DEFAULT_MAX_TOKENS);
-    Integer logprobs = optionalInt(body, "logprobs");
+    JsonNode lp = field(body, "logprobs");
+    // false is what some clients send for "none"; OpenAI's completions take an integer
+    Integer logprobs = lp != null && lp.isBoolean() && !lp.asBoolean() ? null : optionalInt(body, "logprobs");
     if (logprobs != null && (logprobs < 0 || logprobs > MAX_COMPLETION_LOGPROBS)) {
       throw ApiError.invalid("logprobs", "logprobs must be 0.." + MAX_COMPLETION_LOGPROBS + ", got " + logprobs);
     }
@@ -117,8 +119,8 @@ final class CompletionRequests {
     Double repetition = optionalNumber(body, "repetition_penalty");
     double presence = number(body, "presence_penalty", 0);
     double frequency = number(body, "frequency_penalty", 0);
-    if (repetition != null && !(repetition > 0)) {
-      throw ApiError.invalid("repetition_penalty", "repetition_penalty must be > 0, got " + repetition);
+    if (repetition != null && !(repetition > 0 && !repetition.isInfinite())) {
+      throw ApiError.invalid("repetition_penalty", "repetition_penalty must be a finite number > 0, got " + repetition);
     }
     for (String name : new String[] {"presence_penalty", "frequency_penalty"}) {
       double v = name.startsWith("presence") ? presence : frequency;

@@ -148,6 +148,8 @@ class HttpApiErrorsTest {
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"echo\":true}", "unsupported_value", "echo");
     HttpResponse<String> one = api.post("/v1/completions", "{\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"max_tokens\":2}");
     assertEquals(200, one.statusCode(), one.body());
+    HttpResponse<String> none = api.post("/v1/completions", "{\"prompt\":\"x\",\"logprobs\":false,\"max_tokens\":2}");
+    assertEquals(200, none.statusCode(), "false means no logprobs: " + none.body());
   }
 
   @Test

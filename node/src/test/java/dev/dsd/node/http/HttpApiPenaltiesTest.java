@@ -130,6 +130,8 @@ class HttpApiPenaltiesTest {
         "frequency_penalty");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"repetition_penalty\":0}", "invalid_value",
         "repetition_penalty");
+    badRequest("/v1/completions", "{\"prompt\":\"x\",\"repetition_penalty\":1e400}", "invalid_value",
+        "repetition_penalty");
     badRequest("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
         + "\"top_logprobs\":2}", "invalid_value", "top_logprobs");
     badRequest("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
