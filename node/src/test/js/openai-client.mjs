@@ -39,6 +39,26 @@ async function completion () {
   return { object: c.object, text: c.choices[0].text, finishReason: c.choices[0].finish_reason, usage: c.usage }
 }
 
+// penalties and logprobs as a client sends them; the test compares with the generator's own values
+async function penalizedWithLogprobs () {
+  const c = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'def f(x):' }],
+    max_tokens: 10,
+    temperature: 0,
+    presence_penalty: 1.5,
+    frequency_penalty: 0.5,
+    logprobs: true,
+    top_logprobs: 2
+  })
+  const content = c.choices[0].logprobs.content
+  return {
+    text: c.choices[0].message.content,
+    logprobs: content.map(t => t.logprob),
+    tops: content.map(t => t.top_logprobs.length)
+  }
+}
+
 async function unknownModel () {
   try {
     await client.completions.create({ model: 'no-such-model', prompt: 'x', max_tokens: 1 })
@@ -51,7 +71,8 @@ async function unknownModel () {
 
 try {
   const models = (await client.models.list()).data.map(m => m.id)
-  const result = { models, chat: await streamedChat(), completion: await completion(), unknownModel: await unknownModel() }
+  const result = { models, chat: await streamedChat(), completion: await completion(), penalized: await penalizedWithLogprobs(),
+    unknownModel: await unknownModel() }
   console.log(JSON.stringify(result))
 } catch (e) {
   console.log(JSON.stringify({ error: String(e?.stack ?? e) }))

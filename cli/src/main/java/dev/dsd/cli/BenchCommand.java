@@ -218,10 +218,14 @@ final class BenchCommand implements Runnable {
       mixinStandardHelpOptions = true,
       description = {
         "Tokens/s through N target stages + an entry that drafts, every node behind a link emulator that",
-        "delays each message by the one-way latency: non-speculative vs fixed windows vs auto vs adaptive,",
-        "on the held-out prompts (models/heldout-prompts.json). Prints a table and writes JSON."
+        "delays each message by the one-way latency (and caps its rate with --bandwidth): non-speculative",
+        "vs fixed windows vs auto vs adaptive, greedy and sampled, on the held-out prompts",
+        "(models/heldout-prompts.json), in a seeded shuffled order. Times include session setup; ttft is the",
+        "median time to first token; 'novel a' is acceptance on rounds that repeat no earlier 4-gram.",
+        "Prints a table and writes JSON."
       },
-      footer = {"", "Example:", "  dsd bench pipeline --latency 0,5,20,50 --prompts 5 --max-tokens 128 --json bench-pipeline.json"})
+      footer = {"", "Example:", "  dsd bench pipeline --latency 0,5,20,50 --prompts 5 --max-tokens 128 --json bench-pipeline.json",
+          "  dsd bench pipeline --latency 20 --bandwidth 100 --modes off,auto --sampling sampled"})
   static final class Pipeline implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Target (default: bundled).")
     Path model;
@@ -247,6 +251,18 @@ final class BenchCommand implements Runnable {
     @Option(names = "--threads", defaultValue = "1", description = "ONNX Runtime threads per stage (default: ${DEFAULT-VALUE}).")
     int threads;
 
+    @Option(names = "--sampling", split = ",", defaultValue = "greedy,sampled", description = {"greedy and/or sampled",
+        "(temperature 0.8, top-p 0.95) (default: ${DEFAULT-VALUE})."})
+    List<String> sampling;
+
+    @Option(names = "--bandwidth", paramLabel = "MBIT", defaultValue = "0",
+        description = "Rate cap of every link in Mbit/s, 0 for none (default: ${DEFAULT-VALUE}).")
+    double bandwidth;
+
+    @Option(names = "--order-seed", defaultValue = "1",
+        description = "Seed of the shuffled run order at each latency (default: ${DEFAULT-VALUE}).")
+    long orderSeed;
+
     @Option(names = "--json", paramLabel = "FILE", defaultValue = "bench-pipeline.json", description = "Where to write the rows (default: ${DEFAULT-VALUE}).")
     Path json;
 
@@ -262,9 +278,13 @@ final class BenchCommand implements Runnable {
         throw new CliException("--prompts must be 1.." + all.size());
       }
       var c = new dev.dsd.testnet.PipelineBench.Config(target, draftDir, stages, latencies, all.subList(0, prompts),
-          maxTokens, modes.stream().map(dev.dsd.testnet.PipelineBench.Mode::parse).toList(), threads);
+          maxTokens, modes.stream().map(dev.dsd.testnet.PipelineBench.Mode::parse).toList(), threads,
+          sampling.stream().map(dev.dsd.testnet.PipelineBench.Sampling::parse).toList(), bandwidth, orderSeed);
       System.out.println(dev.dsd.testnet.PipelineBench.header());
       var rows = dev.dsd.testnet.PipelineBench.run(c, System.out::println);
+      // again in a fixed order, now with the quality columns that compare each mode with off
+      System.out.println(dev.dsd.testnet.PipelineBench.header());
+      rows.forEach(r -> System.out.println(dev.dsd.testnet.PipelineBench.format(r)));
       System.out.print(dev.dsd.testnet.PipelineBench.ratios(rows));
       dev.dsd.testnet.PipelineBench.writeJson(rows, c, json);
       System.out.println("wrote " + json.toAbsolutePath());

@@ -2,7 +2,10 @@ package dev.dsd.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.dsd.node.generate.GenerationDefaults;
 import dev.dsd.node.generate.GenerationRequest;
+import dev.dsd.node.generate.TokenChoice;
+import dev.dsd.verification.processing.Penalties;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.client.RemoteGenerator;
 import dev.dsd.node.generate.Generator;
@@ -64,11 +67,28 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")
   int maxTokens;
 
-  @Option(names = "--temperature", defaultValue = "0", description = "0 is greedy (default: ${DEFAULT-VALUE}).")
-  double temperature;
+  @Option(names = "--temperature", description = {"0 is greedy (default: the model's generation_config.json,",
+      "else 0)."})
+  Double temperature;
 
-  @Option(names = "--top-p", defaultValue = "1", description = "Nucleus sampling mass (default: ${DEFAULT-VALUE}).")
-  double topP;
+  @Option(names = "--top-p", description = "Nucleus sampling mass (default: generation_config.json, else 1).")
+  Double topP;
+
+  @Option(names = "--repetition-penalty", paramLabel = "X", description = {"Hugging Face repetition penalty over prompt",
+      "and output, > 0; 1 is off (default: generation_config.json, else 1)."})
+  Double repetitionPenalty;
+
+  @Option(names = "--presence-penalty", paramLabel = "X", defaultValue = "0",
+      description = "OpenAI presence penalty over generated tokens, -2..2 (default: ${DEFAULT-VALUE}).")
+  double presencePenalty;
+
+  @Option(names = "--frequency-penalty", paramLabel = "X", defaultValue = "0",
+      description = "OpenAI frequency penalty over generated tokens, -2..2 (default: ${DEFAULT-VALUE}).")
+  double frequencyPenalty;
+
+  @Option(names = "--logprobs", paramLabel = "N", description = {"With --json: each token's log-probability and the",
+      "N most likely alternatives (0..20), from the target's processed logits."})
+  Integer logprobs;
 
   @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (default: ${DEFAULT-VALUE}).")
   long seed;
@@ -89,7 +109,21 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
     int k = parseSpec(spec);
-    GenerationRequest req = new GenerationRequest(text, maxTokens, temperature, topP, seed, k, adaptive, stop);
+    // a swarm's node holds the model; locally the directory's generation_config.json fills unset values
+    GenerationDefaults defaults = peer != null ? GenerationDefaults.NONE
+        : GenerationDefaults.read(model != null ? model : Defaults.targetModel());
+    Penalties penalties;
+    try {
+      penalties = new Penalties(defaults.repetitionPenalty(repetitionPenalty), presencePenalty, frequencyPenalty);
+    } catch (IllegalArgumentException e) {
+      throw new CliException(e.getMessage());
+    }
+    if (logprobs != null && !json) {
+      throw new CliException("--logprobs needs --json, which prints them");
+    }
+    GenerationRequest req = new GenerationRequest(text, maxTokens, defaults.temperature(temperature, 0),
+        defaults.topP(topP), seed, k, adaptive, stop, penalties,
+        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs);
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (Generator gen = open(k)) {
       GenerationResult r = gen.generate(req, (piece, ids) -> {
@@ -160,6 +194,7 @@ final class GenerateCommand implements Callable<Integer> {
     o.put("completion_tokens", r.tokenIds().length);
     o.put("finish_reason", r.finishReason());
     o.put("seconds", r.seconds());
+    o.put("first_token_seconds", r.firstTokenSeconds());
     o.put("tokens_per_second", r.tokensPerSecond());
     o.put("rounds", r.rounds());
     o.put("drafted_tokens", r.draftedTokens());
@@ -168,6 +203,14 @@ final class GenerateCommand implements Callable<Integer> {
     o.put("bytes_sent", r.bytesSent());
     var route = o.putArray("route");
     r.route().forEach(route::add);
+    if (!r.logprobs().isEmpty()) {
+      var lps = o.putArray("logprobs");
+      for (TokenChoice t : r.logprobs()) {
+        ObjectNode e = lps.addObject().put("token", t.token()).put("text", t.text()).put("logprob", t.logprob());
+        var top = e.putArray("top");
+        t.top().forEach(a -> top.addObject().put("token", a.token()).put("text", a.text()).put("logprob", a.logprob()));
+      }
+    }
     return m.writeValueAsString(o);
   }
 }

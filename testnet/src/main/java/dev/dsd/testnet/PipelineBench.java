@@ -27,7 +27,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Random;
 import java.util.function.Consumer;
 
 /**
@@ -36,7 +39,10 @@ import java.util.function.Consumer;
  * latency, as on a real network, without the nodes knowing), an entry that drafts with the draft
  * model, and the same held-out prompts under each decoding mode. Reports tokens/s, acceptance,
  * rounds and bytes per token, and the target's NLL of what was generated (lossy modes must not
- * make the output worse than the target's own choice by much).
+ * make the output worse than the target's own choice by much). Each run is timed whole, session
+ * setup and time to first token included; modes and sampling settings run in a seeded shuffled
+ * order per latency, printed with the results; acceptance is also given on rounds that repeat no
+ * earlier text ({@link RoundNovelty}).
  */
 public final class PipelineBench {
   /** A decoding mode: window (0 off, K, or AUTO) and whether verification is adaptive. */
@@ -56,12 +62,45 @@ public final class PipelineBench {
     }
   }
 
-  public record Config(Path target, Path draft, int stages, List<Double> latenciesMs, List<String> prompts,
-      int maxTokens, List<Mode> modes, int threads) {}
+  /** How tokens are chosen: greedy, or sampled at a temperature and top-p (each prompt with its own seed). */
+  public record Sampling(String name, double temperature, double topP) {
+    public static final Sampling GREEDY = new Sampling("greedy", 0, 1);
+    /** The chat-like setting the issue asks to report next to greedy. */
+    public static final Sampling SAMPLED = new Sampling("T0.8", 0.8, 0.95);
 
-  public record Row(double latencyMs, String mode, int prompts, int tokens, double seconds, double tokensPerSecond,
-      double medianPromptTokensPerSecond, double acceptance, double roundsPerToken, double bytesPerToken,
-      double outputNll) {}
+    public static Sampling parse(String s) {
+      return switch (s) {
+        case "greedy" -> GREEDY;
+        case "sampled" -> SAMPLED;
+        default -> throw new IllegalArgumentException("sampling must be greedy or sampled, got " + s);
+      };
+    }
+  }
+
+  /**
+   * @param bandwidthMbit each link's rate cap in Mbit/s, 0 for none
+   * @param orderSeed seeds the shuffle of the (sampling, mode) runs at each latency, so that no mode
+   *     always runs first (on a warm or a cold machine)
+   */
+  public record Config(Path target, Path draft, int stages, List<Double> latenciesMs, List<String> prompts,
+      int maxTokens, List<Mode> modes, int threads, List<Sampling> samplings, double bandwidthMbit, long orderSeed) {}
+
+  /**
+   * One mode at one latency. Times are wall clock around each whole generation: finding the route,
+   * opening the session on every stage, prefill and decoding.
+   *
+   * @param medianFirstTokenMs median over prompts of the time to the first token (setup included)
+   * @param novelAcceptance acceptance on rounds that repeat no earlier 4-gram ({@link RoundNovelty})
+   * @param novelRoundShare share of rounds that count as novel
+   * @param distinct4 mean over prompts of distinct / all 4-grams of the output's token ids (1: no repeats)
+   * @param medianFirstDivergence greedy only: median over prompts of the first token index where the
+   *     output differs from the lossless ({@code off}) output, its length where it never does; NaN otherwise
+   * @param meanEditDistance greedy only: mean token edit distance to the lossless output
+   */
+  public record Row(double latencyMs, String sampling, String mode, int prompts, int tokens, double seconds,
+      double tokensPerSecond, double medianPromptTokensPerSecond, double medianFirstTokenMs, double acceptance,
+      double novelAcceptance, double novelRoundShare, double roundsPerToken, double bytesPerToken, double outputNll,
+      double distinct4, double medianFirstDivergence, double meanEditDistance) {}
 
   private PipelineBench() {}
 
@@ -75,44 +114,87 @@ public final class PipelineBench {
       if (c.stages() < 1 || c.stages() > layers) {
         throw new IllegalArgumentException("stages must be 1.." + layers + ", got " + c.stages());
       }
+      Random order = new Random(c.orderSeed());
       for (double latency : c.latenciesMs()) {
-        try (Swarm swarm = new Swarm(c, layers, new LinkProfile(latency, 0, 0))) {
-          PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(), PipelineGenerator.RouteSource.of(swarm.route),
-              draft::newDrafter, PipelineTargetPass.Options.greedy());
-          gen.generate(new GenerationRequest(c.prompts().get(0), 8, 0, 1, 0, 4, false, List.of()), TokenSink.NONE);
-          for (Mode m : c.modes()) {
-            int tokens = 0;
-            double seconds = 0;
-            long rounds = 0;
-            long drafted = 0;
-            long accepted = 0;
-            long bytes = 0;
-            double nll = 0;
-            double[] perPrompt = new double[c.prompts().size()];
-            for (int i = 0; i < c.prompts().size(); i++) {
-              GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), 0, 1, 0, m.window(),
-                  m.adaptive(), List.of());
-              GenerationResult r = gen.generate(req, TokenSink.NONE);
-              tokens += r.tokenIds().length;
-              seconds += r.seconds();
-              rounds += r.rounds();
-              drafted += r.draftedTokens();
-              accepted += r.acceptedTokens();
-              bytes += r.bytesSent();
-              nll += outputNll(whole, ck.tokenizer().encode(c.prompts().get(i)), r.tokenIds());
-              perPrompt[i] = r.tokensPerSecond();
+        try (Swarm swarm = new Swarm(c, layers, new LinkProfile(latency, 0, c.bandwidthMbit()))) {
+          List<RoundNovelty.Round> rounds = new ArrayList<>();
+          PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(),
+              PipelineGenerator.RouteSource.of(swarm.route), draft::newDrafter, PipelineTargetPass.Options.greedy())
+              .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
+          // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
+          for (Sampling sp : c.samplings()) {
+            gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
+                List.of()), TokenSink.NONE);
+          }
+          List<Object[]> runs = new ArrayList<>();
+          for (Sampling sampling : c.samplings()) {
+            for (Mode m : c.modes()) {
+              runs.add(new Object[] {sampling, m});
             }
-            Arrays.sort(perPrompt);
-            Row row = new Row(latency, m.name(), c.prompts().size(), tokens, seconds, tokens / seconds,
-                perPrompt[perPrompt.length / 2], drafted == 0 ? 0 : (double) accepted / drafted,
-                (double) rounds / tokens, (double) bytes / tokens, nll / tokens);
-            rows.add(row);
+          }
+          Collections.shuffle(runs, order);
+          progress.accept(String.format("# latency %.1f ms: order %s", latency, runs.stream()
+              .map(r -> ((Sampling) r[0]).name() + "/" + ((Mode) r[1]).name()).toList()));
+          java.util.Map<String, int[][]> outputs = new java.util.HashMap<>();
+          List<Row> here = new ArrayList<>();
+          for (Object[] run : runs) {
+            int[][] out = new int[c.prompts().size()][];
+            Row row = measure(c, gen, whole, ck, latency, (Sampling) run[0], (Mode) run[1], rounds, out);
+            outputs.put(row.sampling() + "/" + row.mode(), out);
+            here.add(row);
             progress.accept(format(row));
+          }
+          for (Row r : here) {
+            rows.add(Quality.annotate(r, outputs.get(r.sampling() + "/" + r.mode()), outputs.get(r.sampling() + "/off")));
           }
         }
       }
     }
+    rows.sort(Comparator.comparingDouble(Row::latencyMs).thenComparing(Row::sampling)
+        .thenComparing(r -> c.modes().stream().map(Mode::name).toList().indexOf(r.mode())));
     return rows;
+  }
+
+  private static Row measure(Config c, PipelineGenerator gen, ShardRunner whole, Checkpoint ck, double latency,
+      Sampling sampling, Mode m, List<RoundNovelty.Round> rounds, int[][] outputs) {
+    int tokens = 0;
+    double seconds = 0;
+    long roundCount = 0;
+    long drafted = 0;
+    long accepted = 0;
+    long bytes = 0;
+    double nll = 0;
+    RoundNovelty.Tally novel = RoundNovelty.EMPTY;
+    double[] perPrompt = new double[c.prompts().size()];
+    double[] firstToken = new double[c.prompts().size()];
+    for (int i = 0; i < c.prompts().size(); i++) {
+      GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), sampling.temperature(),
+          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of());
+      rounds.clear();
+      GenerationResult r = gen.generate(req, TokenSink.NONE);
+      int[] prompt = ck.tokenizer().encode(c.prompts().get(i));
+      tokens += r.tokenIds().length;
+      seconds += r.seconds();
+      roundCount += r.rounds();
+      drafted += r.draftedTokens();
+      accepted += r.acceptedTokens();
+      bytes += r.bytesSent();
+      nll += outputNll(whole, prompt, r.tokenIds());
+      novel = novel.plus(RoundNovelty.of(prompt, r.tokenIds(), rounds));
+      perPrompt[i] = r.tokensPerSecond();
+      firstToken[i] = r.firstTokenSeconds() * 1000;
+      outputs[i] = r.tokenIds();
+    }
+    return new Row(latency, sampling.name(), m.name(), c.prompts().size(), tokens, seconds, tokens / seconds,
+        median(perPrompt), median(firstToken), drafted == 0 ? 0 : (double) accepted / drafted, novel.acceptance(),
+        novel.novelShare(), (double) roundCount / tokens, (double) bytes / tokens, nll / tokens, Double.NaN, Double.NaN,
+        Double.NaN);
+  }
+
+  static double median(double[] v) {
+    double[] s = v.clone();
+    Arrays.sort(s);
+    return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   }
 
   /** Sum over the output of -log p_target(token | everything before it). */
@@ -135,23 +217,26 @@ public final class PipelineBench {
   }
 
   public static String header() {
-    return String.format("%8s %9s %8s %10s %10s %11s %10s %10s %9s", "lat ms", "mode", "tokens", "tok/s", "median",
-        "acceptance", "rnd/tok", "bytes/tok", "nll/tok");
+    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %9s %8s %7s %6s %6s", "lat ms", "sample", "mode",
+        "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "bytes/tok", "nll/tok",
+        "dist4", "div@", "edit");
   }
 
   public static String format(Row r) {
-    return String.format("%8.1f %9s %8d %10.2f %10.2f %11.3f %10.3f %10.0f %9.4f", r.latencyMs(), r.mode(), r.tokens(),
-        r.tokensPerSecond(), r.medianPromptTokensPerSecond(), r.acceptance(), r.roundsPerToken(), r.bytesPerToken(),
-        r.outputNll());
+    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %9.0f %8.4f %7.3f %6.1f %6.1f",
+        r.latencyMs(), r.sampling(), r.mode(), r.tokens(), r.tokensPerSecond(), r.medianPromptTokensPerSecond(),
+        r.medianFirstTokenMs(), r.acceptance(), r.novelAcceptance(), r.novelRoundShare(), r.roundsPerToken(),
+        r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
   /** Speedup of each mode over {@code off} at the same latency, for the summary. */
   public static String ratios(List<Row> rows) {
     StringBuilder b = new StringBuilder();
     for (Row r : rows) {
-      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.mode().equals("off")).findFirst().ifPresent(off -> {
+      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
+          && o.mode().equals("off")).findFirst().ifPresent(off -> {
         if (!r.mode().equals("off")) {
-          b.append(String.format("latency %.0f ms: %s / off = %.2fx%n", r.latencyMs(), r.mode(),
+          b.append(String.format("latency %.0f ms %s: %s / off = %.2fx%n", r.latencyMs(), r.sampling(), r.mode(),
               r.tokensPerSecond() / off.tokensPerSecond()));
         }
       });
@@ -168,6 +253,9 @@ public final class PipelineBench {
     o.put("max_tokens", c.maxTokens());
     o.put("prompts", c.prompts().size());
     o.put("cores", Runtime.getRuntime().availableProcessors());
+    o.put("bandwidth_mbit", c.bandwidthMbit());
+    o.put("order_seed", c.orderSeed());
+    o.put("timing", "wall clock per generation: route, session setup on every stage, prefill and decoding");
     ArrayNode arr = o.putArray("rows");
     for (Row r : rows) {
       arr.add(m.valueToTree(r));

@@ -10,6 +10,8 @@ import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.Generator;
+import dev.dsd.node.generate.TokenChoice;
+import dev.dsd.verification.processing.Penalties;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.p2p.host.NettyHost;
 import java.util.concurrent.Executor;
@@ -65,8 +67,17 @@ public final class GenerateService {
           return; // the client left while it waited
         }
         try {
+          Penalties penalties;
+          try {
+            penalties = new Penalties(r.getRepetitionPenalty() == 0 ? 1 : r.getRepetitionPenalty(),
+                r.getPresencePenalty(), r.getFrequencyPenalty());
+          } catch (IllegalArgumentException e) {
+            throw new GenerationException(e.getMessage());
+          }
           GenerationRequest req = new GenerationRequest(r.getPrompt(), r.getMaxTokens(), r.getTemperature(),
               r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList(),
+              penalties, r.hasTopLogprobs() ? (int) Math.min(Integer.MAX_VALUE, r.getTopLogprobs() & 0xffffffffL)
+                  : GenerationRequest.NO_LOGPROBS,
               weights(r.getWeights()));
           log.info("client request peer={} promptChars={} maxTokens={} spec={}", s.remote(), r.getPrompt().length(),
               r.getMaxTokens(), r.getSpeculation());
@@ -77,9 +88,16 @@ public final class GenerateService {
           Done.Builder d = Done.newBuilder().setText(res.text()).setPromptTokens(res.promptTokens())
               .setFinishReason(res.finishReason()).setSeconds(res.seconds()).setRounds(res.rounds())
               .setDrafted(res.draftedTokens()).setAccepted(res.acceptedTokens()).addAllRoute(res.route())
-              .setBytesSent(res.bytesSent());
+              .setBytesSent(res.bytesSent()).setFirstTokenSeconds(res.firstTokenSeconds());
           for (int id : res.tokenIds()) {
             d.addTokenIds(id);
+          }
+          for (TokenChoice t : res.logprobs()) {
+            var lp = dev.dsd.node.client.proto.TokenLogprob.newBuilder().setToken(t.token()).setText(t.text())
+                .setLogprob(t.logprob());
+            t.top().forEach(a -> lp.addTop(dev.dsd.node.client.proto.Alternative.newBuilder().setToken(a.token())
+                .setText(a.text()).setLogprob(a.logprob())));
+            d.addLogprobs(lp);
           }
           s.send(GenerateMessage.newBuilder().setDone(d).build());
         } catch (GenerationException e) {

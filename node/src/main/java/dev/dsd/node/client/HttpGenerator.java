@@ -7,6 +7,7 @@ import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.Generator;
+import dev.dsd.node.generate.TokenChoice;
 import dev.dsd.node.generate.TokenSink;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -58,6 +59,16 @@ public final class HttpGenerator implements Generator {
     if (req.weights() != null) {
       body.put("dsd_weights", req.weights().id());
     }
+    body.put("repetition_penalty", req.penalties().repetition());
+    body.put("presence_penalty", req.penalties().presence());
+    body.put("frequency_penalty", req.penalties().frequency());
+    if (req.logprobs() != GenerationRequest.NO_LOGPROBS) {
+      if (req.logprobs() > 5) {
+        throw new GenerationException("/v1/completions reports at most 5 alternatives per token, asked for "
+            + req.logprobs());
+      }
+      body.put("logprobs", req.logprobs());
+    }
     req.stop().forEach(body.putArray("stop")::add);
     HttpRequest http = HttpRequest.newBuilder(base.resolve(base.getPath() + "/v1/completions"))
         .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body.toString())).build();
@@ -77,6 +88,7 @@ public final class HttpGenerator implements Generator {
             + err.path("error").path("message").asText(err.toString()));
       }
       StringBuilder text = new StringBuilder();
+      List<TokenChoice> logprobs = new ArrayList<>();
       JsonNode dsd = null;
       String finish = "length";
       String line;
@@ -100,6 +112,7 @@ public final class HttpGenerator implements Generator {
               return result(text.toString(), "cancelled", dsd);
             }
           }
+          readLogprobs(c.path("logprobs"), logprobs);
           if (c.hasNonNull("finish_reason")) {
             finish = c.get("finish_reason").asText();
           }
@@ -108,9 +121,32 @@ public final class HttpGenerator implements Generator {
           dsd = chunk.get("dsd");
         }
       }
-      return result(text.toString(), finish, dsd);
+      GenerationResult r = result(text.toString(), finish, dsd);
+      List<TokenChoice> withIds = new ArrayList<>();
+      for (int i = 0; i < logprobs.size(); i++) {
+        TokenChoice t = logprobs.get(i);
+        withIds.add(i < r.tokenIds().length ? new TokenChoice(r.tokenIds()[i], t.text(), t.logprob(), t.top()) : t);
+      }
+      return new GenerationResult(r.text(), r.tokenIds(), r.promptTokens(), r.finishReason(), r.seconds(), r.rounds(),
+          r.draftedTokens(), r.acceptedTokens(), r.route(), r.bytesSent(), withIds, r.firstTokenSeconds());
     } catch (IOException e) {
       throw new GenerationException("reading the answer of " + base + " failed: " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The legacy completions shape carries texts, not ids: the caller takes token ids from the response's
+   * {@code dsd.token_ids}; alternatives get id -1.
+   */
+  private static void readLogprobs(JsonNode l, List<TokenChoice> out) {
+    if (!l.isObject()) {
+      return;
+    }
+    for (int i = 0; i < l.path("tokens").size(); i++) {
+      List<TokenChoice.Alternative> top = new ArrayList<>();
+      l.path("top_logprobs").path(i).fields().forEachRemaining(e -> top.add(new TokenChoice.Alternative(-1, e.getKey(),
+          e.getValue().asDouble())));
+      out.add(new TokenChoice(-1, l.path("tokens").get(i).asText(), l.path("token_logprobs").path(i).asDouble(), top));
     }
   }
 
@@ -126,7 +162,7 @@ public final class HttpGenerator implements Generator {
     d.path("route").forEach(n -> route.add(n.asText()));
     return new GenerationResult(text, ids, d.path("prompt_tokens").asInt(), finish, d.path("seconds").asDouble(),
         d.path("rounds").asInt(), d.path("drafted_tokens").asLong(), d.path("accepted_tokens").asLong(), route,
-        d.path("bytes_sent").asLong());
+        d.path("bytes_sent").asLong(), List.of(), d.path("first_token_seconds").asDouble());
   }
 
   @Override

@@ -6,6 +6,7 @@ import dev.dsd.node.generate.GenerationException;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.Generator;
+import dev.dsd.node.generate.TokenChoice;
 import dev.dsd.node.generate.TokenSink;
 import dev.dsd.node.wire.MessageStream;
 import dev.dsd.p2p.core.PeerId;
@@ -74,10 +75,16 @@ public final class RemoteGenerator implements Generator {
       throw new GenerationException("peer " + peer + " does not take prompts (" + GenerateService.ID + "): "
           + (e.getCause() == null ? e : e.getCause()).getMessage(), e);
     }
-    s.send(GenerateMessage.newBuilder().setRequest(GenerateRequest.newBuilder().setPrompt(req.prompt())
+    GenerateRequest.Builder rb = GenerateRequest.newBuilder().setPrompt(req.prompt())
         .setMaxTokens(req.maxTokens()).setTemperature(req.temperature()).setTopP(req.topP()).setSeed(req.seed())
         .setSpeculation(req.speculation()).setAdaptive(req.adaptiveVerification()).addAllStop(req.stop())
-        .setWeights(req.weights() == null ? "" : req.weights().id())).build());
+        .setWeights(req.weights() == null ? "" : req.weights().id())
+        .setRepetitionPenalty(req.penalties().repetition()).setPresencePenalty(req.penalties().presence())
+        .setFrequencyPenalty(req.penalties().frequency());
+    if (req.logprobs() != GenerationRequest.NO_LOGPROBS) {
+      rb.setTopLogprobs(req.logprobs());
+    }
+    s.send(GenerateMessage.newBuilder().setRequest(rb).build());
     StringBuilder text = new StringBuilder();
     try {
       while (true) {
@@ -98,7 +105,9 @@ public final class RemoteGenerator implements Generator {
             var d = m.getDone();
             return new GenerationResult(d.getText(), d.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray(),
                 d.getPromptTokens(), d.getFinishReason(), d.getSeconds(), d.getRounds(), d.getDrafted(), d.getAccepted(),
-                d.getRouteList(), d.getBytesSent());
+                d.getRouteList(), d.getBytesSent(), d.getLogprobsList().stream().map(t -> new TokenChoice(t.getToken(),
+                    t.getText(), t.getLogprob(), t.getTopList().stream().map(a -> new TokenChoice.Alternative(
+                        a.getToken(), a.getText(), a.getLogprob())).toList())).toList(), d.getFirstTokenSeconds());
           }
           case ERROR -> throw new GenerationException("peer " + peer + ": " + m.getError());
           default -> throw new GenerationException("peer " + peer + " sent " + m.getBodyCase());

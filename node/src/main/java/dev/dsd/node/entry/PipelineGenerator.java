@@ -47,6 +47,7 @@ public final class PipelineGenerator implements Generator {
   private final int usable;
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
+  private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
 
   /** What one generation's pipeline survived, told when it ends (also when it ends in an error). */
@@ -112,19 +113,26 @@ public final class PipelineGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    long t0 = System.nanoTime(); // times include finding the route and opening the session on every stage
     int[] prompt = PromptCheck.encode(tokenizer, req, config);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
     AcceptanceRule rule = rules.rule(req);
-    PipelineTargetPass.Options opts = req.temperature() > 0 || req.adaptiveVerification()
+    PipelineTargetPass.Options sampled = req.temperature() > 0 || req.adaptiveVerification()
         ? options.withSampling(req.temperature(), req.topP()) : options;
+    // logprobs of any token the rules may pick need the whole (processed) rows; a summary has only
+    // the tokens acceptance reads
+    PipelineTargetPass.Options opts = req.logprobs() != GenerationRequest.NO_LOGPROBS
+        ? sampled.withFullLogits(true) : sampled;
     SpeculativeLoop loop = new SpeculativeLoop(tokenizer, new HashSet<>(config.eosTokenIds()));
     try (ResilientTargetPass target = new ResilientTargetPass(router, req.weights(),
-            route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
+            route -> PipelineTargetPass.open(service, route, capacity, opts, req.penalties(), prompt.length),
+            spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
+        roundListener.round(k, accepted, draftNanos, verifyNanos);
         for (var t : target.lastTimings()) {
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
               t.getComputeMicros() / 1e6);
@@ -133,7 +141,7 @@ public final class PipelineGenerator implements Generator {
       };
       GenerationResult r;
       try {
-        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
       }
@@ -160,6 +168,12 @@ public final class PipelineGenerator implements Generator {
   /** Receives each round's per-stage compute seconds (by peer id) and the whole round's ("round"). */
   public PipelineGenerator withStageTimes(java.util.function.BiConsumer<String, Double> sink) {
     this.stageTimes = sink;
+    return this;
+  }
+
+  /** Receives every round's window, acceptance and times (benchmarks read acceptance per round). */
+  public PipelineGenerator withRoundListener(SpeculativeLoop.RoundListener listener) {
+    this.roundListener = listener;
     return this;
   }
 

@@ -24,6 +24,7 @@ import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
 import dev.dsd.verification.acceptance.TargetScores;
+import dev.dsd.verification.processing.Penalties;
 import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
@@ -71,6 +72,7 @@ public final class PipelineTargetPass implements TargetPass {
       return new Options(dtype, temperature, topP, fullLogits, timeout, prefillChunk);
     }
 
+    /** Whole logit rows instead of a summary: what logprobs need. */
     public Options withFullLogits(boolean full) {
       return new Options(activations, temperature, topP, full, timeout, prefillChunk);
     }
@@ -83,6 +85,8 @@ public final class PipelineTargetPass implements TargetPass {
   private final PipelineService service;
   private final Route route;
   private final Options options;
+  private final Penalties penalties;
+  private final int promptTokens;
   private final String id = UUID.randomUUID().toString();
   private final LinkedBlockingQueue<PipelineMessage> inbox = new LinkedBlockingQueue<>();
   private final AtomicLong stageBytes = new AtomicLong();
@@ -95,7 +99,10 @@ public final class PipelineTargetPass implements TargetPass {
   /** Per stage, compute micros of the last round: what the router learns from. */
   private volatile List<StageTiming> lastTimings = List.of();
 
-  private PipelineTargetPass(PipelineService service, Route route, Options options) {
+  private PipelineTargetPass(PipelineService service, Route route, Options options, Penalties penalties,
+      int promptTokens) {
+    this.penalties = penalties;
+    this.promptTokens = promptTokens;
     this.service = service;
     this.route = route;
     this.options = options;
@@ -104,7 +111,17 @@ public final class PipelineTargetPass implements TargetPass {
 
   /** Opens a session along {@code route} with room for {@code maxTokens} positions; waits for all stages. */
   public static PipelineTargetPass open(PipelineService service, Route route, int maxTokens, Options options) {
-    PipelineTargetPass p = new PipelineTargetPass(service, route, options);
+    return open(service, route, maxTokens, options, Penalties.NONE, 0);
+  }
+
+  /**
+   * The same for a generation with penalties, which the last stage applies (it keeps the token
+   * history; each round carries its token ids to it). {@code promptTokens} tells it where the
+   * generated output begins.
+   */
+  public static PipelineTargetPass open(PipelineService service, Route route, int maxTokens, Options options,
+      Penalties penalties, int promptTokens) {
+    PipelineTargetPass p = new PipelineTargetPass(service, route, options, penalties, promptTokens);
     service.register(p);
     try {
       p.start(maxTokens);
@@ -134,6 +151,10 @@ public final class PipelineTargetPass implements TargetPass {
         .setEntryPeerId(ByteString.copyFrom(host.peerId().toBytes())).setMaxTokens(maxTokens)
         .setActivationDtype(options.activations()).setTemperature(options.temperature()).setTopP(options.topP())
         .setFullLogits(options.fullLogits()).setWeights(WeightsField.of(route.weights()));
+    if (penalties.active()) {
+      open.setPenalties(dev.dsd.node.pipeline.proto.Penalties.newBuilder().setRepetition(penalties.repetition())
+          .setPresence(penalties.presence()).setFrequency(penalties.frequency()).setPromptTokens(promptTokens));
+    }
     for (Multiaddr a : host.advertisedAddrs()) {
       open.addEntryAddrs(ByteString.copyFrom(a.withoutPeer().toBytes()));
     }
@@ -193,6 +214,9 @@ public final class PipelineTargetPass implements TargetPass {
           .setRows(last ? rows : 1);
       for (int j = cuts[i]; j < cuts[i + 1]; j++) {
         b.addTokens(tokens[j]);
+        if (penalties.active()) { // the last stage keeps the history its penalties need
+          b.addPenaltyTokens(tokens[j]);
+        }
       }
       if (last) {
         for (int d : drafts) {
@@ -217,7 +241,7 @@ public final class PipelineTargetPass implements TargetPass {
   private TargetScores scores(RoundResult res) {
     int vocab = res.getVocab();
     if (res.hasLogits()) {
-      return new LogitScores(Activations.decode(res.getLogits(), vocab), vocab, options.temperature(), options.topP());
+      return new LogitScores(Activations.decodeLogits(res.getLogits(), vocab), vocab, options.temperature(), options.topP());
     }
     int n = res.getRowsCount();
     int[] argmax = new int[n];

@@ -45,7 +45,8 @@ public final class DraftModel implements AutoCloseable {
   /** A drafter for one generation, sampling like the request (greedy at temperature 0). */
   public Drafter newDrafter(GenerationRequest req, int capacity, int usableVocab) {
     return new ModelDrafter(runner, runner.openSession(UUID.randomUUID().toString(), "local",
-        Math.min(capacity, config().maxPositionEmbeddings())), req.temperature(), req.topP(), req.seed(), usableVocab);
+        Math.min(capacity, config().maxPositionEmbeddings())), req.temperature(), req.topP(), req.seed(), usableVocab,
+        req.penalties(), capacity);
   }
 
   @Override

@@ -1,6 +1,8 @@
 package dev.dsd.node.generate;
 
 import dev.dsd.pipeline.model.WeightFormat;
+import dev.dsd.verification.processing.Penalties;
+import dev.dsd.verification.processing.TokenLogprob;
 import java.util.List;
 
 /**
@@ -14,6 +16,9 @@ import java.util.List;
  * @param speculation {@code 0} for none, {@code K > 0} for a fixed window, {@link #AUTO} for adaptive
  * @param adaptiveVerification relax acceptance on unimportant tokens (lossy; off by default)
  * @param stop strings that end generation when they appear in the output (not included)
+ * @param penalties repetition (Hugging Face), presence and frequency (OpenAI) penalties; see {@link Penalties}
+ * @param logprobs {@link #NO_LOGPROBS}, or how many alternatives (0..{@link TokenLogprob#MAX_TOP}) to
+ *     report with each generated token's log-probability
  * @param weights the weights format every stage must keep, or null for the fastest route of any one
  *     format (a route never mixes formats)
  */
@@ -26,10 +31,21 @@ public record GenerationRequest(
     int speculation,
     boolean adaptiveVerification,
     List<String> stop,
+    Penalties penalties,
+    int logprobs,
     WeightFormat weights) {
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
+  /** {@link #logprobs} value meaning "none". */
+  public static final int NO_LOGPROBS = -1;
+
+  /** Without penalties or logprobs. */
+  public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
+      boolean adaptiveVerification, List<String> stop) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, Penalties.NONE,
+        NO_LOGPROBS);
+  }
 
   public GenerationRequest {
     stop = List.copyOf(stop);
@@ -42,21 +58,42 @@ public record GenerationRequest(
     if (!(topP > 0 && topP <= 1)) {
       throw new GenerationException("top_p must be in (0, 1], got " + topP);
     }
+    if (penalties == null) {
+      throw new GenerationException("penalties must be given (Penalties.NONE for none)");
+    }
+    if (logprobs < NO_LOGPROBS || logprobs > TokenLogprob.MAX_TOP) {
+      throw new GenerationException("top logprobs must be 0.." + TokenLogprob.MAX_TOP + ", got " + logprobs);
+    }
     if (speculation < AUTO) {
       throw new GenerationException("speculation window must be off (0), K > 0 or auto, got " + speculation);
     }
   }
 
-  /** A request that takes the fastest route of any one weights format. */
+  /** Routed through the fastest route of any one weights format. */
   public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
-      boolean adaptiveVerification, List<String> stop) {
-    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, null);
+      boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, penalties, logprobs, null);
   }
 
   /** The same request, routed only through stages of {@code format} (null: any one format). */
   public GenerationRequest withWeights(WeightFormat format) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        format);
+        penalties, logprobs, format);
+  }
+
+  public GenerationRequest withPenalties(Penalties p) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        p, logprobs, weights);
+  }
+
+  public GenerationRequest withLogprobs(int top) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        penalties, top, weights);
+  }
+
+  public GenerationRequest withSpeculation(int k) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, k, adaptiveVerification, stop, penalties,
+        logprobs, weights);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

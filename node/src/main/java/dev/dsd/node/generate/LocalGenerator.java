@@ -6,6 +6,7 @@ import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.verification.processing.PenaltyState;
 import dev.dsd.verification.window.AdaptiveWindow;
 import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
@@ -70,6 +71,7 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
@@ -81,9 +83,10 @@ public final class LocalGenerator implements Generator {
     int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length + req.maxTokens() + k);
     String id = UUID.randomUUID().toString();
     SpeculativeLoop loop = new SpeculativeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()));
-    try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable);
+    try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable,
+            req.penalties().active() ? new PenaltyState(req.penalties(), prompt.length, c.vocabSize(), capacity) : null);
         Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
-      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE);
+      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE, t0);
     }
   }
 

@@ -4,6 +4,7 @@ import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.runtime.ShardSession;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.TargetScores;
+import dev.dsd.verification.processing.PenaltyState;
 import java.util.Arrays;
 import java.util.List;
 
@@ -17,12 +18,25 @@ public final class LocalTargetPass implements TargetPass {
   private final AcceptanceRule rule;
   private final int usable;
   private final int prefillChunk;
+  private final PenaltyState penalties;
 
   public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
-    this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS);
+    this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS, null);
   }
 
   public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable, int prefillChunk) {
+    this(runner, session, rule, usable, prefillChunk, null);
+  }
+
+  /** {@code penalties}: the generation's token history for its penalties, null when it has none. */
+  public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable,
+      PenaltyState penalties) {
+    this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS, penalties);
+  }
+
+  public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable, int prefillChunk,
+      PenaltyState penalties) {
+    this.penalties = penalties;
     this.runner = runner;
     this.session = session;
     this.rule = rule;
@@ -42,6 +56,9 @@ public final class LocalTargetPass implements TargetPass {
     int vocab = runner.config().vocabSize();
     float[] last = Arrays.copyOfRange(logits, (n - rows) * vocab, n * vocab);
     VocabMask.apply(last, vocab, usable);
+    if (penalties != null) {
+      penalties.process(keep, tokens, last, rows, vocab);
+    }
     return rule.scores(last, vocab);
   }
 

@@ -2,6 +2,8 @@ package dev.dsd.node.generate;
 
 import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.verification.processing.Penalties;
+import dev.dsd.verification.processing.PenaltyState;
 import dev.dsd.verification.sampling.Distributions;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -9,7 +11,10 @@ import java.util.SplittableRandom;
 /**
  * Proposes draft tokens with a small model run whole in this process. Its cache always holds the
  * accepted context except the last token; {@link #propose} feeds what the cache lacks plus k-1
- * drafts, and {@link #accepted} rolls it back to what the target kept.
+ * drafts, and {@link #accepted} rolls it back to what the target kept. With penalties it applies the
+ * request's penalties to its own logits over the same history as the target (earlier drafts of the
+ * round included): not needed for exactness, but a draft that proposes tokens the penalized target
+ * would never pick gets rejected round after round.
  */
 final class ModelDrafter implements Drafter {
   private final ShardRunner runner;
@@ -21,8 +26,19 @@ final class ModelDrafter implements Drafter {
   private final int usable;
   private int[] pending; // accepted tokens not yet in the cache (the last one always)
   private double[][] lastDistributions;
+  private final Penalties penalties;
+  private final int capacity;
+  private PenaltyState history; // null without penalties
 
   ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable) {
+    this(runner, session, temperature, topP, seed, usable, Penalties.NONE, 1);
+  }
+
+  /** {@code capacity}: positions the generation may reach (prompt, output and one window of drafts). */
+  ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable,
+      Penalties penalties, int capacity) {
+    this.penalties = penalties;
+    this.capacity = capacity;
     this.usable = usable;
     this.runner = runner;
     this.session = session;
@@ -35,6 +51,12 @@ final class ModelDrafter implements Drafter {
   /** Caches all but the prompt's last token. */
   @Override
   public void start(int[] prompt) {
+    if (penalties.active()) {
+      history = new PenaltyState(penalties, prompt.length, vocab, Math.max(capacity, prompt.length));
+      for (int t : prompt) {
+        history.append(t);
+      }
+    }
     if (prompt.length > 1) { // in passes: a long prompt's logits would be one giant array
       int[] cuts = PrefillChunks.cuts(prompt.length - 1, 1, PrefillChunks.DEFAULT_TOKENS);
       for (int i = 0; i + 1 < cuts.length; i++) {
@@ -52,13 +74,20 @@ final class ModelDrafter implements Drafter {
     float[] logits = runner.forwardTokens(session, pending);
     VocabMask.apply(logits, vocab, usable);
     int row = (pending.length - 1) * vocab;
+    int context = history == null ? 0 : history.size();
     for (int i = 0; i < k; i++) {
+      if (history != null) {
+        history.apply(logits, row);
+      }
       if (temperature == 0) {
         out[i] = Distributions.argmax(logits, row, vocab);
       } else {
         double[] q = Distributions.topP(Distributions.softmax(logits, row, vocab, temperature), topP);
         lastDistributions[i] = q;
         out[i] = Distributions.draw(q, random.nextDouble());
+      }
+      if (history != null && i + 1 < k) {
+        history.append(out[i]);
       }
       if (i + 1 < k) {
         logits = runner.forwardTokens(session, new int[] {out[i]});
@@ -69,6 +98,9 @@ final class ModelDrafter implements Drafter {
     if (temperature == 0) {
       lastDistributions = null;
     }
+    if (history != null) {
+      history.truncate(context); // drafts enter the history when the target accepts them
+    }
     return out;
   }
 
@@ -78,6 +110,13 @@ final class ModelDrafter implements Drafter {
    */
   @Override
   public void accepted(int contextBefore, int[] drafts, int n, int next) {
+    if (history != null) {
+      history.truncate(contextBefore);
+      for (int i = 0; i < n; i++) {
+        history.append(drafts[i]);
+      }
+      history.append(next);
+    }
     int k = drafts.length;
     if (k == 0) { // a round without drafts: the cache is unchanged and one more token is pending
       pending = Arrays.copyOf(pending, pending.length + 1);

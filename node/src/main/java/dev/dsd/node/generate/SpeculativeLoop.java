@@ -40,7 +40,16 @@ public final class SpeculativeLoop {
    */
   public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
       AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener) {
-    long t0 = System.nanoTime();
+    return run(req, prompt, target, drafter, rule, window, capacity, sink, listener, System.nanoTime());
+  }
+
+  /**
+   * @param t0 when the generation began ({@link System#nanoTime}): the result's seconds and time to
+   *     first token count from it, so a caller that set up a session first includes that time
+   */
+  public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
+      AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener, long t0) {
+    long firstToken = 0;
     StreamingDecoder text = tokenizer.streamingDecoder();
     StopMatcher stop = new StopMatcher(req.stop());
     int[] out = new int[req.maxTokens()];
@@ -49,6 +58,9 @@ public final class SpeculativeLoop {
     long drafted = 0;
     long acceptedTotal = 0;
     String finish = "length";
+    boolean wantLogprobs = req.logprobs() != GenerationRequest.NO_LOGPROBS;
+    List<TokenChoice> logprobs = new ArrayList<>();
+    int logprobsSent = 0; // logprobs already handed to the sink with text
     if (drafter != null) {
       try {
         drafter.start(prompt);
@@ -80,6 +92,8 @@ public final class SpeculativeLoop {
       long t3 = System.nanoTime();
       window.observe(drafts.length, v.accepted(), t2 - t1, t3 - t2, 0);
       listener.round(drafts.length, v.accepted(), t2 - t1, t3 - t2);
+      log.debug("round={} k={} drafted={} accepted={} draftUs={} verifyUs={}", rounds + 1, k, drafts.length,
+          v.accepted(), (t2 - t1) / 1000, (t3 - t2) / 1000);
       rounds++;
       drafted += drafts.length;
       acceptedTotal += v.accepted();
@@ -94,16 +108,27 @@ public final class SpeculativeLoop {
       pendingInput = new int[] {v.next()};
       int[] produced = Arrays.copyOf(drafts, v.accepted() + 1);
       produced[v.accepted()] = v.next();
-      for (int tok : produced) {
+      for (int j = 0; j < produced.length; j++) {
+        int tok = produced[j];
         if (eos.contains(tok)) {
           finish = "stop";
           break generation;
         }
         out[n++] = tok;
+        if (firstToken == 0) {
+          firstToken = System.nanoTime();
+        }
+        if (wantLogprobs) { // row j of this round is the distribution token j was chosen from
+          logprobs.add(TokenChoice.of(scores.logprob(j, tok, req.logprobs()), tokenizer));
+        }
         String piece = stop.feed(text.push(tok));
-        if (!piece.isEmpty() && !sink.accept(piece, new int[] {tok})) {
-          finish = "cancelled";
-          break generation;
+        if (!piece.isEmpty()) {
+          List<TokenChoice> fresh = List.copyOf(logprobs.subList(logprobsSent, logprobs.size()));
+          logprobsSent = logprobs.size();
+          if (!sink.accept(piece, new int[] {tok}, fresh)) {
+            finish = "cancelled";
+            break generation;
+          }
         }
         if (stop.stopped()) {
           finish = "stop";
@@ -117,13 +142,13 @@ public final class SpeculativeLoop {
     if (!stop.stopped()) {
       String rest = stop.feed(text.flush()) + stop.finish();
       if (!rest.isEmpty()) {
-        sink.accept(rest, new int[0]);
+        sink.accept(rest, new int[0], List.copyOf(logprobs.subList(logprobsSent, logprobs.size())));
       }
     }
     double seconds = (System.nanoTime() - t0) / 1e9;
     List<String> route = new ArrayList<>(target.route());
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
-        acceptedTotal, route, target.bytesSent());
+        acceptedTotal, route, target.bytesSent(), logprobs, firstToken == 0 ? 0 : (firstToken - t0) / 1e9);
   }
 
   /**

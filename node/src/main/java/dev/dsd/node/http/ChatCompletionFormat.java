@@ -2,15 +2,18 @@ package dev.dsd.node.http;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.TokenChoice;
+import java.util.List;
 
 /**
  * {@code /v1/chat/completions}: a {@code chat.completion} whose choice holds the assistant's
  * {@code message}; streamed as {@code chat.completion.chunk}s whose {@code delta} first names the
- * role, then carries content, and is empty in the chunk with the {@code finish_reason}.
+ * role, then carries content, and is empty in the chunk with the {@code finish_reason}. Logprobs
+ * are {@code {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}}.
  */
 final class ChatCompletionFormat extends CompletionFormat {
-  ChatCompletionFormat(String model) {
-    super("chatcmpl-", model);
+  ChatCompletionFormat(String model, boolean logprobs) {
+    super("chatcmpl-", model, logprobs);
   }
 
   @Override
@@ -19,7 +22,7 @@ final class ChatCompletionFormat extends CompletionFormat {
     ObjectNode c = o.putArray("choices").addObject();
     c.put("index", 0);
     c.putObject("message").put("role", ChatMessage.ASSISTANT).put("content", r.text());
-    c.putNull("logprobs");
+    logprobs(c, r.logprobs());
     c.put("finish_reason", r.finishReason());
     o.set("usage", usage(r));
     o.set("dsd", dsd(r));
@@ -29,21 +32,21 @@ final class ChatCompletionFormat extends CompletionFormat {
   @Override
   ObjectNode opening() {
     ObjectNode o = envelope(chunkObject());
-    choice(o, null).putObject("delta").put("role", ChatMessage.ASSISTANT).put("content", "");
+    choice(o, null, List.of()).putObject("delta").put("role", ChatMessage.ASSISTANT).put("content", "");
     return o;
   }
 
   @Override
-  ObjectNode piece(String text) {
+  ObjectNode piece(String text, List<TokenChoice> lps) {
     ObjectNode o = envelope(chunkObject());
-    choice(o, null).putObject("delta").put("content", text);
+    choice(o, null, lps).putObject("delta").put("content", text);
     return o;
   }
 
   @Override
   ObjectNode finish(GenerationResult r) {
     ObjectNode o = envelope(chunkObject());
-    choice(o, r.finishReason()).putObject("delta");
+    choice(o, r.finishReason(), List.of()).putObject("delta");
     o.set("dsd", dsd(r));
     return o;
   }
@@ -53,10 +56,28 @@ final class ChatCompletionFormat extends CompletionFormat {
     return "chat.completion.chunk";
   }
 
-  private static ObjectNode choice(ObjectNode o, String finishReason) {
+  private void logprobs(ObjectNode c, List<TokenChoice> lps) {
+    if (!logprobs) {
+      c.putNull("logprobs");
+      return;
+    }
+    ObjectNode l = c.putObject("logprobs");
+    var content = l.putArray("content");
+    for (TokenChoice t : lps) {
+      ObjectNode e = content.addObject().put("token", t.text()).put("logprob", t.logprob());
+      e.set("bytes", bytes(t.text()));
+      var top = e.putArray("top_logprobs");
+      for (TokenChoice.Alternative a : t.top()) {
+        top.addObject().put("token", a.text()).put("logprob", a.logprob()).set("bytes", bytes(a.text()));
+      }
+    }
+    l.putNull("refusal");
+  }
+
+  private ObjectNode choice(ObjectNode o, String finishReason, List<TokenChoice> lps) {
     ObjectNode c = o.putArray("choices").addObject();
     c.put("index", 0);
-    c.putNull("logprobs");
+    logprobs(c, lps);
     c.put("finish_reason", finishReason);
     return c;
   }

@@ -2,7 +2,11 @@ package dev.dsd.node.http;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.dsd.node.generate.GenerationResult;
+import dev.dsd.node.generate.TokenChoice;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.UUID;
 
 /**
@@ -19,15 +23,22 @@ abstract class CompletionFormat {
   private final String id;
   private final long created;
   private final String model;
+  /** Whether the request asked for logprobs: then choices carry them, else {@code "logprobs": null}. */
+  final boolean logprobs;
 
-  CompletionFormat(String idPrefix, String model) {
+  CompletionFormat(String idPrefix, String model, boolean logprobs) {
     this.id = idPrefix + UUID.randomUUID().toString().replace("-", "");
     this.created = System.currentTimeMillis() / 1000;
     this.model = model;
+    this.logprobs = logprobs;
   }
 
   static CompletionFormat of(boolean chat, String model) {
-    return chat ? new ChatCompletionFormat(model) : new TextCompletionFormat(model);
+    return of(chat, model, false);
+  }
+
+  static CompletionFormat of(boolean chat, String model, boolean logprobs) {
+    return chat ? new ChatCompletionFormat(model, logprobs) : new TextCompletionFormat(model, logprobs);
   }
 
   /** The non-streaming response. */
@@ -37,7 +48,12 @@ abstract class CompletionFormat {
   abstract ObjectNode opening();
 
   /** A chunk carrying generated text. */
-  abstract ObjectNode piece(String text);
+  final ObjectNode piece(String text) {
+    return piece(text, List.of());
+  }
+
+  /** A chunk carrying generated text and the logprobs of the tokens produced since the last chunk. */
+  abstract ObjectNode piece(String text, List<TokenChoice> logprobs);
 
   /** The chunk that ends the choice with its {@code finish_reason}. */
   abstract ObjectNode finish(GenerationResult r);
@@ -73,6 +89,15 @@ abstract class CompletionFormat {
     return u;
   }
 
+  /** A token's UTF-8 bytes as OpenAI lists them (its text may be part of a character). */
+  static ArrayNode bytes(String text) {
+    ArrayNode a = JSON.arrayNode();
+    for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
+      a.add(b & 0xff);
+    }
+    return a;
+  }
+
   static ObjectNode dsd(GenerationResult r) {
     ObjectNode d = JSON.objectNode();
     d.put("tokens_per_second", r.tokensPerSecond());
@@ -81,6 +106,7 @@ abstract class CompletionFormat {
     d.put("drafted_tokens", r.draftedTokens());
     d.put("accepted_tokens", r.acceptedTokens());
     d.put("seconds", r.seconds());
+    d.put("first_token_seconds", r.firstTokenSeconds());
     d.put("bytes_sent", r.bytesSent());
     r.route().forEach(d.putArray("route")::add);
     var ids = d.putArray("token_ids");

@@ -2,8 +2,11 @@ package dev.dsd.node.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.dsd.node.generate.GenerationException;
+import dev.dsd.node.generate.GenerationDefaults;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.pipeline.model.WeightFormat;
+import dev.dsd.verification.processing.Penalties;
+import dev.dsd.verification.processing.TokenLogprob;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,8 +14,14 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Reads OpenAI request bodies into {@link ApiRequest}s. Fields follow OpenAI's API reference; those
- * dsd does not implement are refused when they ask for something ({@code n > 1}, {@code echo},
- * {@code logprobs}) and otherwise ignored, so that clients sending their defaults work. dsd's own:
+ * dsd does not implement are refused when they ask for something ({@code n > 1}, {@code echo})
+ * and otherwise ignored, so that clients sending their defaults work. {@code presence_penalty} and
+ * {@code frequency_penalty} (OpenAI's, over the generated tokens), {@code repetition_penalty}
+ * (Hugging Face's, over prompt and output; vLLM takes it too) and logprobs ({@code logprobs: N} for
+ * completions, {@code logprobs: true} with {@code top_logprobs: N} for chat) are applied. Where a
+ * request leaves {@code temperature}, {@code top_p} or {@code repetition_penalty} unset, the model's
+ * {@code generation_config.json} decides (see {@link GenerationDefaults}), else OpenAI's defaults.
+ * dsd's own:
  *
  * <ul>
  *   <li>{@code dsd_spec}: {@code "off"} (or 0), a fixed window {@code K >= 1}, or {@code "auto"} (default)
@@ -30,13 +39,17 @@ final class CompletionRequests {
   static final int CHAT_FALLBACK_MAX_TOKENS = 256;
   /** OpenAI accepts at most this many stop strings. */
   static final int MAX_STOP_STRINGS = 4;
+  /** OpenAI's bound on {@code logprobs} for {@code /v1/completions}. */
+  static final int MAX_COMPLETION_LOGPROBS = 5;
 
   private final ServedModel model;
   private final ChatTemplate template;
+  private final GenerationDefaults defaults;
 
   CompletionRequests(ServedModel model, ChatTemplate template) {
     this.model = model;
     this.template = template;
+    this.defaults = GenerationDefaults.read(model.modelDir());
   }
 
   ApiRequest completion(JsonNode body) {
@@ -49,7 +62,14 @@ final class CompletionRequests {
     }
     String prompt = prompt(body.get("prompt"));
     int maxTokens = intField(body, "max_tokens", COMPLETION_DEFAULT_MAX_TOKENS);
-    return request(body, false, prompt, maxTokens, stops(body));
+    JsonNode lp = field(body, "logprobs");
+    // false is what some clients send for "none"; OpenAI's completions take an integer
+    Integer logprobs = lp != null && lp.isBoolean() && !lp.asBoolean() ? null : optionalInt(body, "logprobs");
+    if (logprobs != null && (logprobs < 0 || logprobs > MAX_COMPLETION_LOGPROBS)) {
+      throw ApiError.invalid("logprobs", "logprobs must be 0.." + MAX_COMPLETION_LOGPROBS + ", got " + logprobs);
+    }
+    return request(body, false, prompt, maxTokens, stops(body),
+        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs);
   }
 
   ApiRequest chat(JsonNode body) {
@@ -72,7 +92,16 @@ final class CompletionRequests {
     }
     List<String> stop = stops(body);
     stop.addAll(template.stopStrings());
-    return request(body, true, prompt, maxTokens, stop);
+    boolean logprobs = bool(body, "logprobs", false);
+    Integer top = optionalInt(body, "top_logprobs");
+    if (top != null && !logprobs) {
+      throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
+    }
+    if (top != null && (top < 0 || top > TokenLogprob.MAX_TOP)) {
+      throw ApiError.invalid("top_logprobs", "top_logprobs must be 0.." + TokenLogprob.MAX_TOP + ", got " + top);
+    }
+    return request(body, true, prompt, maxTokens, stop,
+        logprobs ? (top == null ? 0 : top) : GenerationRequest.NO_LOGPROBS);
   }
 
   private void checkCommon(JsonNode body) {
@@ -87,15 +116,29 @@ final class CompletionRequests {
     if (intField(body, "n", 1) != 1) {
       throw ApiError.unsupported("n", "n must be 1: dsd returns one choice per request");
     }
-    JsonNode logprobs = field(body, "logprobs");
-    if (logprobs != null && !(logprobs.isBoolean() && !logprobs.asBoolean())) {
-      throw ApiError.unsupported("logprobs", "logprobs are not supported");
-    }
   }
 
-  private ApiRequest request(JsonNode body, boolean chat, String prompt, int maxTokens, List<String> stop) {
-    double temperature = number(body, "temperature", 1);
-    double topP = number(body, "top_p", 1);
+  private Penalties penalties(JsonNode body) {
+    Double repetition = optionalNumber(body, "repetition_penalty");
+    double presence = number(body, "presence_penalty", 0);
+    double frequency = number(body, "frequency_penalty", 0);
+    if (repetition != null && !(repetition > 0 && !repetition.isInfinite())) {
+      throw ApiError.invalid("repetition_penalty", "repetition_penalty must be a finite number > 0, got " + repetition);
+    }
+    for (String name : new String[] {"presence_penalty", "frequency_penalty"}) {
+      double v = name.startsWith("presence") ? presence : frequency;
+      if (!(Math.abs(v) <= Penalties.MAX_OPENAI_PENALTY)) {
+        throw ApiError.invalid(name, name + " must be in [-2, 2], got " + v);
+      }
+    }
+    return new Penalties(defaults.repetitionPenalty(repetition), presence, frequency);
+  }
+
+  private ApiRequest request(JsonNode body, boolean chat, String prompt, int maxTokens, List<String> stop,
+      int logprobs) {
+    double temperature = defaults.temperature(optionalNumber(body, "temperature"), 1);
+    double topP = defaults.topP(optionalNumber(body, "top_p"));
+    Penalties penalties = penalties(body);
     Long seed = optionalLong(body, "seed");
     boolean stream = bool(body, "stream", false);
     JsonNode options = field(body, "stream_options");
@@ -106,7 +149,7 @@ final class CompletionRequests {
     try {
       GenerationRequest g = new GenerationRequest(prompt, maxTokens, temperature, topP,
           seed != null ? seed : ThreadLocalRandom.current().nextLong(), speculation(body),
-          bool(body, "dsd_adaptive", false), stop, weights(body));
+          bool(body, "dsd_adaptive", false), stop, penalties, logprobs, weights(body));
       return new ApiRequest(chat, g, stream, includeUsage);
     } catch (GenerationException e) {
       throw ApiError.invalid(null, e.getMessage());
@@ -260,6 +303,11 @@ final class CompletionRequests {
       throw ApiError.invalid(name, name + " must be a number, got " + brief(v));
     }
     return v == null ? absent : v.doubleValue();
+  }
+
+  private static Double optionalNumber(JsonNode body, String name) {
+    JsonNode v = field(body, name);
+    return v == null ? null : number(body, name, 0);
   }
 
   private static int intField(JsonNode body, String name, int absent) {

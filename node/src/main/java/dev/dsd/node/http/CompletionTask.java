@@ -48,7 +48,8 @@ final class CompletionTask implements Runnable {
   public void run() {
     try {
       ApiRequest r = chat ? requests.chat(ApiJson.parse(body)) : requests.completion(ApiJson.parse(body));
-      CompletionFormat format = CompletionFormat.of(chat, modelId);
+      CompletionFormat format = CompletionFormat.of(chat, modelId,
+          r.generation().logprobs() != dev.dsd.node.generate.GenerationRequest.NO_LOGPROBS);
       if (r.stream()) {
         stream(r, format);
       } else {
@@ -74,13 +75,21 @@ final class CompletionTask implements Runnable {
   }
 
   private void stream(ApiRequest r, CompletionFormat format) {
-    GenerationResult result = generate(r, (text, ids) -> {
-      if (!exchange.clientConnected()) {
-        return false;
+    GenerationResult result = generate(r, new TokenSink() {
+      @Override
+      public boolean accept(String text, int[] ids) {
+        return accept(text, ids, java.util.List.of());
       }
-      open(r, format);
-      exchange.event(chunk(r, format.piece(text)));
-      return true;
+
+      @Override
+      public boolean accept(String text, int[] ids, java.util.List<dev.dsd.node.generate.TokenChoice> logprobs) {
+        if (!exchange.clientConnected()) {
+          return false;
+        }
+        open(r, format);
+        exchange.event(chunk(r, format.piece(text, logprobs)));
+        return true;
+      }
     });
     if (gone(result)) {
       exchange.abandon();

@@ -32,6 +32,18 @@ public final class Activations {
 
   /** Decodes {@code [rows, cols]}; throws IllegalArgumentException naming what does not fit. */
   public static float[] decode(Tensor t, int cols) {
+    return decode(t, cols, false);
+  }
+
+  /**
+   * Decodes logit rows, where -infinity is a legitimate value: the last stage masks ids beyond the
+   * tokenizer's vocabulary that way. NaN and +infinity are still refused.
+   */
+  public static float[] decodeLogits(Tensor t, int cols) {
+    return decode(t, cols, true);
+  }
+
+  private static float[] decode(Tensor t, int cols, boolean negativeInfinityAllowed) {
     if (t.getShapeCount() != 2 || t.getShape(1) != cols || t.getShape(0) < 1) {
       throw new IllegalArgumentException("hidden states of shape " + t.getShapeList() + " do not match [positions, "
           + cols + "]");
@@ -55,7 +67,7 @@ public final class Activations {
         case F16 -> Half.toFloat(b.getShort());
         default -> Float.intBitsToFloat((b.getShort() & 0xFFFF) << 16);
       };
-      if (!Float.isFinite(out[i])) {
+      if (!Float.isFinite(out[i]) && !(negativeInfinityAllowed && out[i] == Float.NEGATIVE_INFINITY)) {
         throw new IllegalArgumentException("hidden states contain NaN or infinity at value " + i);
       }
     }

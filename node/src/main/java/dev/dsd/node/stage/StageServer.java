@@ -31,6 +31,7 @@ import dev.dsd.pipeline.runtime.StageBatchRunner;
 import dev.dsd.pipeline.runtime.StageKv;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
+import dev.dsd.verification.processing.PenaltyState;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -261,10 +262,22 @@ public final class StageServer implements AutoCloseable {
       throw new IllegalArgumentException("temperature must be a finite number >= 0 and top_p in (0, 1]");
     }
     WeightsField.parse(open.getWeights()); // a format this peer does not know is a bad request
+    if (open.hasPenalties()) {
+      var p = open.getPenalties();
+      penalties(p); // throws IllegalArgumentException with the reason
+      if (p.getPromptTokens() > open.getMaxTokens()) {
+        throw new IllegalArgumentException("prompt_tokens " + p.getPromptTokens() + " exceed max_tokens "
+            + open.getMaxTokens());
+      }
+    }
     if (self == chain.size() - 1 && open.getEntryPeerId().isEmpty()) {
       throw new IllegalArgumentException("the last stage needs the entry's peer id");
     }
     return self + 1 < chain.size() ? chain.get(self + 1) : null;
+  }
+
+  private static dev.dsd.verification.processing.Penalties penalties(dev.dsd.node.pipeline.proto.Penalties p) {
+    return new dev.dsd.verification.processing.Penalties(p.getRepetition(), p.getPresence(), p.getFrequency());
   }
 
   /** Ends sessions that have seen no message for the shard's idle timeout (an entry that vanished). */
@@ -301,8 +314,13 @@ public final class StageServer implements AutoCloseable {
     /** The chain's peers before this stage: the only ones an upstream error may name. */
     private final Set<ByteString> earlierPeers = new HashSet<>();
     private volatile long lastActivity = System.nanoTime();
+    /** On the last stage of a session with penalties: its token history; else null. */
+    private final PenaltyState penalties;
 
     StageSession(OpenSession open, MessageStream<PipelineMessage> upstream, StageKv kv, long kvBytes) {
+      boolean lastStage = shard.to() == shard.config().numLayers(); // checkOpen: the chain ends at our last layer
+      this.penalties = lastStage && open.hasPenalties() ? new PenaltyState(penalties(open.getPenalties()),
+          open.getPenalties().getPromptTokens(), shard.config().vocabSize(), (int) open.getMaxTokens()) : null;
       for (Hop h : open.getChainList()) {
         if (h.getFromLayer() >= shard.from()) {
           break;
@@ -579,6 +597,16 @@ public final class StageServer implements AutoCloseable {
         return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
       }
       int vocab = shard.config().vocabSize();
+      if (penalties != null) {
+        if (r.getPenaltyTokensCount() != t) {
+          return "a session with penalties needs the round's " + t + " token ids, got " + r.getPenaltyTokensCount();
+        }
+        for (int tok : r.getPenaltyTokensList()) {
+          if (tok < 0 || tok >= vocab) {
+            return "penalty token id " + Integer.toUnsignedString(tok) + " is outside the vocabulary of " + vocab;
+          }
+        }
+      }
       for (int d : r.getDraftsList()) {
         if (d < 0 || d >= vocab) {
           return "draft token " + Integer.toUnsignedString(d) + " is outside the vocabulary of " + vocab;
@@ -592,6 +620,10 @@ public final class StageServer implements AutoCloseable {
       int rows = r.getRows();
       float[] lastRows = Arrays.copyOfRange(logits, (t - rows) * vocab, t * vocab);
       VocabMask.apply(lastRows, vocab, shard.usableVocab());
+      if (penalties != null) { // before anything reads the rows: summary and full logits alike are processed
+        penalties.process(r.getKeep(), r.getPenaltyTokensList().stream().mapToInt(Integer::intValue).toArray(), lastRows,
+            rows, vocab);
+      }
       RoundResult.Builder b = RoundResult.newBuilder().setSessionId(id).setRound(r.getRound()).setVocab(vocab)
           .addAllTimings(r.getTimingsList());
       if (open.getFullLogits()) {

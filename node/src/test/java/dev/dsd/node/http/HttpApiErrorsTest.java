@@ -146,10 +146,12 @@ class HttpApiErrorsTest {
         .get("message").asText().contains("n must be 1"));
     badRequest("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":3}",
         "unsupported_value", "n");
-    badRequest("/v1/completions", "{\"prompt\":\"x\",\"logprobs\":2}", "unsupported_value", "logprobs");
+    badRequest("/v1/completions", "{\"prompt\":\"x\",\"logprobs\":6}", "invalid_value", "logprobs");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"echo\":true}", "unsupported_value", "echo");
     HttpResponse<String> one = api.post("/v1/completions", "{\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"max_tokens\":2}");
     assertEquals(200, one.statusCode(), one.body());
+    HttpResponse<String> none = api.post("/v1/completions", "{\"prompt\":\"x\",\"logprobs\":false,\"max_tokens\":2}");
+    assertEquals(200, none.statusCode(), "false means no logprobs: " + none.body());
   }
 
   @Test

@@ -8,6 +8,7 @@ import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.LocalGenerator;
 import dev.dsd.node.generate.TokenSink;
+import dev.dsd.verification.processing.Penalties;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -63,6 +64,17 @@ class HttpApiOpenAiClientTest {
       assertEquals(completion.text(), t.get("text").asText());
       assertEquals(completion.finishReason(), t.get("finishReason").asText());
       assertEquals(completion.tokenIds().length, t.at("/usage/completion_tokens").asInt(), t.toString());
+
+      String penalizedPrompt = ChatTemplate.plain().render(List.of(new ChatMessage("user", "def f(x):")));
+      GenerationResult penalized = generator.generate(new GenerationRequest(penalizedPrompt, 10, 0, 1, 0, 0, false,
+          ChatTemplate.plain().stopStrings(), new Penalties(1, 1.5, 0.5), 2), TokenSink.NONE);
+      JsonNode pen = got.get("penalized");
+      assertEquals(penalized.text(), pen.get("text").asText(), pen.toString());
+      assertEquals(penalized.logprobs().size(), pen.get("logprobs").size(), pen.toString());
+      for (int i = 0; i < penalized.logprobs().size(); i++) {
+        assertEquals(penalized.logprobs().get(i).logprob(), pen.get("logprobs").get(i).asDouble(), 1e-9);
+        assertEquals(2, pen.get("tops").get(i).asInt());
+      }
 
       JsonNode refusal = got.get("unknownModel");
       assertTrue(refusal.get("refused").asBoolean(), refusal.toString());

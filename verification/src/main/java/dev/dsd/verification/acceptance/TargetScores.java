@@ -1,5 +1,7 @@
 package dev.dsd.verification.acceptance;
 
+import dev.dsd.verification.processing.TokenLogprob;
+
 /**
  * What the target said at the k+1 verified positions, as acceptance rules read it. Row i predicts
  * the token after draft i (row 0: after the last accepted token). Locally this is a view of the
@@ -24,5 +26,16 @@ public interface TargetScores {
   /** {@code distribution(row)[token]}, cheaper where the scores are a summary. */
   default double probability(int row, int token) {
     return distribution(row)[token];
+  }
+
+  /**
+   * {@code token}'s log-probability at the row and the {@code top} most likely tokens there (see
+   * {@link TokenLogprob}). Only scores that hold the processed logits can answer; a pipeline
+   * session that needs logprobs asks its last stage for them.
+   *
+   * @throws UnsupportedOperationException where the scores are a summary without them
+   */
+  default TokenLogprob logprob(int row, int token, int top) {
+    throw new UnsupportedOperationException("these scores carry no logprobs");
   }
 }
