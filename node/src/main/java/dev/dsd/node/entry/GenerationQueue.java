@@ -16,12 +16,14 @@ import java.util.function.DoubleConsumer;
  * event loop. Shared by the HTTP API and {@code /dsd/generate/1.0.0}, so both kinds of client
  * queue in one line.
  *
- * <p>Slots default to what the swarm batches: {@link #DEFAULT_SLOTS} sessions fit in one stage call
- * and in one peer's share of a stage, so more concurrent generations would only queue at the stages.
+ * <p>Slots default to what the swarm batches for one entry: {@link #DEFAULT_SLOTS} sessions fit in one
+ * stage call (32 rows) and in one peer's share of a stage (32) and of a draft node (16, the smallest
+ * of the three). More concurrent generations would only wait at the stages, or be refused a draft
+ * session by the draft node, so they wait here instead, where a client can be told.
  */
 public final class GenerationQueue {
-  /** Generations at once: a stage's default rows per call and one peer's default session share. */
-  public static final int DEFAULT_SLOTS = 32;
+  /** Generations at once: one peer's default share of a draft node, which a stage call also holds. */
+  public static final int DEFAULT_SLOTS = 16;
   /** Requests that may wait for a slot before new ones are refused. */
   public static final int DEFAULT_MAX_WAITING = 256;
   /** Generations whose durations the Retry-After estimate averages. */

@@ -133,11 +133,16 @@ public final class PipelineGenerator implements Generator {
       WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
         roundListener.round(k, accepted, draftNanos, verifyNanos);
+        int shared = 1;
         for (var t : target.lastTimings()) {
+          shared = Math.max(shared, t.getBatchRows());
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
               t.getComputeMicros() / 1e6);
         }
         stageTimes.accept("round", verifyNanos / 1e9);
+        if (window instanceof AdaptiveWindow adaptive) { // under load, k is chosen for the swarm's throughput
+          adaptive.sharing(shared);
+        }
       };
       GenerationResult r;
       try {

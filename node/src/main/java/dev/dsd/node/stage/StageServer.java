@@ -160,7 +160,7 @@ public final class StageServer implements AutoCloseable {
     stats.batchCalls.increment();
     stats.batchRows.record(ready.size());
     for (int i = 0; i < ready.size(); i++) {
-      ready.get(i).session().finish(ready.get(i), ys[i], nanos, t0);
+      ready.get(i).session().finish(ready.get(i), ys[i], nanos, t0, ready.size());
     }
   }
 
@@ -479,7 +479,7 @@ public final class StageServer implements AutoCloseable {
     }
 
     /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
-    void finish(StageRound j, float[] y, long computeNanos, long startedAt) {
+    void finish(StageRound j, float[] y, long computeNanos, long startedAt, int rows) {
       Round r = j.round();
       int t = j.positions();
       long queueNanos = startedAt - j.queuedAt();
@@ -497,9 +497,9 @@ public final class StageServer implements AutoCloseable {
           Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
           Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
           msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
-              .toBuilder().setBytesOut(h.getData().size()))).build();
+              .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
         } else {
-          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos)).build();
+          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
         }
         int bytes = out.send(msg);
         stats.rounds.increment();
@@ -615,7 +615,7 @@ public final class StageServer implements AutoCloseable {
       return null;
     }
 
-    private RoundResult result(Round r, float[] logits, int t, long computeNanos, long queueNanos) {
+    private RoundResult result(Round r, float[] logits, int t, long computeNanos, long queueNanos, int batchRows) {
       int vocab = shard.config().vocabSize();
       int rows = r.getRows();
       float[] lastRows = Arrays.copyOfRange(logits, (t - rows) * vocab, t * vocab);
@@ -647,7 +647,7 @@ public final class StageServer implements AutoCloseable {
         }
       }
       long bytes = b.build().getSerializedSize();
-      return b.addTimings(timing(computeNanos, queueNanos).toBuilder().setBytesOut(bytes)).build();
+      return b.addTimings(timing(computeNanos, queueNanos).toBuilder().setBytesOut(bytes).setBatchRows(batchRows)).build();
     }
 
     private StageTiming timing(long computeNanos, long queueNanos) {

@@ -28,6 +28,7 @@ public final class AdaptiveWindow implements WindowPolicy {
   private final LinearFit draft = new LinearFit();
   private final LinearFit verify = new LinearFit();
   private int rounds;
+  private double sharing = 1; // rows of the stage calls this session's rounds ran in (1 = alone)
 
   public AdaptiveWindow(int kMin, int kMax) {
     if (kMin < 1 || kMax < kMin) {
@@ -77,9 +78,22 @@ public final class AdaptiveWindow implements WindowPolicy {
     return a >= 1 ? k + 1 : (1 - Math.pow(a, k + 1)) / (1 - a);
   }
 
-  /** Estimated wall time of a round with window k, in nanoseconds. */
+  /**
+   * How many sessions' rounds the stages ran this session's last round with (the most of any stage).
+   * Under load, a draft token's cost is not only what it adds to this session's round: it lengthens
+   * the shared call for every session in it. For throughput the per-token verify cost counts once
+   * per row, so when calls are compute-bound (a steep slope) k shrinks as batches grow, and when
+   * they are bound by reading weights (a flat slope) k stays where latency puts it.
+   */
+  public synchronized void sharing(double rows) {
+    if (rows >= 1 && Double.isFinite(rows)) {
+      sharing = DECAY * sharing + (1 - DECAY) * rows;
+    }
+  }
+
+  /** Estimated cost of a round with window k, in nanoseconds: its wall time plus what it costs others. */
   synchronized double roundTime(int k) {
-    return draft.at(k, 0) + verify.at(k, 1);
+    return draft.at(k, 0) + verify.at(k, 1) + (sharing - 1) * verify.slope() * k;
   }
 
   /** Exponentially weighted least squares for t = c0 + c1 k. */
@@ -96,6 +110,11 @@ public final class AdaptiveWindow implements WindowPolicy {
       skk = DECAY * skk + (double) k * k;
       st = DECAY * st + t;
       skt = DECAY * skt + k * t;
+    }
+
+    /** The fitted cost of one more k (c1 of {@link #at}), >= 0. */
+    double slope() {
+      return Math.max(0, (at(2, 0) - at(1, 0)));
     }
 
     /**

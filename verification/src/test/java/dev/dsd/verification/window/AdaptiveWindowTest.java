@@ -71,4 +71,32 @@ class AdaptiveWindowTest {
     assertEquals(8, w.next(), "everything accepted and verification cheap: the widest window");
     assertEquals(3.0, AdaptiveWindow.expectedTokens(0.5, 1) * 2, 1e-9);
   }
+
+  /** Settles with every round run in a stage call of {@code rows} sessions. */
+  static int settleSharing(double rows, double a, double verifyBaseMs, double verifyPerTokenMs) {
+    AdaptiveWindow w = new AdaptiveWindow(1, 16);
+    SplittableRandom r = new SplittableRandom(2);
+    for (int round = 0; round < 300; round++) {
+      int k = w.next();
+      int acc = 0;
+      while (acc < k && r.nextDouble() < a) {
+        acc++;
+      }
+      w.observe(k, acc, (long) (0.2 * k * 1e6), (long) ((verifyBaseMs + verifyPerTokenMs * k) * 1e6), 0);
+      w.sharing(rows);
+    }
+    return w.next();
+  }
+
+  @Test
+  void aBigBatchOnComputeBoundStagesShrinksTheWindowAndWeightBoundStagesKeepIt() {
+    int alone = settleSharing(1, 0.85, 20, 1.0);
+    int crowded = settleSharing(16, 0.85, 20, 1.0);
+    assertTrue(alone >= 6, "k alone=" + alone);
+    assertTrue(crowded < alone && crowded <= 4, "k in batches of 16=" + crowded + " alone=" + alone);
+    // each token nearly free (reading the weights dominates): batching changes little
+    int flatAlone = settleSharing(1, 0.85, 20, 0.02);
+    int flatCrowded = settleSharing(16, 0.85, 20, 0.02);
+    assertTrue(flatCrowded >= 8 && flatCrowded > crowded, "k=" + flatCrowded + " vs " + flatAlone + " alone");
+  }
 }

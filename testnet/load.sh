@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Many users at once: brings a testnet up (up.sh: N stages, a draft node, an entry with the HTTP
+# API), drives 1, 4, 16, 32 concurrent clients through the entry's OpenAI API (LoadBench: each
+# client sends --requests streamed completions in turn), prints aggregate tok/s, p50/p99 time to
+# first token and inter-token latency and the number refused, appends JSON lines to
+# OUT/load.jsonl and draws OUT/load-LABEL-*.png; then brings the testnet down.
+#
+#   testnet/load.sh [--stages 2] [--clients 1,4,16,32] [--requests 2] [--max-tokens 64]
+#                   [--latency MS] [--label after] [--out DIR] [--model DIR --draft DIR]
+#                   [--swarm CHECKOUT]   # run the swarm of another build (e.g. a commit before batching)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+stages=2 clients="1,4,16,32" requests=2 max_tokens=64 latency=0 label=run out="$repo/testnet/results" models=() swarm="$repo"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --stages) stages="$2"; shift 2 ;;
+    --clients) clients="$2"; shift 2 ;;
+    --requests) requests="$2"; shift 2 ;;
+    --max-tokens) max_tokens="$2"; shift 2 ;;
+    --latency) latency="$2"; shift 2 ;;
+    --label) label="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --model|--draft) models+=("$1" "$2"); shift 2 ;;
+    --swarm) swarm="$(cd "$2" && pwd)"; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+run="${TMPDIR:-/tmp}/dsd-load-testnet-$$"
+trap '"$swarm/testnet/down.sh" --run "$run" >/dev/null 2>&1 || true' EXIT
+"$swarm/testnet/up.sh" --stages "$stages" --latency "$latency" --run "$run" "${models[@]}" >"$out/up-load.log"
+url=$(cat "$run/http")
+java -cp "$repo/cli/target/dsd.jar" dev.dsd.testnet.LoadBench --url "$url" --clients "$clients" \
+  --requests "$requests" --max-tokens "$max_tokens" --prompts "$repo/models/heldout-prompts.json" \
+  --out "$out" --label "$label"
