@@ -2,8 +2,11 @@ package dev.dsd.cli;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.runtime.ShardBenchmark;
+import dev.dsd.testnet.sim.ComputeProfile;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -43,8 +46,12 @@ final class BenchCommand implements Runnable {
     @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
     int threads;
 
+    @Option(names = "--json", paramLabel = "FILE",
+        description = "Also write a compute profile (ms per call against T, fitted a + b*T) that `dsd sim --profile` reads.")
+    Path json;
+
     @Override
-    public Integer call() {
+    public Integer call() throws IOException {
       Path dir = model != null ? model : Defaults.targetModel();
       try (Checkpoint ck = Checkpoint.open(dir)) {
         List<ShardBenchmark.Row> rows = ShardBenchmark.run(ck.config(), ck.weights(), warm, new int[] {1, 2, 4, 8},
@@ -56,6 +63,16 @@ final class BenchCommand implements Runnable {
         for (ShardBenchmark.Row r : rows) {
           System.out.printf("%6d %14.3f %16.3f %14.1f %12.2f%n", r.tokens(), r.onnxMedianMs(), r.referenceMedianMs(),
               r.ratio(), r.onnxMedianMs() / base);
+        }
+        if (json != null) {
+          List<double[]> pts = rows.stream().map(r -> new double[] {r.tokens(), r.onnxMedianMs()}).toList();
+          var fit = ComputeProfile.Fit.of(pts);
+          var profile = new ComputeProfile(dir.getFileName().toString(), ck.config().numLayers(),
+              ck.config().hiddenSize(), Map.of("f32", fit));
+          profile.write(json, Map.of("threads", threads, "warm", warm, "iterations", iterations,
+              "measured_by", "dsd bench shard --model " + dir.getFileName() + " --threads " + threads + " --iterations "
+                  + iterations + " --json " + json.getFileName()));
+          System.out.printf("fit: ms = %.4f + %.4f * T (whole model); wrote %s%n", fit.callMs(), fit.tokenMs(), json);
         }
       }
       return 0;

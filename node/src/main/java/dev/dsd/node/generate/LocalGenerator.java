@@ -51,6 +51,11 @@ public final class LocalGenerator implements Generator {
     }
   }
 
+  /** The draft model this generator speculates with, or null. */
+  public DraftModel draft() {
+    return draft;
+  }
+
   public Tokenizer tokenizer() {
     return checkpoint.tokenizer();
   }
@@ -61,6 +66,11 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    return generate(req, sink, SpeculativeLoop.RoundListener.NONE);
+  }
+
+  /** As {@link #generate(GenerationRequest, TokenSink)}, telling {@code rounds} how each round went (the simulator's traces). */
+  public GenerationResult generate(GenerationRequest req, TokenSink sink, SpeculativeLoop.RoundListener rounds) {
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
@@ -74,7 +84,7 @@ public final class LocalGenerator implements Generator {
     SpeculativeLoop loop = new SpeculativeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()));
     try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable);
         Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
-      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE);
+      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
     }
   }
 
