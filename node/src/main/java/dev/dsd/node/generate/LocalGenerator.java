@@ -7,6 +7,7 @@ import dev.dsd.pipeline.runtime.ShardRunner;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -26,6 +27,7 @@ public final class LocalGenerator implements Generator {
   private final ShardRunner runner;
   private final DraftModel draft;
   private final RuleChoice rules;
+  private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
 
   public LocalGenerator(Path modelDir, int threads) {
     this(modelDir, null, threads);
@@ -75,7 +77,10 @@ public final class LocalGenerator implements Generator {
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
     int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
-    WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(k);
+    // auto carries its estimates across requests (this generator is one route; sampling accepts far less than
+    // greedy, so each temperature keeps its own) and may turn drafting off
+    AdaptiveWindow adaptive = auto ? windows.start("t=" + req.temperature()) : null;
+    WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(k);
     int usable = Math.min(c.vocabSize(), checkpoint.tokenizer().vocabSize());
     AcceptanceRule rule = rules.rule(req);
     // Verification writes k positions beyond what is kept, so the caches need room for them too.
@@ -84,7 +89,11 @@ public final class LocalGenerator implements Generator {
     SpeculativeLoop loop = new SpeculativeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()));
     try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable);
         Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
-      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
+      if (adaptive != null) {
+        windows.finish("t=" + req.temperature(), adaptive);
+      }
+      return r;
     }
   }
 

@@ -13,6 +13,7 @@ import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.HashSet;
 import org.slf4j.Logger;
@@ -42,6 +43,7 @@ public final class PipelineGenerator implements Generator {
   private final PipelineTargetPass.Options options;
   private final RuleChoice rules;
   private final int usable;
+  private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
@@ -106,7 +108,11 @@ public final class PipelineGenerator implements Generator {
     try (ResilientTargetPass target = new ResilientTargetPass(router,
             route -> PipelineTargetPass.open(service, route, capacity, opts), spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
-      WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
+      // auto continues from what earlier requests on these stages with this kind of drafter learned
+      String routeKey = String.join(",", target.route()) + "|" + (drafter == null ? "none" : drafter.getClass().getName())
+          + "|t=" + req.temperature();
+      AdaptiveWindow adaptive = auto ? windows.start(routeKey) : null;
+      WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
         for (var t : target.lastTimings()) {
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
@@ -119,6 +125,9 @@ public final class PipelineGenerator implements Generator {
         r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds);
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
+      }
+      if (adaptive != null) {
+        windows.finish(routeKey, adaptive);
       }
       log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
           r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),

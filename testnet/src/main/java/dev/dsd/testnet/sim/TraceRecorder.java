@@ -32,6 +32,22 @@ public final class TraceRecorder {
 
   private TraceRecorder() { }
 
+  /**
+   * Prints the first N prompts of a {@code ---}-separated file, one per line, base64-encoded, so the
+   * testnet scripts hand the testnet exactly the strings the simulator's trace used.
+   * {@code TraceRecorder FILE N}
+   */
+  public static void main(String[] args) throws IOException {
+    if (args.length != 2) {
+      System.err.println("usage: TraceRecorder PROMPTS_FILE N");
+      System.exit(2);
+    }
+    List<String> all = readPrompts(Path.of(args[0]));
+    for (String p : all.subList(0, Math.min(Integer.parseInt(args[1]), all.size()))) {
+      System.out.println(java.util.Base64.getEncoder().encodeToString(p.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+  }
+
   /** Prompts of a file where lines holding only {@code ---} separate them; blank prompts are dropped. */
   public static List<String> readPrompts(Path file) throws IOException {
     if (Files.size(file) > MAX_PROMPTS_FILE_BYTES) {
