@@ -16,6 +16,7 @@ import picocli.CommandLine.Option;
 @Command(
     name = "sim",
     mixinStandardHelpOptions = true,
+    subcommands = {SimValidateCommand.class},
     description = {
       "Discrete-event simulation of a dsd swarm: stages with compute profiles measured by `dsd bench shard`,",
       "links, stage batching, the node's router and window policy, drafting on a draft node / the entry /",
@@ -145,7 +146,7 @@ final class SimCommand implements Callable<Integer> {
         latencyMax != null ? latencyMax : latency, jitter, bandwidth, linksTestnet(links), spk, concurrency,
         requests != null ? requests : t.prompts().size(), rate, burst, maxTokens, drafting, draftNodes, entries,
         batchRows, batchTokens, draftBatchRows, maxSessions, churn, rejoinSeconds * 1000, weights, in.cal().hopMs(),
-        in.cal().roundMs(), in.cal().draftCallMs(), 1000, seed);
+        in.cal().roundMs(), in.cal().draftCallMs(), in.cal().draftOpenMs(), 1000, seed);
     SimResult r = new Simulator(c, in.target(), in.draft(), t).run();
     System.out.println(json ? r.toJson().toString() : r.summary());
     return 0;

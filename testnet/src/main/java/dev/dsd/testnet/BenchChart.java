@@ -24,6 +24,12 @@ public final class BenchChart {
 
   /** {@code series}: mode → points (latency ms, tokens/s), each sorted by latency. */
   public static void write(Map<String, List<double[]>> series, String title, Path png) throws IOException {
+    write(series, title, "one-way link latency (ms)", "tokens / s", png);
+  }
+
+  /** The same chart with other axes: {@code series} name → points (x, y), each sorted by x. */
+  public static void write(Map<String, List<double[]>> series, String title, String xLabel, String yLabel, Path png)
+      throws IOException {
     System.setProperty("java.awt.headless", "true");
     int w = 900;
     int h = 560;
@@ -63,9 +69,9 @@ public final class BenchChart {
       int px = left + (int) (pw * i / 5.0);
       g.drawString(String.format("%.0f", x), px - 8, top + ph + 18);
     }
-    g.drawString("one-way link latency (ms)", left + pw / 2 - 70, h - 25);
+    g.drawString(xLabel, left + pw / 2 - 70, h - 25);
     g.rotate(-Math.PI / 2);
-    g.drawString("tokens / s", -(top + ph / 2 + 30), 25);
+    g.drawString(yLabel, -(top + ph / 2 + 30), 25);
     g.rotate(Math.PI / 2);
     int idx = 0;
     for (Map.Entry<String, List<double[]>> e : series.entrySet()) {

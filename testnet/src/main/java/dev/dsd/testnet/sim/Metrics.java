@@ -30,7 +30,7 @@ final class Metrics {
     failovers += s.failovers;
   }
 
-  SimResult result(Simulator sim, double wallSeconds) {
+  SimResult result(Simulator sim, double wallSeconds, double cpuSeconds) {
     double span = sim.events.now();
     double[] busy = new double[stages];
     long calls = 0;
@@ -48,7 +48,7 @@ final class Metrics {
     Arrays.sort(sorted);
     return new SimResult(n, tokens, seconds == 0 ? 0 : tokens / seconds, span == 0 ? 0 : tokens / (span / 1000),
         SimResult.percentile(sorted, 0.5), SimResult.percentile(sorted, 0.99), rounds, drafted, accepted, busy,
-        calls == 0 ? 0 : rows / calls, failovers, leaves, span, sim.events.executed(), wallSeconds);
+        calls == 0 ? 0 : rows / calls, failovers, leaves, span, sim.events.executed(), wallSeconds, cpuSeconds);
   }
 
   static int stageOf(Simulator sim, SimPeer p) {

@@ -23,13 +23,14 @@ package dev.dsd.testnet.sim;
  * @param hopMs fixed cost of one message hop (relay, framing, (de)serialization), calibrated on the testnet
  * @param roundMs fixed cost per round at the entry (acceptance, bookkeeping, scheduling)
  * @param draftCallMs fixed cost of one call to a draft node beyond its steps
+ * @param draftOpenMs fixed cost of opening a session on a draft node (stream, handshake), beyond its prefill
  * @param failoverMs time to notice a dead stage
  */
 public record SimConfig(int stages, int replicas, int layers, double latencyMs, double latencyMaxMs, double jitterMs,
     double bandwidthMbit, boolean testnetLinks, int spec, int concurrency, int requests, double arrivalRate, int burst,
     int maxTokens, String drafting, int draftNodes, int entries, int batchRows, int batchTokens, int draftBatchRows,
     int maxSessions, double churnPerHour, double rejoinMs, String weights, double hopMs, double roundMs,
-    double draftCallMs, double failoverMs, long seed) {
+    double draftCallMs, double draftOpenMs, double failoverMs, long seed) {
 
   public static final int MAX_PEERS = 100_000;
   public static final int MAX_REQUESTS = 10_000_000;
@@ -67,12 +68,12 @@ public record SimConfig(int stages, int replicas, int layers, double latencyMs, 
   public static SimConfig testnet(int stages, int replicas, double latencyMs, double jitterMs, double bandwidthMbit,
       int layers, Calibration cal) {
     return new SimConfig(stages, replicas, layers, latencyMs, latencyMs, jitterMs, bandwidthMbit, true, -1, 1, 5, 0, 1,
-        128, "node", 1, 1, 8, 256, 8, 0, 0, 0, "f32", cal.hopMs(), cal.roundMs(), cal.draftCallMs(), 1000, 1);
+        128, "node", 1, 1, 8, 256, 8, 0, 0, 0, "f32", cal.hopMs(), cal.roundMs(), cal.draftCallMs(), cal.draftOpenMs(), 1000, 1);
   }
 
   /** Per-hop and per-round costs outside model compute, measured on the testnet. */
-  public record Calibration(double hopMs, double roundMs, double draftCallMs) {
-    public static final Calibration NONE = new Calibration(0, 0, 0);
+  public record Calibration(double hopMs, double roundMs, double draftCallMs, double draftOpenMs) {
+    public static final Calibration NONE = new Calibration(0, 0, 0, 0);
   }
 
   public int peers() {
@@ -82,12 +83,18 @@ public record SimConfig(int stages, int replicas, int layers, double latencyMs, 
   public SimConfig withSpec(int k) {
     return new SimConfig(stages, replicas, layers, latencyMs, latencyMaxMs, jitterMs, bandwidthMbit, testnetLinks, k,
         concurrency, requests, arrivalRate, burst, maxTokens, drafting, draftNodes, entries, batchRows, batchTokens,
-        draftBatchRows, maxSessions, churnPerHour, rejoinMs, weights, hopMs, roundMs, draftCallMs, failoverMs, seed);
+        draftBatchRows, maxSessions, churnPerHour, rejoinMs, weights, hopMs, roundMs, draftCallMs, draftOpenMs, failoverMs, seed);
+  }
+
+  public SimConfig withMaxTokens(int n) {
+    return new SimConfig(stages, replicas, layers, latencyMs, latencyMaxMs, jitterMs, bandwidthMbit, testnetLinks, spec,
+        concurrency, requests, arrivalRate, burst, n, drafting, draftNodes, entries, batchRows, batchTokens,
+        draftBatchRows, maxSessions, churnPerHour, rejoinMs, weights, hopMs, roundMs, draftCallMs, draftOpenMs, failoverMs, seed);
   }
 
   public SimConfig withLoad(int concurrency, int requests, double arrivalRate, int burst) {
     return new SimConfig(stages, replicas, layers, latencyMs, latencyMaxMs, jitterMs, bandwidthMbit, testnetLinks, spec,
         concurrency, requests, arrivalRate, burst, maxTokens, drafting, draftNodes, entries, batchRows, batchTokens,
-        draftBatchRows, maxSessions, churnPerHour, rejoinMs, weights, hopMs, roundMs, draftCallMs, failoverMs, seed);
+        draftBatchRows, maxSessions, churnPerHour, rejoinMs, weights, hopMs, roundMs, draftCallMs, draftOpenMs, failoverMs, seed);
   }
 }

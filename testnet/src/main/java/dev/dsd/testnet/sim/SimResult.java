@@ -14,7 +14,7 @@ import java.util.Arrays;
  */
 public record SimResult(int requests, long tokens, double tokensPerSecond, double throughput, double p50LatencyMs,
     double p99LatencyMs, long rounds, long drafted, long accepted, double[] stageUtilization, double meanStageRows,
-    long failovers, long leaves, double spanMs, long events, double wallSeconds) {
+    long failovers, long leaves, double spanMs, long events, double wallSeconds, double cpuSeconds) {
 
   public double acceptance() {
     return drafted == 0 ? 0 : (double) accepted / drafted;
@@ -37,7 +37,8 @@ public record SimResult(int requests, long tokens, double tokensPerSecond, doubl
     ArrayNode u = o.putArray("stage_utilization");
     Arrays.stream(stageUtilization).forEach(u::add);
     o.put("mean_stage_batch_rows", meanStageRows).put("failovers", failovers).put("peers_left", leaves)
-        .put("simulated_seconds", spanMs / 1000).put("events", events).put("wall_seconds", wallSeconds);
+        .put("simulated_seconds", spanMs / 1000).put("events", events).put("wall_seconds", wallSeconds)
+        .put("cpu_seconds", cpuSeconds);
     return o;
   }
 
@@ -48,7 +49,7 @@ public record SimResult(int requests, long tokens, double tokensPerSecond, doubl
     }
     return String.format("requests %d  tokens %d  tok/s %.2f  throughput %.2f tok/s  p50 %.0f ms  p99 %.0f ms  rounds %d"
         + "  acceptance %.3f  utilization [%s]  batch rows %.2f  failovers %d  left %d  simulated %.1f s  (%d events,"
-        + " %.2f s wall)", requests, tokens, tokensPerSecond, throughput, p50LatencyMs, p99LatencyMs, rounds,
-        acceptance(), u, meanStageRows, failovers, leaves, spanMs / 1000, events, wallSeconds);
+        + " %.2f s wall, %.2f s cpu)", requests, tokens, tokensPerSecond, throughput, p50LatencyMs, p99LatencyMs, rounds,
+        acceptance(), u, meanStageRows, failovers, leaves, spanMs / 1000, events, wallSeconds, cpuSeconds);
   }
 }

@@ -28,6 +28,7 @@ final class SimSession {
   private List<SimPeer> route;
   private final Set<SimPeer> holders = new HashSet<>(); // stages that cache this session's context
   private WindowPolicy window;
+  private String routeKey;
   private SimPeer draftPeer;
   private int epoch; // bumped on failover: callbacks of the abandoned attempt see a stale epoch and stop
   private int k;
@@ -47,9 +48,12 @@ final class SimSession {
 
   void start() {
     started = sim.events.now();
-    window = sim.window();
     goal = Math.min(sim.c.maxTokens(), prompt.tokens());
-    routeOrWait(() -> openDraft(this::nextRound));
+    routeOrWait(() -> {
+      routeKey = route.toString();
+      window = sim.window(entryIndex, routeKey);
+      openDraft(this::nextRound);
+    });
   }
 
   private void routeOrWait(Runnable then) {
@@ -69,9 +73,9 @@ final class SimSession {
       case "node" -> {
         draftPeer = sim.leastLoadedDraft();
         draftPeer.sessions++;
-        sim.send(entry, draftPeer, prompt.promptTokens() * 4 + Simulator.MESSAGE_OVERHEAD_BYTES,
+        sim.events.after(sim.c.draftOpenMs(), () -> sim.send(entry, draftPeer, prompt.promptTokens() * 4 + Simulator.MESSAGE_OVERHEAD_BYTES,
             () -> draftPeer.server.submit(job(prompt.promptTokens(), 0,
-                () -> sim.send(draftPeer, entry, Simulator.MESSAGE_OVERHEAD_BYTES, then))));
+                () -> sim.send(draftPeer, entry, Simulator.MESSAGE_OVERHEAD_BYTES, then)))));
       }
       case "entry" -> entry.server.submit(job(prompt.promptTokens(), 0, then));
       default -> then.run();
@@ -194,6 +198,7 @@ final class SimSession {
   }
 
   private void finish() {
+    sim.windowDone(entryIndex, routeKey, window);
     release();
     if (draftPeer != null) {
       draftPeer.sessions--;

@@ -6,6 +6,7 @@ import dev.dsd.node.routing.Route;
 import dev.dsd.node.routing.Router;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -29,6 +30,12 @@ public final class Simulator {
   static final int MESSAGE_OVERHEAD_BYTES = 96;
   /** Sampled verification returns a sparse distribution per position, about this many bytes. */
   static final int SAMPLED_BYTES_PER_POSITION = 1024;
+  /**
+   * Peers per layer range an entry's swarm view offers the router at once (a seeded random sample
+   * when more serve the range): the router's search is quadratic in replicas per range, and a real
+   * entry knows only the peers the DHT returned to it.
+   */
+  static final int VIEW_PER_RANGE = 16;
   /** How long an entry waits before asking the router again when no route has room. */
   static final double NO_ROUTE_RETRY_MS = 100;
 
@@ -39,10 +46,12 @@ public final class Simulator {
   final EventQueue events = new EventQueue();
   final SplittableRandom rng;
   final List<SimPeer> stagePeers = new ArrayList<>();
+  private final List<List<SimPeer>> byRange = new ArrayList<>();
   final List<SimPeer> draftPeers = new ArrayList<>();
   final List<SimPeer> entryPeers = new ArrayList<>();
   final Map<PeerId, SimPeer> byId = new HashMap<>();
   private final List<Router> routers = new ArrayList<>();
+  private final List<WindowMemory> windows = new ArrayList<>();
   private final ArrayDeque<SimSession> waiting = new ArrayDeque<>();
   final Metrics metrics;
   private int nextIndex;
@@ -75,6 +84,7 @@ public final class Simulator {
             Integer.MAX_VALUE);
       }
       entryPeers.add(e);
+      windows.add(new WindowMemory(0, MAX_AUTO_WINDOW));
       routers.add(new Router(p -> rttMicros(e, byId.get(p)), (a, b) -> rttMicros(byId.get(a), byId.get(b))));
     }
   }
@@ -92,6 +102,10 @@ public final class Simulator {
     int from = c.layers() * s / c.stages();
     int to = c.layers() * (s + 1) / c.stages();
     SimPeer p = newPeer(SimPeer.Role.STAGE, from, to);
+    while (byRange.size() <= s) {
+      byRange.add(new ArrayList<>());
+    }
+    byRange.get(s).add(p);
     p.server = new BatchServer(events, batch -> {
       int tokens = 0;
       for (BatchServer.Job j : batch) {
@@ -148,9 +162,14 @@ public final class Simulator {
 
   /** Routes a session from {@code entry} with the node's router; null when no chain has room now. */
   List<SimPeer> route(int entry) {
-    List<Candidate> cands = new ArrayList<>(stagePeers.size());
-    for (SimPeer p : stagePeers) {
-      if (p.alive) {
+    List<Candidate> cands = new ArrayList<>();
+    for (List<SimPeer> range : byRange) {
+      range.removeIf(p -> !p.alive);
+      int n = range.size();
+      int take = Math.min(n, VIEW_PER_RANGE);
+      int start = n <= VIEW_PER_RANGE ? 0 : rng.nextInt(n);
+      for (int i = 0; i < take; i++) {
+        SimPeer p = range.get((start + i * Math.max(1, n / take)) % n);
         int micros = (int) (1000 * target.millis(c.weights(), p.layers(), 1, 5));
         cands.add(new Candidate(p.id, List.of(), p.from, p.to, micros, p.sessions, c.maxSessions()));
       }
@@ -177,12 +196,21 @@ public final class Simulator {
     return best;
   }
 
-  WindowPolicy window() {
-    return c.spec() == -1 ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(c.spec());
+  /** As the node does: auto continues from the estimates of the entry's last request on the same route. */
+  WindowPolicy window(int entry, String routeKey) {
+    return c.spec() == -1 ? windows.get(entry).start(routeKey) : WindowPolicy.fixed(c.spec());
+  }
+
+  void windowDone(int entry, String routeKey, WindowPolicy w) {
+    if (w instanceof AdaptiveWindow a) {
+      windows.get(entry).finish(routeKey, a);
+    }
   }
 
   public SimResult run() {
     long t0 = System.nanoTime();
+    java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+    long cpu0 = mx.getCurrentThreadCpuTime();
     if (c.arrivalRate() == 0) {
       for (int i = 0; i < Math.min(c.concurrency(), c.requests()); i++) {
         arrive();
@@ -197,7 +225,7 @@ public final class Simulator {
     if (finished != c.requests()) {
       throw new IllegalStateException("simulation stopped with " + finished + " of " + c.requests() + " requests done");
     }
-    return metrics.result(this, (System.nanoTime() - t0) / 1e9);
+    return metrics.result(this, (System.nanoTime() - t0) / 1e9, (mx.getCurrentThreadCpuTime() - cpu0) / 1e9);
   }
 
   private void scheduleArrivals() {

@@ -27,6 +27,6 @@ final class SimFixtures {
   /** One stage, one entry, every knob at its simplest. */
   static SimConfig config(int stages, double latencyMs, int spec, String drafting, int requests) {
     return new SimConfig(stages, 1, stages, latencyMs, latencyMs, 0, 0, true, spec, 1, requests, 0, 1, 32, drafting, 1,
-        1, 1, 1024, 1, 0, 0, 0, "f32", 0, 0, 0, 1000, 7);
+        1, 1, 1024, 1, 0, 0, 0, "f32", 0, 0, 0, 0, 1000, 7);
   }
 }

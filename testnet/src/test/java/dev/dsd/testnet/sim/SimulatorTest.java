@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class SimulatorTest {
@@ -45,16 +46,16 @@ class SimulatorTest {
   @Test
   void sameSeedSameRunAndAnotherSeedAnotherRun() {
     SimConfig c = new SimConfig(3, 2, 6, 5, 40, 3, 100, false, -1, 4, 60, 20, 3, 48, "node", 1, 2, 8, 256, 8, 16, 0.5,
-        0, "f32", 0.3, 0.2, 0.1, 500, 11);
+        0, "f32", 0.3, 0.2, 0.1, 0, 500, 11);
     ComputeProfile t = SimFixtures.profile(6, 3, 0.4);
     ComputeProfile d = SimFixtures.profile(1, 0.2, 0.05);
     AcceptanceTrace tr = SimFixtures.greedy(3, 30, 48, 2);
-    String one = new Simulator(c, t, d, tr).run().toJson().without("wall_seconds").toString();
-    String two = new Simulator(c, t, d, tr).run().toJson().without("wall_seconds").toString();
+    String one = new Simulator(c, t, d, tr).run().toJson().without(List.of("wall_seconds", "cpu_seconds")).toString();
+    String two = new Simulator(c, t, d, tr).run().toJson().without(List.of("wall_seconds", "cpu_seconds")).toString();
     assertEquals(one, two);
     SimConfig other = new SimConfig(3, 2, 6, 5, 40, 3, 100, false, -1, 4, 60, 20, 3, 48, "node", 1, 2, 8, 256, 8, 16,
-        0.5, 0, "f32", 0.3, 0.2, 0.1, 500, 12);
-    assertNotEquals(one, new Simulator(other, t, d, tr).run().toJson().without("wall_seconds").toString());
+        0.5, 0, "f32", 0.3, 0.2, 0.1, 0, 500, 12);
+    assertNotEquals(one, new Simulator(other, t, d, tr).run().toJson().without(List.of("wall_seconds", "cpu_seconds")).toString());
   }
 
   /** Concurrent sessions on one stage share its calls once it batches, and not when it does not. */
@@ -63,9 +64,9 @@ class SimulatorTest {
     ComputeProfile t = SimFixtures.profile(1, 10, 0.01);
     AcceptanceTrace tr = SimFixtures.greedy(1, 4, 16, 0);
     SimConfig batched = new SimConfig(1, 1, 1, 1, 1, 0, 0, true, 0, 8, 8, 0, 1, 16, "none", 1, 1, 8, 256, 1, 0, 0, 0,
-        "f32", 0, 0, 0, 1000, 1);
+        "f32", 0, 0, 0, 0, 1000, 1);
     SimConfig single = new SimConfig(1, 1, 1, 1, 1, 0, 0, true, 0, 8, 8, 0, 1, 16, "none", 1, 1, 1, 256, 1, 0, 0, 0,
-        "f32", 0, 0, 0, 1000, 1);
+        "f32", 0, 0, 0, 0, 1000, 1);
     SimResult b = new Simulator(batched, t, SimFixtures.profile(1, 0, 0), tr).run();
     SimResult s = new Simulator(single, t, SimFixtures.profile(1, 0, 0), tr).run();
     // without a timer the first session's call starts alone and the other seven queue behind it, so
@@ -79,7 +80,7 @@ class SimulatorTest {
   @Test
   void churnFailsSessionsOverWithoutLosingRequests() {
     SimConfig c = new SimConfig(4, 3, 8, 10, 10, 0, 0, false, 4, 6, 40, 0, 1, 64, "entry", 1, 1, 4, 256, 4, 0, 3600,
-        2000, "f32", 0, 0, 0, 300, 5);
+        2000, "f32", 0, 0, 0, 0, 300, 5);
     SimResult r = new Simulator(c, SimFixtures.profile(8, 4, 0.5), SimFixtures.profile(1, 0.3, 0.05),
         SimFixtures.greedy(2, 16, 64, 3)).run();
     assertEquals(40, r.requests());
@@ -97,9 +98,9 @@ class SimulatorTest {
     double without = 0;
     for (int seed = 1; seed <= 5; seed++) {
       SimConfig two = new SimConfig(2, 4, 2, 1, 200, 0, 0, true, 0, 1, 2, 0, 1, 16, "none", 1, 1, 1, 256, 1, 0, 0, 0,
-          "f32", 0, 0, 0, 1000, seed);
+          "f32", 0, 0, 0, 0, 1000, seed);
       SimConfig one = new SimConfig(2, 1, 2, 1, 200, 0, 0, true, 0, 1, 2, 0, 1, 16, "none", 1, 1, 1, 256, 1, 0, 0, 0,
-          "f32", 0, 0, 0, 1000, seed);
+          "f32", 0, 0, 0, 0, 1000, seed);
       withChoice += new Simulator(two, SimFixtures.profile(2, 1, 0), SimFixtures.profile(1, 0, 0),
           SimFixtures.greedy(1, 4, 16, 0)).run().tokensPerSecond();
       without += new Simulator(one, SimFixtures.profile(2, 1, 0), SimFixtures.profile(1, 0, 0),
