@@ -44,8 +44,10 @@ for st in "${sts[@]}"; do
   for lat in "${lats[@]}"; do
     "$snap/testnet/up.sh" --stages "$st" --latency "$lat" --run "$run" >"$run.up.log" 2>&1 || { cat "$run.up.log" >&2; exit 1; }
     entry=$(cat "$run/entry")
-    for sp in "${sps[@]}"; do
-      for t in "${texts[@]}"; do
+    # prompts outside, specs inside: the specs of one prompt run back to back, so a machine whose
+    # load drifts during the grid biases no spec against another
+    for t in "${texts[@]}"; do
+      for sp in "${sps[@]}"; do
         # a loaded machine sometimes misses the client's dial timeout: try again before giving up
         for attempt in 1 2 3; do
           if res=$(printf '%s' "$t" | base64 -d | java -XX:+UseSerialGC -jar "$jar" generate --peer "$entry" \
@@ -56,8 +58,8 @@ for st in "${sts[@]}"; do
         printf '{"stages":%s,"latency_ms":%s,"spec":"%s","temperature":%s,"max_tokens":%s,"result":%s}\n' \
           "$st" "$lat" "$sp" "$temperature" "$max_tokens" "$res" >>"$out"
       done
-      echo "stages $st latency $lat ms spec $sp done" >&2
     done
+    echo "stages $st latency $lat ms done" >&2
     "$here/down.sh" --run "$run" >/dev/null
   done
 done

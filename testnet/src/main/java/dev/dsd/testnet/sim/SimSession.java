@@ -57,15 +57,22 @@ final class SimSession {
   }
 
   private void routeOrWait(Runnable then) {
+    if (!tryRoute(then)) {
+      sim.waitForRoute(this, then);
+    }
+  }
+
+  /** Takes a route and goes on if one has room; false when none has. */
+  boolean tryRoute(Runnable then) {
     route = sim.route(entryIndex);
     if (route == null) {
-      sim.events.after(Simulator.NO_ROUTE_RETRY_MS, () -> routeOrWait(then));
-      return;
+      return false;
     }
     for (SimPeer p : route) {
       p.sessions++;
     }
     then.run();
+    return true;
   }
 
   private void openDraft(Runnable then) {
@@ -195,6 +202,7 @@ final class SimSession {
     for (SimPeer p : route) {
       p.sessions--;
     }
+    sim.routesFreed();
   }
 
   private void finish() {

@@ -36,8 +36,8 @@ public final class Simulator {
    * entry knows only the peers the DHT returned to it.
    */
   static final int VIEW_PER_RANGE = 16;
-  /** How long an entry waits before asking the router again when no route has room. */
-  static final double NO_ROUTE_RETRY_MS = 100;
+  /** How long an entry waits before asking the router again when no route has room and nothing frees one. */
+  static final double NO_ROUTE_RETRY_MS = 1000;
 
   final SimConfig c;
   final ComputeProfile target;
@@ -53,6 +53,9 @@ public final class Simulator {
   private final List<Router> routers = new ArrayList<>();
   private final List<WindowMemory> windows = new ArrayList<>();
   private final ArrayDeque<SimSession> waiting = new ArrayDeque<>();
+  private record RouteWaiter(SimSession session, Runnable then) {}
+  private final ArrayDeque<RouteWaiter> routeWaiters = new ArrayDeque<>();
+  private boolean retryScheduled;
   final Metrics metrics;
   private int nextIndex;
   private int issued;
@@ -106,6 +109,7 @@ public final class Simulator {
       byRange.add(new ArrayList<>());
     }
     byRange.get(s).add(p);
+    routesFreed();
     p.server = new BatchServer(events, batch -> {
       int tokens = 0;
       for (BatchServer.Job j : batch) {
@@ -183,6 +187,45 @@ public final class Simulator {
       return out;
     } catch (NoRouteException e) {
       return null;
+    }
+  }
+
+  /**
+   * Parks a session that found no route with room. Sessions are woken oldest first when another
+   * releases its stages or a peer joins, and by a slow timer in case neither happens (a range whose
+   * peers all left): polling every waiter often would cost a router search each.
+   */
+  void waitForRoute(SimSession s, Runnable then) {
+    routeWaiters.addLast(new RouteWaiter(s, then));
+    scheduleRetry();
+  }
+
+  void routesFreed() {
+    if (!routeWaiters.isEmpty()) {
+      events.after(0, this::wakeWaiters);
+    }
+  }
+
+  private void scheduleRetry() {
+    if (!retryScheduled) {
+      retryScheduled = true;
+      events.after(NO_ROUTE_RETRY_MS, () -> {
+        retryScheduled = false;
+        wakeWaiters();
+        if (!routeWaiters.isEmpty()) {
+          scheduleRetry();
+        }
+      });
+    }
+  }
+
+  private void wakeWaiters() {
+    while (!routeWaiters.isEmpty()) {
+      RouteWaiter w = routeWaiters.peekFirst();
+      if (!w.session().tryRoute(w.then())) {
+        return;
+      }
+      routeWaiters.pollFirst();
     }
   }
 

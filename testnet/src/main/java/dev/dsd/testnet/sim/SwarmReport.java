@@ -65,7 +65,7 @@ public final class SwarmReport {
     AcceptanceTrace trace = AcceptanceTrace.read(Path.of(args[0]));
     if (args.length > 2 && args[2].equals("timing")) {
       // the goal's case alone: 1,000 peers, 10,000 requests
-      SimResult r = new Simulator(swarm(10, 100, -1, 10_000, 10, 1), target70b(), draft1b(), trace).run();
+      SimResult r = new Simulator(swarm(10, 100, -1, 10_000, 5, 1), target70b(), draft1b(), trace).run();
       System.out.println(r.summary());
       return;
     }
@@ -82,26 +82,27 @@ public final class SwarmReport {
         + "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     Map<String, List<double[]>> chart = new LinkedHashMap<>();
     // {stages, replicas, requests, rate}: 100 and 1,000 peers at 8 layers per peer, then replicas per range swept
-    int[][] grid = {{10, 10, 1000, 1}, {20, 5, 1000, 1}, {10, 100, 10_000, 10}, {20, 50, 10_000, 10},
-        {10, 1, 300, 1}, {10, 2, 300, 1}, {10, 5, 300, 1}, {10, 20, 300, 1}};
+    // rates in requests per 10 s: 100 peers get 5 (0.5/s), 1,000 peers 50 (5/s)
+    int[][] grid = {{10, 10, 1000, 5}, {20, 5, 1000, 5}, {10, 100, 10_000, 50}, {20, 50, 10_000, 50},
+        {10, 1, 300, 5}, {10, 2, 300, 5}, {10, 5, 300, 5}, {10, 20, 300, 5}};
     String[] specs = {"off", "4", "auto"};
     for (int[] g : grid) {
       for (String spec : specs) {
-        SimConfig c = swarm(g[0], g[1], SimValidate.parseSpec(spec), g[2], g[3], 1);
+        SimConfig c = swarm(g[0], g[1], SimValidate.parseSpec(spec), g[2], g[3] / 10.0, 1);
         SimResult r = new Simulator(c, t, d, trace).run();
         double util = 0;
         for (double u : r.stageUtilization()) {
           util += u / r.stageUtilization().length;
         }
-        String line = String.format("| %d | %d | %d | %s | %d | %d | %.2f | %.1f | %.1f | %.1f | %.3f | %.2f | %.2f | %d"
-            + " | %.1f |", c.peers(), LAYERS / g[0], g[1], spec, g[2], g[3], r.tokensPerSecond(), r.throughput(),
+        String line = String.format("| %d | %d | %d | %s | %d | %.1f | %.2f | %.1f | %.1f | %.1f | %.3f | %.2f | %.2f | %d"
+            + " | %.1f |", c.peers(), LAYERS / g[0], g[1], spec, g[2], g[3] / 10.0, r.tokensPerSecond(), r.throughput(),
             r.p50LatencyMs() / 1000, r.p99LatencyMs() / 1000, r.acceptance(), util, r.meanStageRows(), r.failovers(),
             r.cpuSeconds());
         System.out.println(line);
         md.append(line).append('\n');
         ObjectNode row = r.toJson();
         row.put("peers", c.peers()).put("stages", g[0]).put("replicas", g[1]).put("spec", spec)
-            .put("rate_per_second", g[3]);
+            .put("rate_per_second", g[3] / 10.0);
         rows.add(row);
         if (g[0] == 10 && g[2] == 300 || g[0] == 10 && g[1] == 10 && g[2] == 1000) {
           chart.computeIfAbsent(spec, k -> new java.util.ArrayList<>()).add(new double[] {g[1], r.p99LatencyMs() / 1000});
@@ -112,7 +113,7 @@ public final class SwarmReport {
     Files.createDirectories(out);
     Files.writeString(out.resolve("swarm-scale.md"), md.toString());
     Files.writeString(out.resolve("swarm-scale.json"), om.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n");
-    BenchChart.write(chart, "70B-shape q4, 10 layer ranges, 1 request/s in bursts of 5: p99 latency",
+    BenchChart.write(chart, "70B-shape q4, 10 layer ranges, 0.5 request/s in bursts of 5: p99 latency",
         "replicas per layer range", "p99 latency (s)", out.resolve("swarm-scale.png"));
   }
 }

@@ -108,4 +108,30 @@ class SimulatorTest {
     }
     assertTrue(withChoice > 1.5 * without, withChoice + " vs " + without);
   }
+
+  /**
+   * The issue's case: sampling at T=0.8 on a 4-stage 20 ms testnet with the draft on a draft node,
+   * per-token acceptance 0.17. Every proposal costs a 40 ms round trip to the draft node, so the
+   * node's adaptive window has to back off to no drafting; it stays within 2% of --spec off, while a
+   * fixed window loses.
+   */
+  @Test
+  void autoBacksOffWhenSamplingMakesDraftsRarelyAccepted() {
+    List<AcceptanceTrace.Prompt> ps = new java.util.ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      ps.add(new AcceptanceTrace.Prompt(64, 128, null, 0.17, java.util.Map.of()));
+    }
+    AcceptanceTrace low = new AcceptanceTrace("t", "d", "model", 0.8, 128, 16, ps);
+    ComputeProfile t = SimFixtures.profile(8, 12, 1.3);
+    ComputeProfile d = SimFixtures.profile(2, 0.2, 0.05);
+    double[] tps = new double[3];
+    int[] specs = {0, -1, 4};
+    for (int i = 0; i < 3; i++) {
+      SimConfig c = new SimConfig(4, 1, 8, 20, 20, 0, 0, true, specs[i], 1, 20, 0, 1, 128, "node", 1, 1, 8, 256, 8, 0,
+          0, 0, "f32", 1, 0.5, 0.5, 0, 1000, 3);
+      tps[i] = new Simulator(c, t, d, low).run().tokensPerSecond();
+    }
+    assertTrue(tps[1] >= 0.98 * tps[0], "auto " + tps[1] + " vs off " + tps[0]);
+    assertTrue(tps[2] < 0.95 * tps[0], "a fixed window of 4 pays the draft round trip: " + tps[2] + " vs " + tps[0]);
+  }
 }
