@@ -14,6 +14,7 @@ final class Metrics {
   private long accepted;
   private long failovers;
   long leaves;
+  private double lastFinish;
 
   Metrics(int requests, int stages) {
     this.latencies = new double[requests];
@@ -22,6 +23,7 @@ final class Metrics {
 
   void record(SimSession s, double now) {
     latencies[n++] = now - s.arrival;
+    lastFinish = Math.max(lastFinish, now);
     tokens += s.produced;
     seconds += (now - s.started) / 1000;
     rounds += s.rounds;
@@ -31,7 +33,8 @@ final class Metrics {
   }
 
   SimResult result(Simulator sim, double wallSeconds, double cpuSeconds) {
-    double span = sim.events.now();
+    // the last request's end, not the last event's: a churn event may be pending far beyond it
+    double span = lastFinish;
     double[] busy = new double[stages];
     long calls = 0;
     double rows = 0;
