@@ -76,6 +76,10 @@ final class SimSession {
   }
 
   private void openDraft(Runnable then) {
+    if (sim.c.spec() == 0) {
+      then.run(); // --spec off: the entry makes no drafter at all
+      return;
+    }
     switch (sim.c.drafting()) {
       case "node" -> {
         draftPeer = sim.leastLoadedDraft();
