@@ -34,7 +34,7 @@ mkdir -p "$snap/testnet" "$snap/cli/target"
 cp "$here/up.sh" "$here/down.sh" "$snap/testnet/"; cp "$repo/dsd" "$snap/"; cp "$repo/cli/target/dsd.jar" "$snap/cli/target/"
 ln -sfn "$repo/models" "$snap/models"
 jar="$snap/cli/target/dsd.jar"
-trap '"$here/down.sh" --run "$run" >/dev/null 2>&1 || true; rm -rf "$snap"' EXIT
+trap '"$here/down.sh" --run "$run" >/dev/null 2>&1 || true; rm -rf "$snap" "$run" "$run.up.log"' EXIT
 mapfile -t texts < <(java -cp "$jar" dev.dsd.testnet.sim.TraceRecorder "$prompts_file" "$prompts")
 : >"$out"
 IFS=, read -ra sts <<<"$stages_list"
