@@ -6,8 +6,11 @@ import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardBenchmark;
 import dev.dsd.pipeline.runtime.StageBatchBenchmark;
 import dev.dsd.pipeline.runtime.WeightsBenchmark;
+import dev.dsd.testnet.sim.ComputeProfile;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -64,6 +67,10 @@ final class BenchCommand implements Runnable {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON here.")
     Path json;
 
+    @Option(names = "--profile", paramLabel = "FILE",
+        description = "Also write a compute profile (ms per call against T per format, fitted a + b*T) that `dsd sim --profile` reads.")
+    Path profile;
+
     @Override
     public Integer call() throws Exception {
       Path dir = model != null ? model : Defaults.targetModel();
@@ -115,6 +122,18 @@ final class BenchCommand implements Runnable {
         if (json != null) {
           writeJson(json, dir, c, bw, results);
           System.out.println("wrote " + json.toAbsolutePath());
+        }
+        if (profile != null) {
+          Map<String, ComputeProfile.Fit> fits = new java.util.LinkedHashMap<>();
+          for (WeightsBenchmark.Result r : results) {
+            fits.put(r.format().id(), ComputeProfile.Fit.of(r.rows().stream()
+                .map(row -> new double[] {row.tokens(), row.medianMs()}).toList()));
+          }
+          new ComputeProfile(dir.getFileName().toString(), c.numLayers(), c.hiddenSize(), fits).write(profile,
+              Map.of("threads", threads, "warm", warm, "iterations", iterations, "measured_by", "dsd bench shard --model "
+                  + dir.getFileName() + " --threads " + threads + " --iterations " + iterations + " --weights "
+                  + String.join(",", formats) + " --profile " + profile.getFileName()));
+          System.out.println("wrote " + profile.toAbsolutePath());
         }
       }
       return 0;

@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "dsd 0.1.0",
     description = "Peer-to-peer LLM inference with speculative decoding across the pipeline.",
-    subcommands = {GenerateCommand.class, NodeCommand.class, SwarmCommand.class, KeygenCommand.class, BenchCommand.class, SynthCommand.class,
+    subcommands = {GenerateCommand.class, NodeCommand.class, SwarmCommand.class, KeygenCommand.class, BenchCommand.class, SynthCommand.class, SimCommand.class,
         CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

@@ -16,6 +16,7 @@ import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.HashSet;
 import org.slf4j.Logger;
@@ -45,6 +46,7 @@ public final class PipelineGenerator implements Generator {
   private final PipelineTargetPass.Options options;
   private final RuleChoice rules;
   private final int usable;
+  private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
@@ -130,7 +132,11 @@ public final class PipelineGenerator implements Generator {
             route -> PipelineTargetPass.open(service, route, capacity, opts, req.penalties(), prompt.length),
             spotCheckProbability, req.seed());
         Drafter drafter = kMax == 0 ? null : drafters.create(req, capacity, usable)) {
-      WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(Math.max(kMax, 0));
+      // auto continues from what earlier requests on these stages with this kind of drafter learned
+      String routeKey = String.join(",", target.route()) + "|" + (drafter == null ? "none" : drafter.getClass().getName())
+          + "|t=" + req.temperature();
+      AdaptiveWindow adaptive = auto ? windows.start(routeKey) : null;
+      WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(Math.max(kMax, 0));
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
         roundListener.round(k, accepted, draftNanos, verifyNanos);
         int shared = 1;
@@ -140,7 +146,7 @@ public final class PipelineGenerator implements Generator {
               t.getComputeMicros() / 1e6);
         }
         stageTimes.accept("round", verifyNanos / 1e9);
-        if (window instanceof AdaptiveWindow adaptive) { // under load, k is chosen for the swarm's throughput
+        if (adaptive != null) { // under load, k is chosen for the swarm's throughput
           adaptive.sharing(shared);
         }
       };
@@ -149,6 +155,9 @@ public final class PipelineGenerator implements Generator {
         r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
+      }
+      if (adaptive != null) {
+        windows.finish(routeKey, adaptive);
       }
       log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
           r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),

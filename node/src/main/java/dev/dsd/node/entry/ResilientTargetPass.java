@@ -262,6 +262,15 @@ public final class ResilientTargetPass implements TargetPass {
     return current.lastTimings();
   }
 
+  @Override
+  public long lastComputeNanos() {
+    long micros = 0;
+    for (var t : current.lastTimings()) {
+      micros += t.getComputeMicros();
+    }
+    return micros * 1000;
+  }
+
   public int failovers() {
     return failovers;
   }

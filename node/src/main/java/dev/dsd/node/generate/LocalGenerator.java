@@ -8,6 +8,7 @@ import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.processing.PenaltyState;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -27,6 +28,7 @@ public final class LocalGenerator implements Generator {
   private final ShardRunner runner;
   private final DraftModel draft;
   private final RuleChoice rules;
+  private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
 
   public LocalGenerator(Path modelDir, int threads) {
     this(modelDir, null, threads);
@@ -61,6 +63,11 @@ public final class LocalGenerator implements Generator {
     }
   }
 
+  /** The draft model this generator speculates with, or null. */
+  public DraftModel draft() {
+    return draft;
+  }
+
   public Tokenizer tokenizer() {
     return checkpoint.tokenizer();
   }
@@ -71,12 +78,20 @@ public final class LocalGenerator implements Generator {
 
   @Override
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
+    return generate(req, sink, SpeculativeLoop.RoundListener.NONE);
+  }
+
+  /** As {@link #generate(GenerationRequest, TokenSink)}, telling {@code rounds} how each round went (the simulator's traces). */
+  public GenerationResult generate(GenerationRequest req, TokenSink sink, SpeculativeLoop.RoundListener rounds) {
     long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
     boolean auto = req.speculation() == GenerationRequest.AUTO;
     int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
-    WindowPolicy window = auto ? new AdaptiveWindow(1, MAX_AUTO_WINDOW) : WindowPolicy.fixed(k);
+    // auto carries its estimates across requests (this generator is one route; sampling accepts far less than
+    // greedy, so each temperature keeps its own) and may turn drafting off
+    AdaptiveWindow adaptive = auto ? windows.start("t=" + req.temperature()) : null;
+    WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(k);
     int usable = Math.min(c.vocabSize(), checkpoint.tokenizer().vocabSize());
     AcceptanceRule rule = rules.rule(req);
     // Verification writes k positions beyond what is kept, so the caches need room for them too.
@@ -86,7 +101,11 @@ public final class LocalGenerator implements Generator {
     try (TargetPass target = new LocalTargetPass(runner, runner.openSession(id, "local", capacity), rule, usable,
             req.penalties().active() ? new PenaltyState(req.penalties(), prompt.length, c.vocabSize(), capacity) : null);
         Drafter drafter = draft == null ? null : draft.newDrafter(req, capacity, usable)) {
-      return loop.run(req, prompt, target, drafter, rule, window, capacity, sink, SpeculativeLoop.RoundListener.NONE, t0);
+      GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
+      if (adaptive != null) {
+        windows.finish("t=" + req.temperature(), adaptive);
+      }
+      return r;
     }
   }
 

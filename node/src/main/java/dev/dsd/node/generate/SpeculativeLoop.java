@@ -90,7 +90,8 @@ public final class SpeculativeLoop {
       double[][] q = drafts.length == 0 ? null : drafter.lastDistributions();
       AcceptanceRule.Verdict v = rule.decide(drafts, q, scores);
       long t3 = System.nanoTime();
-      window.observe(drafts.length, v.accepted(), t2 - t1, t3 - t2, 0);
+      long compute = target.lastComputeNanos();
+      window.observe(drafts.length, v.accepted(), t2 - t1, t3 - t2, compute < 0 ? 0 : Math.max(0, t3 - t2 - compute));
       listener.round(drafts.length, v.accepted(), t2 - t1, t3 - t2);
       log.debug("round={} k={} drafted={} accepted={} draftUs={} verifyUs={}", rounds + 1, k, drafts.length,
           v.accepted(), (t2 - t1) / 1000, (t3 - t2) / 1000);

@@ -21,6 +21,15 @@ public interface TargetPass extends AutoCloseable {
   /** The peers (or {@code local}) that ran each stage, in order. */
   List<String> route();
 
+  /**
+   * Nanoseconds the last {@link #run} spent computing on the stages, as they reported it, or -1 when
+   * it was all computation (local). The rest of the run's wall time is the network round trip,
+   * which the adaptive window weighs on its own.
+   */
+  default long lastComputeNanos() {
+    return -1;
+  }
+
   /** Bytes sent between peers so far (0 when local). */
   long bytesSent();
 

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.EnumMap;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
@@ -111,15 +112,16 @@ public final class Router {
     record State(int boundary, Candidate last, double cost, State prev) {}
     PriorityQueue<State> queue = new PriorityQueue<>((a, b) -> Double.compare(a.cost, b.cost));
     queue.add(new State(0, null, 0, null));
-    Map<String, Double> settled = new HashMap<>();
+    // keyed by (boundary, peer) itself: a string key would base58-encode a peer id per queue pop,
+    // which dominated routing among hundreds of candidates
+    record Settled(int boundary, PeerId last) {}
+    Set<Settled> settled = new HashSet<>();
     int reached = 0;
     while (!queue.isEmpty()) {
       State s = queue.poll();
-      String key = s.boundary + "/" + (s.last == null ? "entry" : s.last.peer());
-      if (settled.containsKey(key)) {
+      if (!settled.add(new Settled(s.boundary, s.last == null ? null : s.last.peer()))) {
         continue;
       }
-      settled.put(key, s.cost);
       reached = Math.max(reached, s.boundary);
       if (s.boundary == layers) {
         if (s.last == null) {

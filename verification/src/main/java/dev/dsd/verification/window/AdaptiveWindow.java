@@ -5,19 +5,32 @@ package dev.dsd.verification.window;
  *
  * <pre>
  *   E[tokens](k) = (1 - a^(k+1)) / (1 - a)        a: per-token acceptance rate
- *   T(k)         = t_draft(k) + t_verify(k)        each fitted as c0 + c1 * k; network inside c0
+ *   T(k)         = t_draft(k) + rtt + t_verify(k)  t_draft 0 at k = 0 (no draft call at all);
+ *                                                  t_draft, t_verify each fitted as c0 + c1 * k
  * </pre>
  *
  * from running estimates (exponentially weighted, so they follow a changing text or network). The
+ * round trip the caller measures (verification wall time minus the stages' compute) is tracked on
+ * its own, so the verify fit sees compute only and a network that changes moves T(k) at once. The
  * draft's time has a fixed part too: a draft node across the network costs a round trip per
  * proposal however long it is, and counting that as a per-token cost would make long windows look
- * dear exactly when they pay most. The
- * DSD edge-cloud paper's AWC learns this with a small neural predictor; this analytic controller
- * uses the same measured quantities. Before {@link #WARMUP_ROUNDS} rounds it tries k in turn over a
- * spread of values, so the verify-time fit has distinct points to stand on.
+ * dear exactly when they pay most. The DSD edge-cloud paper's AWC learns this with a small neural
+ * predictor; this analytic controller uses the same measured quantities.
+ *
+ * <p>With {@code kMin = 0} the controller may turn speculation off for a while: when no window is
+ * expected to beat plain decoding (low acceptance, a draft round trip that costs more than the
+ * drafts bring) it returns 0, and probes the best window now and then (at growing intervals) so a
+ * text that becomes predictable turns speculation back on. Before {@link #WARMUP_ROUNDS} rounds it
+ * tries k in turn over a spread of values, so the verify-time fit has distinct points to stand on;
+ * a window {@link #continuing} another one's estimates (the same route, an earlier request) skips
+ * that warm-up.
  */
 public final class AdaptiveWindow implements WindowPolicy {
   public static final int WARMUP_ROUNDS = 6;
+  /** Rounds off before the first probe; doubled after each probe that finds speculation still loses. */
+  public static final int FIRST_PROBE_AFTER = 8;
+  /** Longest run of rounds off between probes. */
+  public static final int MAX_PROBE_INTERVAL = 64;
   private static final double DECAY = 0.9;
   private static final int[] WARMUP = {2, 6, 4, 8, 3, 5};
 
@@ -25,28 +38,70 @@ public final class AdaptiveWindow implements WindowPolicy {
   private final int kMax;
   private double successes = 1;
   private double failures = 1;
-  private final LinearFit draft = new LinearFit();
-  private final LinearFit verify = new LinearFit();
+  private final LinearFit draft;
+  private final LinearFit verify;
+  private double rtt = Double.NaN;
   private int rounds;
   private double sharing = 1; // rows of the stage calls this session's rounds ran in (1 = alone)
+  private int offRounds;
+  private int probeInterval = FIRST_PROBE_AFTER;
 
   public AdaptiveWindow(int kMin, int kMax) {
-    if (kMin < 1 || kMax < kMin) {
-      throw new IllegalArgumentException("window bounds must satisfy 1 <= kMin <= kMax, got " + kMin + ".." + kMax);
+    if (kMin < 0 || kMax < Math.max(1, kMin)) {
+      throw new IllegalArgumentException("window bounds must satisfy 0 <= kMin <= kMax, kMax >= 1, got " + kMin + ".."
+          + kMax);
     }
     this.kMin = kMin;
     this.kMax = kMax;
+    this.draft = new LinearFit();
+    this.verify = new LinearFit();
+  }
+
+  private AdaptiveWindow(AdaptiveWindow o) {
+    this.kMin = o.kMin;
+    this.kMax = o.kMax;
+    this.successes = o.successes;
+    this.failures = o.failures;
+    this.draft = o.draft.copy();
+    this.verify = o.verify.copy();
+    this.rtt = o.rtt;
+    this.rounds = o.rounds;
+    // a new request is new text: if speculation was off, probe again soon rather than after the long wait
+    this.offRounds = 0;
+    this.probeInterval = FIRST_PROBE_AFTER;
+  }
+
+  /** A new window that starts from this one's estimates (warm-up included, if it was done). */
+  public synchronized AdaptiveWindow continuing() {
+    return new AdaptiveWindow(this);
   }
 
   @Override
   public synchronized int next() {
     if (rounds < WARMUP_ROUNDS) {
-      return Math.max(kMin, Math.min(kMax, WARMUP[rounds]));
+      return Math.max(Math.max(1, kMin), Math.min(kMax, WARMUP[rounds]));
     }
+    int bestK = bestWindow(kMin);
+    if (bestK > 0) {
+      offRounds = 0;
+      probeInterval = FIRST_PROBE_AFTER;
+      return bestK;
+    }
+    if (++offRounds >= probeInterval) {
+      // speculation has not paid for a while: try the best window again so the acceptance estimate
+      // can notice text that drafts well now
+      offRounds = 0;
+      probeInterval = Math.min(MAX_PROBE_INTERVAL, probeInterval * 2);
+      return bestWindow(1);
+    }
+    return 0;
+  }
+
+  private int bestWindow(int from) {
     double a = acceptance();
     double best = -1;
-    int bestK = kMin;
-    for (int k = kMin; k <= kMax; k++) {
+    int bestK = from;
+    for (int k = from; k <= kMax; k++) {
       double rate = expectedTokens(a, k) / roundTime(k);
       if (rate > best) {
         best = rate;
@@ -58,14 +113,19 @@ public final class AdaptiveWindow implements WindowPolicy {
 
   @Override
   public synchronized void observe(int k, int accepted, long draftNanos, long verifyNanos, long rttNanos) {
-    if (k <= 0) {
+    if (k < 0) {
+      return;
+    }
+    long net = Math.max(0, Math.min(rttNanos, verifyNanos));
+    rtt = Double.isNaN(rtt) ? net : DECAY * rtt + (1 - DECAY) * net;
+    verify.add(k, verifyNanos - net);
+    if (k == 0) {
       return;
     }
     rounds++;
     successes = DECAY * successes + accepted;
     failures = DECAY * failures + (accepted < k ? 1 : 0);
     draft.add(k, draftNanos);
-    verify.add(k, verifyNanos);
   }
 
   /** Estimated per-token acceptance rate. */
@@ -93,7 +153,8 @@ public final class AdaptiveWindow implements WindowPolicy {
 
   /** Estimated cost of a round with window k, in nanoseconds: its wall time plus what it costs others. */
   synchronized double roundTime(int k) {
-    return draft.at(k, 0) + verify.at(k, 1) + (sharing - 1) * verify.slope() * k;
+    return (k == 0 ? 0 : draft.at(k, 0)) + (Double.isNaN(rtt) ? 0 : rtt) + verify.at(k, 1)
+        + (sharing - 1) * verify.slope() * k;
   }
 
   /** Exponentially weighted least squares for t = c0 + c1 k. */
@@ -103,6 +164,16 @@ public final class AdaptiveWindow implements WindowPolicy {
     private double skk;
     private double st;
     private double skt;
+
+    LinearFit copy() {
+      LinearFit f = new LinearFit();
+      f.sw = sw;
+      f.sk = sk;
+      f.skk = skk;
+      f.st = st;
+      f.skt = skt;
+      return f;
+    }
 
     void add(int k, double t) {
       sw = DECAY * sw + 1;
@@ -134,7 +205,7 @@ public final class AdaptiveWindow implements WindowPolicy {
         c0 = st / sw;
       } else if (c0 < 0) {
         c0 = 0;
-        c1 = skt / skk;
+        c1 = skk > 0 ? skt / skk : 0;
       }
       return Math.max(c0 + c1 * k, floor);
     }
