@@ -6,7 +6,8 @@
 # know they are delayed. This kernel has no netem qdisc, hence the user-space relays.
 #
 #   testnet/up.sh [--stages N] [--replicas R] [--latency MS] [--jitter MS] [--bandwidth MBIT]
-#                 [--run DIR] [--model DIR] [--draft DIR] [--http-port PORT]
+#                 [--run DIR] [--model DIR] [--draft DIR] [--http-port PORT] [--weights f32|f16|q8|q4]
+#                 [--start-timeout S]   (per node; a big shard's first start builds its weights cache)
 #   testnet/down.sh [--run DIR]
 #
 # Prints the entry's multiaddr and HTTP URL; each node logs to DIR/<name>.log; pids in DIR/pids.
@@ -14,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 stages=4 replicas=1 latency=0 jitter=0 bandwidth=0 run="${TMPDIR:-/tmp}/dsd-testnet" http_port=0
-model="$repo/models/pycoder-target" draft="$repo/models/pycoder-draft"
+model="$repo/models/pycoder-target" draft="$repo/models/pycoder-draft" weights=f32 start_timeout=60
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stages) stages="$2"; shift 2 ;;
@@ -26,7 +27,9 @@ while [[ $# -gt 0 ]]; do
     --model) model="$2"; shift 2 ;;
     --draft) draft="$2"; shift 2 ;;
     --http-port) http_port="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --weights) weights="$2"; shift 2 ;;
+    --start-timeout) start_timeout="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "up.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -63,12 +66,12 @@ start() {
     --identity "$run/$name.key" --listen "/ip4/127.0.0.1/tcp/$port" --announce "/ip4/127.0.0.1/tcp/$relay" \
     --threads 1 "$@" >"$run/$name.log" 2>&1 &
   echo "$! $name" >>"$run/pids"
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 $(( start_timeout * 10 ))); do
     if grep -q '^listening ' "$run/$name.log"; then break; fi
     if ! kill -0 "$!" 2>/dev/null; then echo "up.sh: $name failed to start:" >&2; tail -5 "$run/$name.log" >&2; exit 1; fi
     sleep 0.1
   done
-  grep -q '^listening ' "$run/$name.log" || { echo "up.sh: $name did not start in 60 s" >&2; exit 1; }
+  grep -q '^listening ' "$run/$name.log" || { echo "up.sh: $name did not start in $start_timeout s" >&2; exit 1; }
   addr="/ip4/127.0.0.1/tcp/$relay/p2p/$id"
   echo "$name $addr" >>"$run/nodes"
 }
@@ -79,7 +82,7 @@ for ((i = 0; i < stages; i++)); do
   from=$(( layers * i / stages )); to=$(( layers * (i + 1) / stages ))
   for ((r = 0; r < replicas; r++)); do
     name="stage$i"; [[ $r -gt 0 ]] && name="stage$i-r$r"
-    start "$name" --model "$model" --layers "$from:$to" "${boot[@]}"
+    start "$name" --model "$model" --layers "$from:$to" --weights "$weights" --cache "$run/cache" "${boot[@]}"
     [[ ${#boot[@]} -eq 0 ]] && boot=(--bootstrap "$addr")
     echo "$name layers [$from,$to) $addr"
   done

@@ -58,7 +58,7 @@ final class BenchCommand implements Runnable {
         description = "Also time the plain-Java reference in f32 (slow, whole model on the heap; default: ${DEFAULT-VALUE}).")
     int referenceIterations;
 
-    @Option(names = "--bandwidth-mib", defaultValue = "1024", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--bandwidth-mib", defaultValue = "512", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}).")
     int bandwidthMib;
 
     @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
@@ -96,7 +96,14 @@ final class BenchCommand implements Runnable {
           wo.weights = f;
           RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
               .withCacheDir(wo.cacheDir());
-          results.add(WeightsBenchmark.run(c, ck.weights(), modelId, ro, warm, ts, iterations));
+          WeightsBenchmark.Result r = WeightsBenchmark.run(c, ck.weights(), modelId, ro, warm, ts, iterations);
+          results.add(r);
+          // each format as it finishes: a long run that fails later still leaves these
+          for (WeightsBenchmark.Row row : r.rows()) {
+            System.out.printf("  %s T=%d %.2f ms/call %.1f tokens/s %.1f GB/s, peak RSS %.0f MB, load %.1f s%n",
+                r.format().id(), row.tokens(), row.medianMs(), row.tokensPerSecond(), row.gbPerSecond(),
+                r.peakRssBytes() / 1e6, r.loadMs() / 1000);
+          }
           System.gc();
         }
         double bw = WeightsBenchmark.bandwidth((long) bandwidthMib << 20, 7, threads);

@@ -48,7 +48,7 @@ final class ShardWeightsFile {
   static final byte[] MAGIC = "DSDWGT01".getBytes(StandardCharsets.US_ASCII);
   static final byte[] END = "DSDWEND1".getBytes(StandardCharsets.US_ASCII);
   /** Bumped whenever the layout or the quantizer changes, so older files are rebuilt. */
-  static final int VERSION = 2;
+  static final int VERSION = 1;
   static final long ALIGN = 64 << 10;
   /** Largest header accepted; a 7B shard's table is a few KiB. */
   static final long MAX_HEADER_BYTES = 16 << 20;

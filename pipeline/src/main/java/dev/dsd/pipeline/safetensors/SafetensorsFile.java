@@ -185,7 +185,12 @@ public final class SafetensorsFile implements AutoCloseable {
     return out;
   }
 
-  /** Reads elements {@code [offset, offset + n)} of a tensor as F32 into {@code dst}, mapping only those bytes. */
+  /**
+   * Reads elements {@code [offset, offset + n)} of a tensor as F32 into {@code dst}. Read through the
+   * channel, not a mapping: a mapping lives until the garbage collector finds it, and every page it
+   * touched counts as this process's resident memory meanwhile, so streaming a whole checkpoint
+   * through mappings would make the process as large as the checkpoint.
+   */
   public void readRange(String name, long offset, float[] dst, int n) {
     Entry e = entries.get(name);
     if (e == null) {
@@ -196,10 +201,10 @@ public final class SafetensorsFile implements AutoCloseable {
           + e.elements() + ")");
     }
     try {
-      MappedByteBuffer map = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + e.begin() + offset * e.dtype().bytes,
-          (long) n * e.dtype().bytes);
-      map.order(ByteOrder.LITTLE_ENDIAN);
-      e.dtype().toFloats(map, dst, n);
+      ByteBuffer buf = ByteBuffer.allocate(n * e.dtype().bytes).order(ByteOrder.LITTLE_ENDIAN);
+      readFully(channel, buf, dataStart + e.begin() + offset * e.dtype().bytes);
+      buf.flip();
+      e.dtype().toFloats(buf, dst, n);
     } catch (IOException x) {
       throw new ModelFormatException(path + ": cannot read tensor " + name + ": " + x.getMessage(), x);
     }

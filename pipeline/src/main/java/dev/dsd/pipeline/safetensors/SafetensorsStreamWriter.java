@@ -79,6 +79,7 @@ public final class SafetensorsStreamWriter {
       head.putLong(h.length + pad).put(h).put(" ".repeat(pad).getBytes(StandardCharsets.US_ASCII)).flip();
       writeFully(out, head);
       float[] chunk = new float[CHUNK_ELEMENTS];
+      short[] halves = new short[CHUNK_ELEMENTS];
       ByteBuffer bytes = ByteBuffer.allocateDirect(CHUNK_ELEMENTS * dtype.bytes).order(ByteOrder.LITTLE_ENDIAN);
       for (var e : shapes.entrySet()) {
         long n = elements(e.getValue());
@@ -86,14 +87,23 @@ public final class SafetensorsStreamWriter {
           int c = (int) Math.min(CHUNK_ELEMENTS, n - done);
           filler.fill(e.getKey(), done, chunk, c);
           bytes.clear();
-          for (int i = 0; i < c; i++) {
-            switch (dtype) {
-              case F32 -> bytes.putFloat(chunk[i]);
-              case F16 -> bytes.putShort(Half.fromFloat(chunk[i]));
-              case BF16 -> bytes.putShort(Half.bf16FromFloat(chunk[i]));
+          // bulk puts: a per-element put on a direct buffer costs more than the conversion
+          switch (dtype) {
+            case F32 -> bytes.asFloatBuffer().put(chunk, 0, c);
+            case F16 -> {
+              for (int i = 0; i < c; i++) {
+                halves[i] = Half.fromFloat(chunk[i]);
+              }
+              bytes.asShortBuffer().put(halves, 0, c);
+            }
+            case BF16 -> {
+              for (int i = 0; i < c; i++) {
+                halves[i] = Half.bf16FromFloat(chunk[i]);
+              }
+              bytes.asShortBuffer().put(halves, 0, c);
             }
           }
-          bytes.flip();
+          bytes.limit(c * dtype.bytes);
           writeFully(out, bytes);
           done += c;
         }

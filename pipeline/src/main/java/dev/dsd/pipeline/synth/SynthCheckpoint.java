@@ -147,9 +147,9 @@ public final class SynthCheckpoint {
       }
       // sqrt(3) x std gives a uniform of that std; std 1/sqrt(in) keeps activations of order one
       double std = tensor.endsWith(".bias") ? 0.02 : shape.length == 2 ? 1.0 / Math.sqrt(shape[1]) : 0.02;
-      double a = Math.sqrt(3) * std;
+      float a = (float) (Math.sqrt(3) * std) * 0x1p-31f;
       for (int i = 0; i < n; i++) {
-        dst[i] = (float) ((rnd.nextDouble() * 2 - 1) * a);
+        dst[i] = rnd.nextInt() * a; // uniform in [-a, a)
       }
     }
   }
