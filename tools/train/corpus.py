@@ -179,7 +179,7 @@ def build(workdir, packages):
     exact, lsh = {}, MinHashLSH()
     out_dir = os.path.join(workdir, "corpus")
     os.makedirs(out_dir, exist_ok=True)
-    outs = {s: open(os.path.join(out_dir, f"{s}.jsonl.tmp"), "w") for s in ("train", "held")}
+    outs = {s: open(os.path.join(out_dir, f"{s}.jsonl.tmp"), "w") for s in ("train", "held", "dropped")}
     per_package = {}
     for pk in train_pk + held_pk:
         split = "held" if pk in held_pk else "train"
@@ -197,16 +197,20 @@ def build(workdir, packages):
             stats["filtered"]["bytes"] += len(raw)
             digest = hashlib.sha256(raw).hexdigest()
             if digest in exact:
-                if split == "held" and exact[digest] == "train":
+                if split == "held" and exact[digest][0] == "train":
                     held_dropped_as_train_dup["exact"] += 1
+                outs["dropped"].write(json.dumps({"package": pk, "path": path, "split": split, "why": "exact",
+                                                  "dup_of": exact[digest][1], "text": text}) + "\n")
                 continue
-            exact[digest] = split
+            exact[digest] = (split, path)
             stats["after_exact"]["files"] += 1
             stats["after_exact"]["bytes"] += len(raw)
-            dup_of, _ = lsh.add((split, path), text)
+            dup_of, jaccard = lsh.add((split, path), text)
             if dup_of is not None:
                 if split == "held" and dup_of[0] == "train":
                     held_dropped_as_train_dup["near"] += 1
+                outs["dropped"].write(json.dumps({"package": pk, "path": path, "split": split, "why": "near",
+                                                  "dup_of": dup_of[1], "jaccard": jaccard, "text": text}) + "\n")
                 continue
             stats["after_near"]["files"] += 1
             stats["after_near"]["bytes"] += len(raw)
@@ -243,9 +247,27 @@ def build(workdir, packages):
 
 
 def load_split(workdir, split):
-    """[(package, path, text)] of the built corpus, in build order."""
+    """[(package, path, text)] of the built corpus (split: train, held, or dropped: the duplicates), in
+    build order."""
     with open(os.path.join(workdir, "corpus", f"{split}.jsonl")) as f:
         return [(d["package"], d["path"], d["text"]) for d in map(json.loads, f)]
+
+
+def token_stats(workdir):
+    """Token counts before and after deduplication (with WORKDIR/tokenizer.json): the kept files' counts
+    come from data.py's arrays (tokens.json), the duplicates are encoded here."""
+    import bpe
+    enc = bpe.load(os.path.join(workdir, "tokenizer.json"))
+    with open(os.path.join(workdir, "tokens.json")) as f:
+        kept = json.load(f)
+    dropped = {"exact": 0, "near": 0}
+    for row in map(json.loads, open(os.path.join(workdir, "corpus", "dropped.jsonl"))):
+        dropped[row["why"]] += 1 + len(enc.encode(row["text"]))  # +1: the <|endoftext|> each file gets
+    after = kept["train"]["tokens"] + kept["held"]["tokens"]
+    out = {"tokens_after_dedup": after, "tokens_before_near_dedup": after + dropped["near"],
+           "tokens_before_dedup": after + dropped["near"] + dropped["exact"], "train": kept["train"], "held": kept["held"]}
+    print(json.dumps(out, indent=1))
+    return out
 
 
 # The shipped pair's corpus (its tokenizer is still the one in use): the stdlib split by file.
@@ -263,10 +285,12 @@ def stdlib_split_v1(root=STDLIB_ROOT, held_percent=6):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in ("install", "build"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("install", "build", "tokens"):
         raise SystemExit(__doc__)
     if sys.argv[1] == "install":
         install(read_packages())
+    elif sys.argv[1] == "tokens":
+        token_stats(sys.argv[2] if len(sys.argv) > 2 else "/work/dsd-train")
     else:
         work = sys.argv[2] if len(sys.argv) > 2 else "/work/dsd-train"
         m = build(work, read_packages())
