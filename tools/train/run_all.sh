@@ -11,7 +11,7 @@ $py corpus.py install
 [[ -f "$work/tokenizer.json" ]] || cp "$repo/models/pycoder-target/tokenizer.json" "$work/tokenizer.json"
 [[ -f "$work/corpus/manifest.json" ]] || $py corpus.py build "$work"
 $py train.py --role target --workdir "$work" --threads 1 --schedule wsd --total-steps "$tsteps" \
-  --batch 8 --seq 512 --lr 1e-3 --warmup 200
+  --batch 8 --micro-batch 4 --seq 512 --lr 1e-3 --warmup 200
 $py train.py --role draft --workdir "$work" --budget-minutes "$dmin"
 # the target's own continuations of training prompts, greedy and sampled (T=0.8, top-p 0.95), then the
 # draft distilled on them by full-distribution KL at the sampling setting + greedy cross-entropy

@@ -22,5 +22,5 @@ fi
 [[ -f "$work/corpus/manifest.json" ]] || nice -n 19 $py corpus.py build "$work" >> "$work/setup.log" 2>&1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 nohup nice -n 19 $py train.py --role target --workdir "$work" --threads 1 --schedule wsd \
-  --total-steps "$steps" --batch 8 --seq 512 --lr 1e-3 --warmup 200 >> "$work/target.log" 2>&1 &
+  --total-steps "$steps" --batch 8 --micro-batch 4 --seq 512 --lr 1e-3 --warmup 200 >> "$work/target.log" 2>&1 &
 echo "started pid=$! log=$work/target.log"
