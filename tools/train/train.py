@@ -304,7 +304,8 @@ def main():
         os.replace(ckpt + ".tmp", ckpt)
         print(f"saved {ckpt} step={step} tokens={tokens}", flush=True)
 
-    last_save = time.time()
+    last_save = last_print = time.time()
+    last_cpu = (time.process_time(), step)
     t_start = time.time()
     spent0 = spent
     loss_sum, loss_n = 0.0, 0
@@ -363,11 +364,16 @@ def main():
             per_step = (time.time() - t_start) / 10
             total = int(args.budget_minutes * 60 / per_step)
             print(f"schedule total_steps={total} ({per_step:.2f}s/step)", flush=True)
-        if step % 25 == 0 or step == total:
+        if step % 25 == 0 or step == total or time.time() - last_print > 300:
+            # tok/s: wall clock, which on a shared machine says more about the load than about the model;
+            # cpu_s/step: this process's CPU time, the figure to plan CPU hours with
+            cpu = time.process_time()
             print(f"step={step}/{total} loss={loss_sum / loss_n:.4f} lr={opt.param_groups[0]['lr']:.2e} "
-                  f"tok/s={x.shape[0]*(x.shape[1]-1)/(time.time()-t0):.0f} tokens={tokens} "
+                  f"tok/s={x.shape[0]*(x.shape[1]-1)/(time.time()-t0):.0f} "
+                  f"cpu_s/step={(cpu - last_cpu[0]) / (step - last_cpu[1]):.1f} tokens={tokens} "
                   f"elapsed={spent/60:.1f}min{extra}", flush=True)
             loss_sum, loss_n = 0.0, 0
+            last_print, last_cpu = time.time(), (cpu, step)
         if cont is not None and step % 100 == 0:
             with torch.no_grad():
                 model.eval()
