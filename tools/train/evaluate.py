@@ -188,9 +188,9 @@ def measure(work, target_path, draft_path, n_prompts=N_PROMPTS, new_tokens=NEW_T
     return metrics, extras, target, draft
 
 
-def continuation_stats(work):
-    """Size of the distillation set continuations.py wrote, and the generation time its log reports."""
-    d = os.path.join(work, "cont")
+def continuation_stats(work, sub="cont"):
+    """Size of a distillation set continuations.py wrote, and the generation time its log reports."""
+    d = os.path.join(work, sub)
     seqs = new = 0
     for n in os.listdir(d):
         if n.startswith("chunk-") and n.endswith(".npz") and not n.endswith(".tmp.npz"):
@@ -199,20 +199,23 @@ def continuation_stats(work):
             new += ids.shape[0] * ids.shape[1]
     seconds = 0.0
     log = os.path.join(work, "cont.log")
+    mode = "sampled" if sub == "cont-sampled" else "greedy"
     if os.path.exists(log):
-        seconds = sum(float(m) for m in re.findall(r"seconds=([0-9.]+)", open(log).read()))
+        seconds = sum(float(m) for m in re.findall(r"mode=%s .*seconds=([0-9.]+)" % mode, open(log).read()))
     return {"continuation_sequences": seqs, "continuation_tokens": new,
             "generation_minutes": round(seconds / 60, 1)}
 
 
 def ship(work, repo):
     metrics, extras, target, draft = measure(work, os.path.join(work, "target.pt"), checkpoint(work, "draft"))
-    if checkpoint(work, "draft") != os.path.join(work, "draft.pt"):  # report the phase the draft started from
-        dst = torch.load(os.path.join(work, "draft.pt"))
+    phase1 = os.path.join(work, "draft.pt")
+    if checkpoint(work, "draft") != phase1 and os.path.exists(phase1):  # the phase the draft started from
+        dst = torch.load(phase1)
         metrics["draft_phase1_training"] = {"steps": dst["step"], "tokens": dst["tokens"],
                                             "minutes": round(dst["spent"] / 60, 1)}
-        if os.path.isdir(os.path.join(work, "cont")):
-            metrics["draft_training"].update(continuation_stats(work))
+    for sub in ("cont", "cont-sampled"):
+        if checkpoint(work, "draft") != phase1 and os.path.isdir(os.path.join(work, sub)):
+            metrics["draft_training"][sub] = continuation_stats(work, sub)
     print(json.dumps(metrics, indent=1))
     # the same held-out prompts, as text, for the Java pipeline tests and `dsd bench pipeline`
     with open(os.path.join(repo, "models", "heldout-prompts.json"), "w") as f:
