@@ -39,10 +39,47 @@ def write_safetensors(path, tensors, dtype):
             f.write(b)
 
 
+def read_safetensors(path):
+    """{name: float32 torch tensor} from a safetensors file (F16, BF16 or F32)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        blob = f.read()
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        raw = np.frombuffer(blob[a:b], dtype={"F16": np.float16, "F32": np.float32, "BF16": np.uint16}[h["dtype"]])
+        if h["dtype"] == "BF16":
+            raw = (raw.astype(np.uint32) << 16).view(np.float32)
+        out[name] = torch.from_numpy(raw.astype(np.float32).reshape(h["shape"]))
+    return out
+
+
+def load_hf(model_dir):
+    """A Llama from an exported Hugging Face directory (config.json + model.safetensors), e.g. the shipped pair."""
+    from model import Config, Llama
+    with open(os.path.join(model_dir, "config.json")) as f:
+        hf = json.load(f)
+    c = Config(vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], intermediate_size=hf["intermediate_size"],
+               num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+               num_kv_heads=hf["num_key_value_heads"], max_position_embeddings=hf["max_position_embeddings"],
+               rope_theta=hf["rope_theta"], rms_norm_eps=hf["rms_norm_eps"], tie_word_embeddings=hf["tie_word_embeddings"])
+    m = Llama(c)
+    sd = {(k[len("model."):] if k.startswith("model.") else k): v for k, v in read_safetensors(
+        os.path.join(model_dir, "model.safetensors")).items()}
+    if c.tie_word_embeddings:
+        sd["lm_head.weight"] = sd["embed_tokens.weight"]
+    m.load_state_dict(sd)
+    return m
+
+
 def checkpoint(work, role):
-    """The checkpoint a role ships from: the draft's last phase, sequence-level distillation, when it ran."""
-    if role == "draft" and os.path.exists(os.path.join(work, "draft-seq.pt")):
-        return os.path.join(work, "draft-seq.pt")
+    """The checkpoint a role ships from: the draft's last phase (draft-dist, else draft-seq) when it ran."""
+    for last in ("draft-dist", "draft-seq"):
+        if role == "draft" and os.path.exists(os.path.join(work, f"{last}.pt")):
+            return os.path.join(work, f"{last}.pt")
     return os.path.join(work, f"{role}.pt")
 
 

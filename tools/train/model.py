@@ -238,3 +238,26 @@ def generate_cached(model, ids, n, temperature=0.0, generator=None):
         out.append(nxt)
         logits = forward_cached(model, nxt, cache)[:, -1, :]
     return torch.cat(out, dim=1)
+
+
+def processed_probs(logits, temperature, top_p=1.0):
+    """The distribution a sampler draws from: softmax(logits / temperature) restricted to the smallest
+    set of most likely tokens whose mass reaches top_p (the token crossing top_p is kept), renormalised.
+    temperature <= 0 means greedy: all mass on the argmax."""
+    if temperature <= 0:
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(torch.float32)
+    p = (logits.float() / temperature).softmax(-1)
+    if top_p < 1.0:
+        sp, si = p.sort(-1, descending=True)
+        before = sp.cumsum(-1) - sp  # mass of strictly more likely tokens
+        sp = sp.masked_fill(before >= top_p, 0.0)
+        p = torch.zeros_like(p).scatter(-1, si, sp)
+        p = p / p.sum(-1, keepdim=True)
+    return p
+
+
+def sample_next(logits, temperature, top_p=1.0, generator=None):
+    """Next token ids [B, 1] from logits [B, V]."""
+    if temperature <= 0:
+        return logits.argmax(-1, keepdim=True)
+    return torch.multinomial(processed_probs(logits, temperature, top_p), 1, generator=generator)

@@ -1,4 +1,9 @@
-"""Trains the pycoder byte-level BPE on the training split and checks the held-out round trip."""
+"""Trains the pycoder byte-level BPE and checks the held-out round trip.
+
+It is the script that made the tokenizer the shipped pair uses (models/pycoder-target/tokenizer.json), trained on
+the stdlib split by file that the first pair was trained on (corpus.stdlib_split_v1). The larger
+corpus keeps that tokenizer, so perplexities of old and new models are per the same tokens; run_all.sh
+copies the shipped file instead of retraining it."""
 import json
 import sys
 import time
@@ -10,7 +15,7 @@ VOCAB_SIZE = 4096
 
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "tokenizer.json"
-    train, held = corpus.split()
+    train, held = corpus.stdlib_split_v1()
     t0 = time.time()
     vocab, merges = bpe.train([t for _, t in train], VOCAB_SIZE,
                               progress=lambda n, c: print(f"bpe vocab={n} last_pair_count={c} t={time.time()-t0:.0f}s", flush=True))
