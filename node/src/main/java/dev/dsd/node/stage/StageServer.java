@@ -155,6 +155,9 @@ public final class StageServer implements AutoCloseable {
       }
       return;
     }
+    for (float[] y : ys) { // a faulty stage's delay or damage is part of what it reports as its compute
+      fault.apply(y);
+    }
     long nanos = System.nanoTime() - t0;
     stats.computeNanos.add(nanos);
     stats.batchCalls.increment();
@@ -484,7 +487,6 @@ public final class StageServer implements AutoCloseable {
       int t = j.positions();
       long queueNanos = startedAt - j.queuedAt();
       try {
-        fault.apply(y);
         MessageStream<PipelineMessage> out = downstream;
         if (out == null || !out.isOpen()) {
           end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
