@@ -11,4 +11,9 @@ public record Connection(Channel channel, PeerId remotePeer, Multiaddr remoteAdd
   public boolean isOpen() {
     return channel.isActive();
   }
+
+  /** Whether this connection runs through a relay (its address has /p2p-circuit). */
+  public boolean isRelayed() {
+    return remoteAddr.isCircuit();
+  }
 }

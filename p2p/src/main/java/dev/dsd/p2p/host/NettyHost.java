@@ -39,7 +39,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import java.util.function.BiFunction;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -80,6 +82,9 @@ public final class NettyHost implements AutoCloseable {
   private final PeerStore peerStore = new PeerStore();
   private final ConnectionProtector protector; // null: public network
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
+  // Relay hooks (package relay): dialing /p2p-circuit addresses, and the circuit addresses to advertise.
+  private volatile BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> circuitDialer;
+  private final List<Supplier<List<Multiaddr>>> addressSources = new CopyOnWriteArrayList<>();
   private volatile boolean closing;
 
   public NettyHost(Identity identity, HostConfig config) {
@@ -100,7 +105,7 @@ public final class NettyHost implements AutoCloseable {
     }
     setStreamHandler(PingProtocol.ID, PingProtocol::respond);
     setStreamHandler(IdentifyProtocol.ID, s -> IdentifyProtocol.send(s, () -> IdentifyProtocol.message(
-        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), s.channel().remoteAddress())));
+        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), observed(s))));
     setStreamHandler(IdentifyProtocol.PUSH, s -> IdentifyProtocol.receive(s).thenAccept(this::learn));
   }
 
@@ -143,9 +148,37 @@ public final class NettyHost implements AutoCloseable {
     return List.copyOf(listenAddrs);
   }
 
-  /** What identify tells others: the announce addresses when configured, else the listen addresses. */
+  /**
+   * What identify tells others: the announce addresses when configured, else the listen addresses;
+   * then what the address sources add (relay addresses of reservations).
+   */
   public List<Multiaddr> advertisedAddrs() {
-    return config.announce().isEmpty() ? listenAddrs() : config.announce();
+    List<Multiaddr> base = config.announce().isEmpty() ? listenAddrs() : config.announce();
+    if (addressSources.isEmpty()) {
+      return base;
+    }
+    List<Multiaddr> out = new ArrayList<>(base);
+    addressSources.forEach(src -> src.get().stream().filter(a -> !out.contains(a)).forEach(out::add));
+    return List.copyOf(out);
+  }
+
+  /** Adds addresses to advertise that the host does not listen on itself (relay circuit addresses). */
+  public void addAddressSource(Supplier<List<Multiaddr>> source) {
+    addressSources.add(source);
+  }
+
+  /** Dials /p2p-circuit addresses (installed by the relay client): (address, expected peer) to connection. */
+  public void setCircuitDialer(BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> dialer) {
+    this.circuitDialer = dialer;
+  }
+
+  /**
+   * Runs the connection upgrade (security, muxer) over a channel that is not a TCP socket: a
+   * relayed stream that has become a connection. {@code addr} is the /p2p-circuit address.
+   */
+  public CompletableFuture<Connection> upgradeRelayed(Channel stream, boolean initiator, PeerId expected,
+      Multiaddr addr) {
+    return upgrade(stream, initiator, expected, addr);
   }
 
   public PeerStore peerStore() {
@@ -232,7 +265,10 @@ public final class NettyHost implements AutoCloseable {
           throw new P2pException("no known address for peer " + p);
         }
         peerStore.addAddrs(p, list);
-        return dialFirst(list, 0, p, null);
+        // relay addresses last: a direct path, when one works, is the one to use
+        List<Multiaddr> ordered = new ArrayList<>(list.stream().filter(a -> !a.isCircuit()).toList());
+        list.stream().filter(Multiaddr::isCircuit).forEach(ordered::add);
+        return dialFirst(ordered, 0, p, null);
       });
       f.whenComplete((conn, err) -> {
         dialing.remove(p);
@@ -259,6 +295,14 @@ public final class NettyHost implements AutoCloseable {
   }
 
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
+    if (addr.isCircuit()) {
+      BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> d = circuitDialer;
+      if (d == null || expected == null) {
+        return CompletableFuture.failedFuture(new P2pException("cannot dial " + addr
+            + (d == null ? ": no relay client on this host" : ": a relay address needs the target's /p2p id")));
+      }
+      return d.apply(addr, expected);
+    }
     CompletableFuture<Connection> result = new CompletableFuture<>();
     InetSocketAddress a;
     try {
@@ -378,11 +422,11 @@ public final class NettyHost implements AutoCloseable {
   }
 
   private void registered(Connection c) {
-    Connection prev = connections.putIfAbsent(c.remotePeer(), c);
-    if (prev != null && !prev.isOpen()) {
-      connections.put(c.remotePeer(), c);
-    }
-    log.info("connected peer={} addr={} direction={}", c.remotePeer(), c.remoteAddr(), c.outbound() ? "out" : "in");
+    // One connection per peer serves new streams; a direct one displaces a relayed one (DCUtR).
+    connections.compute(c.remotePeer(), (p, prev) -> prev == null || !prev.isOpen()
+        || (prev.isRelayed() && !c.isRelayed()) ? c : prev);
+    log.info("connected peer={} addr={} direction={} relayed={}", c.remotePeer(), c.remoteAddr(),
+        c.outbound() ? "out" : "in", c.isRelayed());
     c.channel().closeFuture().addListener(x -> {
       connections.remove(c.remotePeer(), c);
       log.info("disconnected peer={}", c.remotePeer());
@@ -435,7 +479,12 @@ public final class NettyHost implements AutoCloseable {
   /** Tells a connected peer our current protocols and addresses ({@code /ipfs/id/push/1.0.0}). */
   public CompletableFuture<Stream> pushIdentify(PeerId peer) {
     return newStream(peer, List.of(IdentifyProtocol.PUSH), s -> IdentifyProtocol.send(s, () -> IdentifyProtocol.message(
-        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), s.channel().remoteAddress())));
+        identity.publicKeyProto(), config.agentVersion(), protocols(), advertisedAddrs(), observed(s))));
+  }
+
+  /** The remote's address as we see it, or null over a relay, where the socket's far end is the relay. */
+  private static java.net.SocketAddress observed(Stream s) {
+    return s.channel().parent() instanceof YamuxStreamChannel ? null : s.channel().remoteAddress();
   }
 
   /** Round-trip time of a libp2p ping, in nanoseconds. */
