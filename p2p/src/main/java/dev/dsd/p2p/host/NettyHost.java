@@ -22,13 +22,16 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.epoll.EpollSocketChannel;
 import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioChannelOption;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -86,6 +89,7 @@ public final class NettyHost implements AutoCloseable {
   private volatile BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> circuitDialer;
   private final List<Supplier<List<Multiaddr>>> addressSources = new CopyOnWriteArrayList<>();
   private volatile boolean closing;
+  private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
 
   public NettyHost(Identity identity, HostConfig config) {
     this.identity = identity;
@@ -127,6 +131,13 @@ public final class NettyHost implements AutoCloseable {
               accept(ch);
             }
           });
+      // outbound dials and hole punches bind this port too (see dial)
+      b.option(ChannelOption.SO_REUSEADDR, true);
+      if (Epoll.isAvailable()) {
+        b.option(EpollChannelOption.SO_REUSEPORT, true);
+      } else {
+        b.option(NioChannelOption.of(StandardSocketOptions.SO_REUSEPORT), true);
+      }
       Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
       servers.add(server);
       Multiaddr bound = Multiaddr.tcp((InetSocketAddress) server.localAddress());
@@ -303,6 +314,56 @@ public final class NettyHost implements AutoCloseable {
       }
       return d.apply(addr, expected);
     }
+    InetSocketAddress local = reusableLocal();
+    if (local == null) {
+      return dialTcp(addr, expected, true, null);
+    }
+    // From the listen port, as go-libp2p does: a NAT then maps our outbound connections to the same
+    // public port, which is what peers observe (identify) and what hole punching needs.
+    return dialTcp(addr, expected, true, local).handle((c, e) -> {
+      if (e == null) {
+        return CompletableFuture.completedFuture(c);
+      }
+      String m = String.valueOf(e.getMessage());
+      return m.contains("already in use") || m.contains("assign requested address")
+          ? dialTcp(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
+    }).thenCompose(x -> x);
+  }
+
+  /**
+   * DCUtR's half of a TCP simultaneous open: dials {@code addr} from our listen port (SO_REUSEPORT),
+   * so the SYN leaves through the NAT mapping the remote expects, and upgrades with the role the
+   * hole punch assigned ({@code initiator}: the DCUtR initiator), whichever SYN got there first.
+   */
+  public CompletableFuture<Connection> dialHolePunch(Multiaddr addr, PeerId expected, boolean initiator) {
+    InetSocketAddress local = reusableLocal();
+    if (local == null) {
+      return CompletableFuture.failedFuture(new P2pException("hole punching needs a TCP listener and epoll (SO_REUSEPORT)"));
+    }
+    return dialTcp(addr, expected, initiator, local);
+  }
+
+  /** The first listener's address, to dial from; null without one. */
+  private InetSocketAddress reusableLocal() {
+    return servers.isEmpty() ? null : (InetSocketAddress) servers.get(0).localAddress();
+  }
+
+  /**
+   * Netty's epoll client channel cannot set SO_REUSEPORT (only its server channel can), so dials
+   * from the listen port use NIO sockets, which can, on an event loop group of their own.
+   */
+  private synchronized EventLoopGroup reuseGroup() {
+    if (clientChannel == NioSocketChannel.class) {
+      return group;
+    }
+    if (reuseGroup == null) {
+      reuseGroup = new MultiThreadIoEventLoopGroup(0, NioIoHandler.newFactory());
+    }
+    return reuseGroup;
+  }
+
+  private CompletableFuture<Connection> dialTcp(Multiaddr addr, PeerId expected, boolean initiator,
+      InetSocketAddress local) {
     CompletableFuture<Connection> result = new CompletableFuture<>();
     InetSocketAddress a;
     try {
@@ -315,7 +376,8 @@ public final class NettyHost implements AutoCloseable {
       return CompletableFuture.failedFuture(new dev.dsd.p2p.core.LimitExceededException("connections",
           open.get() + 1, config.maxConnections()));
     }
-    Bootstrap b = new Bootstrap().group(group).channel(clientChannel)
+    Bootstrap b = new Bootstrap().group(local == null ? group : reuseGroup())
+        .channel(local == null ? clientChannel : NioSocketChannel.class)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
         .handler(new ChannelInitializer<>() {
@@ -329,7 +391,7 @@ public final class NettyHost implements AutoCloseable {
                 ch.close();
               }
             });
-            upgrade(ch, true, expected, addr).whenComplete((c, e) -> {
+            upgrade(ch, initiator, expected, addr).whenComplete((c, e) -> {
               if (e != null) {
                 result.completeExceptionally(e);
               } else {
@@ -338,7 +400,10 @@ public final class NettyHost implements AutoCloseable {
             });
           }
         });
-    b.connect(a).addListener(f -> {
+    if (local != null) {
+      b.option(ChannelOption.SO_REUSEADDR, true).option(NioChannelOption.of(StandardSocketOptions.SO_REUSEPORT), true);
+    }
+    (local == null ? b.connect(a) : b.connect(a, local)).addListener(f -> {
       if (!f.isSuccess()) {
         result.completeExceptionally(new P2pException("dial " + addr + " failed: " + f.cause().getMessage(), f.cause()));
       }
@@ -571,5 +636,10 @@ public final class NettyHost implements AutoCloseable {
     servers.forEach(Channel::close);
     new ArrayList<>(connections.values()).forEach(c -> c.channel().close());
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    synchronized (this) {
+      if (reuseGroup != null) {
+        reuseGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+      }
+    }
   }
 }
