@@ -42,7 +42,8 @@ final class SwarmCommand implements Callable<Integer> {
       System.out.println("peers " + nodes.size());
       nodes.forEach((p, info) -> {
         double rtt = v.rtts().get(p);
-        StringBuilder line = new StringBuilder("  " + p + "  rtt " + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
+        StringBuilder line = new StringBuilder("  " + p + "  " + path(n, p) + "  rtt "
+            + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
         for (ShardInfo s : info.getShardsList()) {
           line.append("  ").append(s.getModelName()).append(" ").append(s.getModelId(), 0, 12).append(" layers [")
               .append(s.getFromLayer()).append(",").append(s.getToLayer()).append(") of ").append(s.getNumLayers())
@@ -79,5 +80,14 @@ final class SwarmCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /** How this command's node reaches the peer: directly, only through a relay, or not at all now. */
+  static String path(Node n, PeerId p) {
+    var conns = n.host().connections().stream().filter(c -> c.remotePeer().equals(p) && c.isOpen()).toList();
+    if (conns.isEmpty()) {
+      return "not-connected";
+    }
+    return conns.stream().anyMatch(c -> !c.isRelayed()) ? "direct" : "relayed";
   }
 }

@@ -315,7 +315,7 @@ public final class NettyHost implements AutoCloseable {
       return d.apply(addr, expected);
     }
     InetSocketAddress local = reusableLocal();
-    if (local == null) {
+    if (local == null || !sameScope(local, addr)) {
       return dialTcp(addr, expected, true, null);
     }
     // From the listen port, as go-libp2p does: a NAT then maps our outbound connections to the same
@@ -324,8 +324,8 @@ public final class NettyHost implements AutoCloseable {
       if (e == null) {
         return CompletableFuture.completedFuture(c);
       }
-      String m = String.valueOf(e.getMessage());
-      return m.contains("already in use") || m.contains("assign requested address")
+      String m = String.valueOf(e.getMessage()).toLowerCase(java.util.Locale.ROOT);
+      return m.contains("already in use") || m.contains("assign requested address") || m.contains("invalid argument")
           ? dialTcp(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
     }).thenCompose(x -> x);
   }
@@ -341,6 +341,20 @@ public final class NettyHost implements AutoCloseable {
       return CompletableFuture.failedFuture(new P2pException("hole punching needs a TCP listener and epoll (SO_REUSEPORT)"));
     }
     return dialTcp(addr, expected, initiator, local);
+  }
+
+  /** A socket bound to a loopback address can reach only loopback addresses, and the other way round. */
+  private static boolean sameScope(InetSocketAddress local, Multiaddr target) {
+    try {
+      String host = target.toInetSocketAddress().getHostString();
+      if (!host.matches("[0-9.]+") && !host.contains(":")) {
+        return false; // a DNS name: which address it resolves to is not known here
+      }
+      return local.getAddress().isAnyLocalAddress()
+          || local.getAddress().isLoopbackAddress() == java.net.InetAddress.getByName(host).isLoopbackAddress();
+    } catch (java.net.UnknownHostException | IllegalArgumentException e) {
+      return false;
+    }
   }
 
   /** The first listener's address, to dial from; null without one. */
