@@ -12,12 +12,12 @@ import java.util.Arrays;
 /**
  * A reservation voucher (circuit-v2.md "Reservation Vouchers"): the relay's signed statement that
  * it serves {@code peer} until {@code expiration}, in a signed envelope with domain
- * {@value #DOMAIN} and payload type multicodec {@code libp2p-relay-rsvp} (0x0302).
+ * {@value #DOMAIN} and payload type multicodec {@code libp2p-relay-rsvp} (0x0302), written as the
+ * two bytes {@code 03 02} as go- and js-libp2p do (not as a uvarint).
  */
 public record RelayVoucher(PeerId relay, PeerId peer, long expiration) {
   public static final String DOMAIN = "libp2p-relay-rsvp";
-  /** uvarint(0x0302). */
-  static final byte[] PAYLOAD_TYPE = {(byte) 0x82, 0x06};
+  static final byte[] PAYLOAD_TYPE = {0x03, 0x02};
 
   public byte[] seal(Identity relayIdentity) {
     Voucher v = Voucher.newBuilder().setRelay(ByteString.copyFrom(relay.toBytes()))
