@@ -78,6 +78,11 @@ public final class RelayClient {
   }
 
   private Reservation reservation(PeerId relay, HopMessage m) {
+    return parseReservation(relay, host.peerId(), m);
+  }
+
+  /** The relay's answer to RESERVE, checked: status, voucher (signed by {@code relay}, for {@code self}), addresses. */
+  static Reservation parseReservation(PeerId relay, PeerId self, HopMessage m) {
     if (m.getType() != HopMessage.Type.STATUS) {
       throw new ProtocolViolationException("relay " + relay + " answered RESERVE with " + m.getType());
     }
@@ -90,7 +95,7 @@ public final class RelayClient {
     RelayVoucher voucher = null;
     if (m.getReservation().hasVoucher()) {
       voucher = RelayVoucher.open(m.getReservation().getVoucher().toByteArray());
-      if (!voucher.relay().equals(relay) || !voucher.peer().equals(host.peerId())) {
+      if (!voucher.relay().equals(relay) || !voucher.peer().equals(self)) {
         throw new ProtocolViolationException("relay " + relay + " sent a voucher for " + voucher.relay() + " → "
             + voucher.peer());
       }
