@@ -13,7 +13,7 @@
 # Checks:
 #   1. a greedy generation through the entry and both NAT'd stages equals the local target's output;
 #   2. the stages' relayed connection becomes direct (DCUtR, TCP simultaneous open through both NATs);
-#   3. the relay's /metrics counts relayed bytes;
+#   3. the relay's /metrics counts relayed bytes; dsd swarm shows direct or relayed per peer;
 #   4. with the relay killed, a generation still works (over the direct connections).
 # Needs root (namespaces, nftables). Every namespace and process it makes is removed on exit.
 set -euo pipefail
@@ -152,6 +152,13 @@ relayed=$(nsx "$pub" curl -s http://203.0.113.2:8080/metrics | awk '$1 == "dsd_r
 [[ -n "$relayed" ]] && awk "BEGIN {exit !($relayed > 0)}" || fail "the relay's dsd_relayed_bytes_total is '$relayed'"
 echo "nat.sh: ok: the relay carried $relayed bytes (dsd_relayed_bytes_total)"
 generate "generation 2 (direct)" 3
+# a fresh public node sees both stages (behind NAT, its own dials to them go through the relay)
+swarm=$(nsx "$pub" java -jar "$jar" swarm --peer "$entry" 2>>"$run/swarm.log") || fail "dsd swarm failed"
+for id in "$stage0_id" "$stage1_id"; do
+  grep -qE "$id +(direct|relayed) " <<<"$swarm" || fail "dsd swarm does not show how it reaches $id: $swarm"
+done
+echo "nat.sh: ok: dsd swarm shows the path to each stage:"
+grep -E "$stage0_id|$stage1_id" <<<"$swarm" | awk '{print "  " $1, $2}'
 
 # --- 4. the relay goes away; the direct connections carry on
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
