@@ -11,9 +11,11 @@
 # are dropped (nothing can connect in), and they know no route to the other home network. The
 # stages run with --relay-reserve (until AutoNAT decides reachability) and reserve slots on the relay.
 # Checks:
-#   1. a greedy generation through the entry and both NAT'd stages equals the local target's output;
-#   2. the stages' relayed connection becomes direct (DCUtR, TCP simultaneous open through both NATs);
-#   3. the relay's /metrics counts relayed bytes; dsd swarm shows direct or relayed per peer;
+#   1. relay only (stage1 first runs with hole punching off): a greedy generation through the entry and
+#      both NAT'd stages equals the local target's output, and the relay's /metrics counts its bytes;
+#   2. stage1 restarted with hole punching: the stages' relayed connection becomes direct (DCUtR, TCP
+#      simultaneous open through both NATs) and generation still equals the local output;
+#   3. dsd swarm shows direct or relayed per peer;
 #   4. with the relay killed, a generation still works (over the direct connections).
 # Needs root (namespaces, nftables). Every namespace and process it makes is removed on exit.
 set -euo pipefail
@@ -26,10 +28,14 @@ pub="$tag-pub" r1="$tag-r1" r2="$tag-r2" h1="$tag-h1" h2="$tag-h2"
 run="$(mktemp -d "${TMPDIR:-/tmp}/dsd-nat.XXXXXX")"
 pids=()
 ok=0
+stop() { # pid: SIGTERM, then SIGKILL after 5 s
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do stop "$p"; done
   for ns in "$h1" "$h2" "$r1" "$r2" "$pub"; do ip netns del "$ns" 2>/dev/null || true; done
   if [[ $ok -eq 1 && -z "${DSD_NAT_KEEP:-}" ]]; then rm -rf "$run"; else echo "nat.sh: logs kept in $run" >&2; fi
 }
@@ -87,10 +93,15 @@ node() { # namespace, name, node arguments...
   local ns="$1" name="$2"; shift 2
   local id
   id=$(java -jar "$jar" keygen "$run/$name.key" | awk '{print $NF}')
-  nsx "$ns" java "${java_opts[@]}" -Ddsd.home="$repo" -jar "$jar" node --identity "$run/$name.key" --threads 1 \
-    --cache "$run/cache-$name" "$@" >"$run/$name.log" 2>&1 &
-  pids+=($!)
-  eval "${name}_pid=$!"
+  # `ip netns exec` forks: the shell inside writes the pid that exec then makes the JVM's
+  rm -f "$run/$name.pid"
+  nsx "$ns" bash -c 'echo $$ >"$0"; exec "$@"' "$run/$name.pid" java "${java_opts[@]}" -Ddsd.home="$repo" -jar "$jar" \
+    node --identity "$run/$name.key" --threads 1 --cache "$run/cache-$name" "$@" >"$run/$name.log" 2>&1 &
+  for _ in $(seq 1 50); do [[ -s "$run/$name.pid" ]] && break; sleep 0.1; done
+  local pid
+  pid=$(cat "$run/$name.pid")
+  pids+=("$pid")
+  eval "${name}_pid=$pid"
   eval "${name}_id=$id"
 }
 wait_log() { # file, pattern, seconds, what
@@ -102,7 +113,8 @@ node "$pub" relay --relay --listen /ip4/203.0.113.2/tcp/4001 --http 203.0.113.2:
 wait_log "$run/relay.log" 'relay service on' 60 "the relay did not start"
 boot="/ip4/203.0.113.2/tcp/4001/p2p/$relay_id"
 node "$h1" stage0 --model "$model" --layers 0:4 --listen /ip4/10.1.0.2/tcp/4001 --bootstrap "$boot" --relay-reserve
-node "$h2" stage1 --model "$model" --layers 4:8 --listen /ip4/10.2.0.2/tcp/4001 --bootstrap "$boot" --relay-reserve
+stage1_args=(--model "$model" --layers 4:8 --listen /ip4/10.2.0.2/tcp/4001 --bootstrap "$boot" --relay-reserve)
+node "$h2" stage1 "${stage1_args[@]}" --no-hole-punch
 node "$pub" entry --listen /ip4/203.0.113.3/tcp/4001 --bootstrap "$boot"
 t0=$(date +%s)
 wait_log "$run/stage0.log" 'relay reservation made' 60 "stage0 made no relay reservation"
@@ -134,11 +146,23 @@ generate() { # label; retries while the entry's view of the swarm fills
   done
   fail "$1: no generation through the entry"
 }
-generate "generation 1 (relayed, then upgraded)" 10
-
-# --- 2. the stages' connection becomes direct
+metric() { nsx "$pub" curl -s http://203.0.113.2:8080/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+before=$(metric dsd_relayed_bytes_total)
+generate "generation 1 (through the relay only)" 10
+relayed=$(metric dsd_relayed_bytes_total)
+[[ -n "$relayed" ]] && awk "BEGIN {exit !($relayed - ${before:-0} > 16384)}" \
+  || fail "generation 1 did not go through the relay: dsd_relayed_bytes_total ${before:-?} -> ${relayed:-?}"
 direct_between() { grep -qE "connected peer=$stage1_id .*relayed=false" "$run/stage0.log" \
   || grep -qE "connected peer=$stage0_id .*relayed=false" "$run/stage1.log"; }
+if direct_between; then fail "the stages connected directly although stage1 does not hole-punch"; fi
+echo "nat.sh: ok: the relay carried $(( ${relayed%.*} - ${before%.*} )) bytes of generation 1 (dsd_relayed_bytes_total $relayed)"
+
+# --- 2. stage1 again, now with hole punching: the stages' connection becomes direct
+stop "$stage1_pid"
+mv "$run/stage1.log" "$run/stage1-relay-only.log"
+node "$h2" stage1 "${stage1_args[@]}"
+wait_log "$run/stage1.log" 'relay reservation made' 60 "stage1 (restarted) made no relay reservation"
+generate "generation 2 (stages upgraded to direct)" 10
 for _ in $(seq 1 100); do direct_between && break; sleep 0.1; done
 direct_between || fail "the stages' connection did not become direct"
 grep -hE "relayed=true" "$run/stage0.log" "$run/stage1.log" | grep -qE "$stage0_id|$stage1_id" \
@@ -146,12 +170,9 @@ grep -hE "relayed=true" "$run/stage0.log" "$run/stage1.log" | grep -qE "$stage0_
 took=$(grep -hoE "dcutr direct peer=($stage0_id|$stage1_id) .*ms=[0-9]+" "$run/stage0.log" "$run/stage1.log" \
   | sed 's/.*ms=//' | head -1)
 echo "nat.sh: ok: stage0 <-> stage1 direct through both NATs (DCUtR took ${took:-?} ms after the relayed connection)"
+generate "generation 3 (direct)" 3
 
-# --- 3. the relay counted what it carried
-relayed=$(nsx "$pub" curl -s http://203.0.113.2:8080/metrics | awk '$1 == "dsd_relayed_bytes_total" {print $2}')
-[[ -n "$relayed" ]] && awk "BEGIN {exit !($relayed > 0)}" || fail "the relay's dsd_relayed_bytes_total is '$relayed'"
-echo "nat.sh: ok: the relay carried $relayed bytes (dsd_relayed_bytes_total)"
-generate "generation 2 (direct)" 3
+# --- 3. visibility
 # a fresh public node sees both stages (behind NAT, its own dials to them go through the relay)
 swarm=$(nsx "$pub" java -jar "$jar" swarm --peer "$entry" 2>>"$run/swarm.log") || fail "dsd swarm failed"
 for id in "$stage0_id" "$stage1_id"; do
@@ -161,7 +182,7 @@ echo "nat.sh: ok: dsd swarm shows the path to each stage:"
 grep -E "$stage0_id|$stage1_id" <<<"$swarm" | awk '{print "  " $1, $2}'
 
 # --- 4. the relay goes away; the direct connections carry on
-kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
-generate "generation 3 (relay killed)" 3
+stop "$relay_pid"
+generate "generation 4 (relay killed)" 3
 ok=1
 echo "nat.sh: ok: all checks passed in $(( $(date +%s) - t0 )) s"

@@ -104,6 +104,9 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--relay-reservation-seconds", paramLabel = "S", description = "How long a reservation lasts before renewal (default: ${DEFAULT-VALUE}).")
   long relayReservationSeconds = RelayLimits.DEFAULT_RESERVATION_TTL.toSeconds();
 
+  @Option(names = "--no-hole-punch", hidden = true, description = "Testing only: keep relayed connections relayed (no DCUtR).")
+  boolean noHolePunch;
+
   @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched tokenizers are kept (default: ~/.cache/dsd).")
   Path cache;
 
@@ -143,7 +146,7 @@ final class NodeCommand implements Callable<Integer> {
       throw new CliException(e.getMessage());
     }
     Node node = Node.start(c, new RelayOptions(relay, limits,
-        relayReserve ? AutoRelay.Reachability.PRIVATE : AutoRelay.Reachability.UNKNOWN));
+        relayReserve ? AutoRelay.Reachability.PRIVATE : AutoRelay.Reachability.UNKNOWN, !noHolePunch));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       node.close();

@@ -183,7 +183,9 @@ public final class Node implements AutoCloseable {
    */
   private void startRelay(RelayOptions o) {
     RelayClient client = RelayClient.install(host);
-    dcutr = Dcutr.install(host);
+    if (o.holePunch()) {
+      dcutr = Dcutr.install(host);
+    }
     if (o.service()) {
       relayService = RelayService.start(host, o.limits());
       metrics.relay(relayService::relayedBytes, relayService::circuitCount, relayService::reservationCount);

@@ -11,9 +11,11 @@ import dev.dsd.p2p.relay.RelayLimits;
  * @param limits what the relay service grants
  * @param reachability what the node assumes about itself until AutoNAT says otherwise; PRIVATE
  *     makes it reserve relay slots and advertise /p2p-circuit addresses
+ * @param holePunch upgrade relayed connections to direct ones (DCUtR); off only to test the relay path
  */
-public record RelayOptions(boolean service, RelayLimits limits, AutoRelay.Reachability reachability) {
+public record RelayOptions(boolean service, RelayLimits limits, AutoRelay.Reachability reachability,
+    boolean holePunch) {
   public static RelayOptions defaults() {
-    return new RelayOptions(false, RelayLimits.defaults(), AutoRelay.Reachability.UNKNOWN);
+    return new RelayOptions(false, RelayLimits.defaults(), AutoRelay.Reachability.UNKNOWN, true);
   }
 }

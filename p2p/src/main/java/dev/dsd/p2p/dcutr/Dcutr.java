@@ -249,9 +249,19 @@ public final class Dcutr implements AutoCloseable {
     }
   }
 
-  /** A: answer each CONNECT with ours, dial at once on SYNC. */
+  /**
+   * A: answer each CONNECT with ours, dial at once on SYNC. Only over a relayed connection (there
+   * is nothing to upgrade otherwise) and at most {@link #MAX_ATTEMPTS} times per stream, so a peer
+   * cannot make us dial addresses of its choosing at will.
+   */
   private void respond(Stream s) {
     PeerId peer = s.remotePeer();
+    if (!(s.channel().parent() instanceof dev.dsd.p2p.yamux.YamuxStreamChannel)) {
+      log.info("dcutr from {} refused: the connection is not relayed", peer);
+      s.channel().close();
+      return;
+    }
+    int[] syncs = {0};
     List<List<Multiaddr>> theirs = new ArrayList<>(1);
     s.channel().pipeline().addLast(new io.netty.channel.ChannelInboundHandlerAdapter() {
       @Override
@@ -268,6 +278,9 @@ public final class Dcutr implements AutoCloseable {
         theirs.add(dialable(m));
         s.channel().writeAndFlush(ProtobufFrameDecoder.encode(connectMessage()));
       } else if (m.getType() == HolePunch.Type.SYNC && !theirs.isEmpty()) {
+        if (++syncs[0] > MAX_ATTEMPTS) {
+          throw new dev.dsd.p2p.core.LimitExceededException("dcutr attempts on one stream", syncs[0], MAX_ATTEMPTS);
+        }
         List<Multiaddr> addrs = theirs.remove(0);
         dialAll(peer, addrs, true).whenComplete((c, e) -> log.info("dcutr dial peer={} role=responder result={}",
             peer, e == null ? "direct " + c.remoteAddr() : e.getMessage()));

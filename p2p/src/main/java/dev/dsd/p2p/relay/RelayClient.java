@@ -35,7 +35,11 @@ public final class RelayClient {
   public record Reservation(PeerId relay, long expireUnixSeconds, List<Multiaddr> relayAddrs, RelayVoucher voucher,
       long limitBytes, long limitSeconds) {}
 
+  /** Relayed connections accepted at once (stop CONNECTs beyond are refused): they bypass the TCP connection limit. */
+  public static final int MAX_INBOUND_RELAYED = 64;
+
   private final NettyHost host;
+  private final java.util.concurrent.atomic.AtomicInteger inboundRelayed = new java.util.concurrent.atomic.AtomicInteger();
 
   private RelayClient(NettyHost host) {
     this.host = host;
@@ -187,6 +191,16 @@ public final class RelayClient {
                 .addListener(ChannelFutureListener.CLOSE);
             return;
           }
+          if (inboundRelayed.incrementAndGet() > MAX_INBOUND_RELAYED) {
+            inboundRelayed.decrementAndGet();
+            decoder.leave();
+            log.info("relay stop from {} for {} refused: {} relayed connections open", relay, src, MAX_INBOUND_RELAYED);
+            s.channel().writeAndFlush(ProtobufFrameDecoder.encode(StopMessage.newBuilder()
+                .setType(StopMessage.Type.STATUS).setStatus(Status.RESOURCE_LIMIT_EXCEEDED).build()))
+                .addListener(ChannelFutureListener.CLOSE);
+            return;
+          }
+          s.channel().closeFuture().addListener(f -> inboundRelayed.decrementAndGet());
           Multiaddr addr = Multiaddr.circuit(relayAddr(relay)).withPeer(src);
           s.channel().writeAndFlush(ProtobufFrameDecoder.encode(StopMessage.newBuilder()
               .setType(StopMessage.Type.STATUS).setStatus(Status.OK).build()));
