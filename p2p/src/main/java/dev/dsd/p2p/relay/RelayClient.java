@@ -72,6 +72,7 @@ public final class RelayClient {
           }));
       s.channel().closeFuture().addListener(f -> result.completeExceptionally(
           new P2pException("relay " + relay + " closed the reservation stream without an answer")));
+      result.whenComplete((r, e) -> s.channel().close()); // answered, failed or timed out: the stream is done
       s.channel().writeAndFlush(ProtobufFrameDecoder.encode(HopMessage.newBuilder()
           .setType(HopMessage.Type.RESERVE).build()));
     }).exceptionally(e -> {
@@ -160,6 +161,11 @@ public final class RelayClient {
           }));
       s.channel().closeFuture().addListener(f -> result.completeExceptionally(
           new P2pException("relay " + relay + " closed the circuit to " + target)));
+      result.whenComplete((conn, e) -> {
+        if (e != null) {
+          s.channel().close(); // refused, failed or timed out (orTimeout completes this future)
+        }
+      });
       s.channel().writeAndFlush(ProtobufFrameDecoder.encode(HopMessage.newBuilder().setType(HopMessage.Type.CONNECT)
           .setPeer(Peer.newBuilder().setId(ByteString.copyFrom(target.toBytes()))).build()));
     })).exceptionally(e -> {
