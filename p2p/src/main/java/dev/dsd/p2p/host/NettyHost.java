@@ -90,6 +90,7 @@ public final class NettyHost implements AutoCloseable {
   private final List<Supplier<List<Multiaddr>>> addressSources = new CopyOnWriteArrayList<>();
   private volatile boolean closing;
   private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
+  private volatile boolean dialFromListenPort;
 
   public NettyHost(Identity identity, HostConfig config) {
     this.identity = identity;
@@ -314,7 +315,7 @@ public final class NettyHost implements AutoCloseable {
       }
       return d.apply(addr, expected);
     }
-    InetSocketAddress local = reusableLocal();
+    InetSocketAddress local = dialFromListenPort ? reusableLocal() : null;
     if (local == null || !sameScope(local, addr)) {
       return dialTcp(addr, expected, true, null);
     }
@@ -328,6 +329,14 @@ public final class NettyHost implements AutoCloseable {
       return m.contains("already in use") || m.contains("assign requested address") || m.contains("invalid argument")
           ? dialTcp(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
     }).thenCompose(x -> x);
+  }
+
+  /**
+   * Whether ordinary dials leave from the listen port (SO_REUSEPORT). Behind a NAT that makes the
+   * address peers observe the one hole punching uses; a reachable node has no need of it. Off by default.
+   */
+  public void setDialFromListenPort(boolean on) {
+    dialFromListenPort = on;
   }
 
   /**

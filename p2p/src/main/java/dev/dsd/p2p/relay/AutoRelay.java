@@ -90,6 +90,8 @@ public final class AutoRelay implements AutoCloseable {
   public void setReachability(Reachability r) {
     Reachability old = reachability;
     reachability = r;
+    // behind NAT, outbound connections leave from the listen port so the NAT maps them as hole punching needs
+    host.setDialFromListenPort(r == Reachability.PRIVATE);
     if (old != r) {
       log.info("reachability {} -> {}", old, r);
       run(() -> {

@@ -36,6 +36,10 @@ class DcutrTest {
       RelayService relay = RelayService.start(r, RelayLimits.defaults());
       RelayClient ca = RelayClient.install(a);
       RelayClient.install(b);
+      // as AutoRelay does for a node behind NAT: outbound connections leave from the listen port,
+      // so the address the relay observes is the one the hole punch dials
+      a.setDialFromListenPort(true);
+      b.setDialFromListenPort(true);
       try (Dcutr da = Dcutr.install(a); Dcutr db = Dcutr.install(b)) {
         a.connect(r.listenAddrs().get(0).withPeer(r.peerId())).get(10, TimeUnit.SECONDS);
         ca.reserve(r.peerId()).get(10, TimeUnit.SECONDS);
