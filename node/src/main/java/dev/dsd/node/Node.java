@@ -28,6 +28,10 @@ import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.p2p.dcutr.Dcutr;
+import dev.dsd.p2p.relay.AutoRelay;
+import dev.dsd.p2p.relay.RelayClient;
+import dev.dsd.p2p.relay.RelayService;
 import dev.dsd.pipeline.config.ModelConfigLoader;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.runtime.RunnerOptions;
@@ -79,6 +83,9 @@ public final class Node implements AutoCloseable {
   private final String draftVocab;
   private final DraftClient draftClient;
   private final List<byte[]> announced = new ArrayList<>();
+  private RelayService relayService;
+  private AutoRelay autoRelay;
+  private Dcutr dcutr;
 
   private Node(NodeConfig config, NettyHost host, KadDht dht, HostedShard shard, DraftModel draft) {
     this.config = config;
@@ -114,6 +121,11 @@ public final class Node implements AutoCloseable {
 
   /** Loads the models, starts listening, joins the swarm through the bootstrap peers and announces. */
   public static Node start(NodeConfig c) {
+    return start(c, RelayOptions.defaults());
+  }
+
+  /** As {@link #start(NodeConfig)}, with relay service and reachability as {@code relay} says. */
+  public static Node start(NodeConfig c, RelayOptions relay) {
     HostedShard shard = null;
     DraftModel draft = null;
     NettyHost host = null;
@@ -144,6 +156,7 @@ public final class Node implements AutoCloseable {
       new AutoNatService(host, true, AutoNatService.DEFAULT_MIN_AGREEING);
       Node n = new Node(c, host, dht, shard, draft);
       try {
+        n.startRelay(relay);
         n.join();
         if (c.http() != null) {
           n.startHttp(c.http());
@@ -165,6 +178,37 @@ public final class Node implements AutoCloseable {
       }
       throw e;
     }
+  }
+
+  /**
+   * Relay client and DCUtR always (any node may dial /p2p-circuit addresses or be upgraded to a
+   * direct connection); relay service on request; reservations while the node is unreachable.
+   * Installed before bootstrap, so the bootstrap peers' identify already finds relays.
+   */
+  private void startRelay(RelayOptions o) {
+    RelayClient client = RelayClient.install(host);
+    if (o.holePunch()) {
+      dcutr = Dcutr.install(host);
+    }
+    if (o.service()) {
+      relayService = RelayService.start(host, o.limits());
+      metrics.relay(relayService::relayedBytes, relayService::circuitCount, relayService::reservationCount);
+    }
+    metrics.peers(() -> (int) host.connections().stream().filter(c -> !c.relayed()).count(),
+        () -> (int) host.connections().stream().filter(c -> c.relayed()).count());
+    autoRelay = new AutoRelay(host, client);
+    autoRelay.onAddressesChanged(() -> {
+      // peers (the DHT's servers above all) hand out what identify told them: tell them again, then re-announce
+      log.info("addresses changed addrs={}", host.advertisedAddrs());
+      host.connections().forEach(c -> host.pushIdentify(c.remotePeer()).exceptionally(e -> null));
+      announce();
+    });
+    autoRelay.setReachability(o.reachability());
+  }
+
+  /** The relay client's view of reachability; AutoNAT sets it, and with PRIVATE the node reserves relay slots. */
+  public AutoRelay autoRelay() {
+    return autoRelay;
   }
 
   private void join() {
@@ -468,6 +512,12 @@ public final class Node implements AutoCloseable {
       http.close();
     }
     timer.shutdownNow();
+    if (autoRelay != null) {
+      autoRelay.close();
+    }
+    if (dcutr != null) {
+      dcutr.close();
+    }
     announced.forEach(dht::stopProviding);
     pipeline.close();
     if (draftServer != null) {
