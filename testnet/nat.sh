@@ -9,7 +9,8 @@
 #
 # Routers behave like home routers: outbound connections are masqueraded, unsolicited inbound ones
 # are dropped (nothing can connect in), and they know no route to the other home network. The
-# stages run with --relay-reserve (until AutoNAT decides reachability) and reserve slots on the relay.
+# stages run with --relay-reserve (forced: AutoNAT needs two servers' answers, which would slow the
+# test) and reserve slots on the relay.
 # Checks:
 #   1. relay only (stage1 first runs with hole punching off): a greedy generation through the entry and
 #      both NAT'd stages equals the local target's output, and the relay's /metrics counts its bytes;

@@ -3,7 +3,7 @@ package dev.dsd.cli;
 import dev.dsd.node.Node;
 import dev.dsd.node.NodeConfig;
 import dev.dsd.node.RelayOptions;
-import dev.dsd.p2p.relay.AutoRelay;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.relay.RelayLimits;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
@@ -88,8 +88,9 @@ final class NodeCommand implements Callable<Integer> {
   boolean relay;
 
   @Option(names = "--relay-reserve", description = {
-      "Treat this node as unreachable (behind NAT): reserve slots on relays it meets (bootstrap and DHT peers",
-      "offering relay service) and advertise /p2p-circuit addresses. Until AutoNAT decides, this is the switch."})
+      "Treat this node as unreachable (behind NAT) whatever AutoNAT finds: reserve slots on relays it meets",
+      "(bootstrap and DHT peers offering relay service) and advertise /p2p-circuit addresses. Without it the",
+      "node does so when AutoNAT finds it unreachable, and stops when AutoNAT finds it reachable."})
   boolean relayReserve;
 
   @Option(names = "--relay-slots", paramLabel = "N", description = "Reservations a relay grants, all peers together (default: ${DEFAULT-VALUE}).")
@@ -146,7 +147,7 @@ final class NodeCommand implements Callable<Integer> {
       throw new CliException(e.getMessage());
     }
     Node node = Node.start(c, new RelayOptions(relay, limits,
-        relayReserve ? AutoRelay.Reachability.PRIVATE : AutoRelay.Reachability.UNKNOWN, !noHolePunch));
+        relayReserve ? Reachability.Status.PRIVATE : Reachability.Status.UNKNOWN, !noHolePunch));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       node.close();

@@ -26,6 +26,7 @@ import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.dcutr.Dcutr;
@@ -203,10 +204,16 @@ public final class Node implements AutoCloseable {
       host.connections().forEach(c -> host.pushIdentify(c.remotePeer()).exceptionally(e -> null));
       announce();
     });
-    autoRelay.setReachability(o.reachability());
+    if (o.reachability() != Reachability.Status.UNKNOWN) {
+      log.info("reachability forced={} (AutoNAT's verdict is logged, not followed)", o.reachability());
+      autoRelay.setReachability(o.reachability());
+    } else {
+      // AutoNAT decides: PRIVATE reserves relay slots and dials from the listen port, PUBLIC drops them
+      autoRelay.followReachability();
+    }
   }
 
-  /** The relay client's view of reachability; AutoNAT sets it, and with PRIVATE the node reserves relay slots. */
+  /** Relay reservations: driven by AutoNAT's verdict (PRIVATE reserves) unless forced by {@link RelayOptions}. */
   public AutoRelay autoRelay() {
     return autoRelay;
   }

@@ -1,6 +1,6 @@
 package dev.dsd.node;
 
-import dev.dsd.p2p.relay.AutoRelay;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.relay.RelayLimits;
 
 /**
@@ -9,13 +9,14 @@ import dev.dsd.p2p.relay.RelayLimits;
  *
  * @param service offer relay service (the hop protocol) to other peers, within {@code limits}
  * @param limits what the relay service grants
- * @param reachability what the node assumes about itself until AutoNAT says otherwise; PRIVATE
- *     makes it reserve relay slots and advertise /p2p-circuit addresses
+ * @param reachability UNKNOWN: follow AutoNAT's verdict (PRIVATE reserves relay slots, advertises
+ *     /p2p-circuit addresses and dials from the listen port; PUBLIC drops them); PRIVATE or PUBLIC:
+ *     the operator's word, which AutoNAT does not override
  * @param holePunch upgrade relayed connections to direct ones (DCUtR); off only to test the relay path
  */
-public record RelayOptions(boolean service, RelayLimits limits, AutoRelay.Reachability reachability,
+public record RelayOptions(boolean service, RelayLimits limits, Reachability.Status reachability,
     boolean holePunch) {
   public static RelayOptions defaults() {
-    return new RelayOptions(false, RelayLimits.defaults(), AutoRelay.Reachability.UNKNOWN, true);
+    return new RelayOptions(false, RelayLimits.defaults(), Reachability.Status.UNKNOWN, true);
   }
 }

@@ -107,7 +107,11 @@ public final class Dcutr implements AutoCloseable {
     return d;
   }
 
-  /** What we tell the remote to dial: observed (public) addresses first, then our own non-relay ones. */
+  /**
+   * What we tell the remote to dial: addresses observed on our connections first, then our own
+   * non-relay ones, then the public addresses identify confirmed (listen port): AutoNAT drops those
+   * from what we advertise when nobody could dial them, which behind NAT is exactly when DCUtR needs them.
+   */
   List<Multiaddr> ourAddrs() {
     List<Multiaddr> out = new ArrayList<>();
     synchronized (observed) {
@@ -117,6 +121,7 @@ public final class Dcutr implements AutoCloseable {
       }
     }
     host.advertisedAddrs().stream().filter(a -> !a.isCircuit() && !out.contains(a)).forEach(out::add);
+    host.addrs().observed().stream().filter(a -> !out.contains(a)).forEach(out::add);
     return out.size() > MAX_ADDRS ? out.subList(0, MAX_ADDRS) : out;
   }
 

@@ -3,6 +3,7 @@ package dev.dsd.p2p.relay;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,7 +21,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Keeps an unreachable node reachable through relays: while {@link #reachability()} is
- * {@link Reachability#PRIVATE} it reserves slots on up to {@link #MAX_RESERVATIONS} relays it
+ * {@link Reachability.Status#PRIVATE} (AutoNAT's verdict, or the operator's) it reserves slots on
+ * up to {@link #MAX_RESERVATIONS} relays it
  * learns of (any connected peer whose identify lists {@value RelayProtocol#HOP}: bootstrap peers,
  * DHT peers), renews each at {@link #RENEW_FRACTION} of its lifetime, and advertises
  * {@code RELAY/p2p-circuit} addresses through the host. A relay that refuses or disconnects is
@@ -35,9 +37,6 @@ public final class AutoRelay implements AutoCloseable {
   /** How long a relay that refused or failed is left alone. */
   public static final Duration RETRY_AFTER = Duration.ofSeconds(30);
 
-  /** What AutoNAT (or the operator) says about this node; only PRIVATE makes reservations. */
-  public enum Reachability { UNKNOWN, PUBLIC, PRIVATE }
-
   private final NettyHost host;
   private final RelayClient client;
   private final ScheduledExecutorService timer;
@@ -46,7 +45,7 @@ public final class AutoRelay implements AutoCloseable {
   private final Set<PeerId> candidates = java.util.Collections.synchronizedSet(new LinkedHashSet<>());
   private final Map<PeerId, Long> failedUntil = new ConcurrentHashMap<>();
   private final List<Runnable> onChange = new CopyOnWriteArrayList<>();
-  private volatile Reachability reachability = Reachability.UNKNOWN;
+  private volatile Reachability.Status reachability = Reachability.Status.UNKNOWN;
 
   public AutoRelay(NettyHost host, RelayClient client) {
     this.host = host;
@@ -82,26 +81,36 @@ public final class AutoRelay implements AutoCloseable {
     }
   }
 
-  public Reachability reachability() {
+  public Reachability.Status reachability() {
     return reachability;
   }
 
   /** Set by AutoNAT (or forced by the operator); PRIVATE starts reserving, anything else drops the reservations. */
-  public void setReachability(Reachability r) {
-    Reachability old = reachability;
+  public void setReachability(Reachability.Status r) {
+    Reachability.Status old = reachability;
     reachability = r;
     // behind NAT, outbound connections leave from the listen port so the NAT maps them as hole punching needs
-    host.setDialFromListenPort(r == Reachability.PRIVATE);
+    host.setDialFromListenPort(r == Reachability.Status.PRIVATE);
     if (old != r) {
       log.info("reachability {} -> {}", old, r);
       run(() -> {
-        if (r != Reachability.PRIVATE && !reservations.isEmpty()) {
+        if (r != Reachability.Status.PRIVATE && !reservations.isEmpty()) {
           reservations.clear();
           changed();
         }
         tick();
       });
     }
+  }
+
+  /**
+   * Follows AutoNAT's verdict from now on ({@link NettyHost#onReachability}), starting from the
+   * host's current one: the node reserves relay slots exactly while AutoNAT finds it unreachable.
+   */
+  public AutoRelay followReachability() {
+    host.onReachability(r -> setReachability(r.status()));
+    setReachability(host.reachability().status());
+    return this;
   }
 
   /** Called (on the relay timer thread) whenever the advertised relay addresses change. */
@@ -149,7 +158,7 @@ public final class AutoRelay implements AutoCloseable {
   }
 
   private void tick() {
-    if (reachability != Reachability.PRIVATE) {
+    if (reachability != Reachability.Status.PRIVATE) {
       return;
     }
     long now = System.nanoTime();
@@ -174,7 +183,7 @@ public final class AutoRelay implements AutoCloseable {
     pending.add(relay);
     client.reserve(relay).whenComplete((r, e) -> run(() -> {
       pending.remove(relay);
-      if (e != null || reachability != Reachability.PRIVATE) {
+      if (e != null || reachability != Reachability.Status.PRIVATE) {
         if (e != null) {
           log.info("relay reservation failed relay={} error={}", relay, e.getMessage());
           failedUntil.put(relay, System.nanoTime() + RETRY_AFTER.toNanos());
@@ -195,7 +204,7 @@ public final class AutoRelay implements AutoCloseable {
         return;
       }
       timer.schedule(() -> {
-        if (reservations.containsKey(relay) && reachability == Reachability.PRIVATE) {
+        if (reservations.containsKey(relay) && reachability == Reachability.Status.PRIVATE) {
           reserve(relay);
         }
       }, renewMillis, TimeUnit.MILLISECONDS);

@@ -11,6 +11,7 @@ import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.host.EchoProtocol;
 import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.host.Stream;
 import dev.dsd.p2p.identify.IdentifyProtocol;
 import dev.dsd.p2p.multiaddr.Multiaddr;
@@ -41,7 +42,7 @@ class RelayTest {
       try (AutoRelay auto = new AutoRelay(a, RelayClient.install(a))) {
         CompletableFuture<List<Multiaddr>> changed = new CompletableFuture<>();
         auto.onAddressesChanged(() -> changed.complete(auto.circuitAddrs()));
-        auto.setReachability(AutoRelay.Reachability.PRIVATE);
+        auto.setReachability(Reachability.Status.PRIVATE);
         a.connect(addr(r)).get(10, TimeUnit.SECONDS);
         List<Multiaddr> circuits = changed.get(10, TimeUnit.SECONDS);
         Multiaddr expected = Multiaddr.circuit(addr(r));
