@@ -2,6 +2,9 @@ package dev.dsd.cli;
 
 import dev.dsd.node.Node;
 import dev.dsd.node.NodeConfig;
+import dev.dsd.node.RelayOptions;
+import dev.dsd.p2p.host.Reachability;
+import dev.dsd.p2p.relay.RelayLimits;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.pnet.SwarmKey;
@@ -30,7 +33,9 @@ import picocli.CommandLine.Option;
       "  dsd node --model models/pycoder-target --layers 0:4 --listen /ip4/0.0.0.0/tcp/4001",
       "  dsd node --model models/pycoder-target --layers 4:8 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...",
       "  dsd node --draft models/pycoder-draft --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...",
-      "  dsd node --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW... --http 127.0.0.1:8080   # entry only"
+      "  dsd node --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW... --http 127.0.0.1:8080   # entry only",
+      "  dsd node --relay --listen /ip4/203.0.113.2/tcp/4001                                 # public relay",
+      "  dsd node --model models/pycoder-target --layers 0:4 --relay-reserve --bootstrap /ip4/203.0.113.2/tcp/4001/p2p/12D3KooW..."
     })
 final class NodeCommand implements Callable<Integer> {
   @Option(names = "--model", paramLabel = "DIR", description = "Target model directory whose layers this node serves.")
@@ -80,6 +85,32 @@ final class NodeCommand implements Callable<Integer> {
   @picocli.CommandLine.Mixin
   WeightOptions weightOptions = new WeightOptions();
 
+  @Option(names = "--relay", description = {
+      "Offer circuit relay v2 service: peers behind NAT reserve slots here and are reached through this node",
+      "(within --relay-slots, --relay-circuit-bytes and --relay-circuit-seconds)."})
+  boolean relay;
+
+  @Option(names = "--relay-reserve", description = {
+      "Treat this node as unreachable (behind NAT) whatever AutoNAT finds: reserve slots on relays it meets",
+      "(bootstrap and DHT peers offering relay service) and advertise /p2p-circuit addresses. Without it the",
+      "node does so when AutoNAT finds it unreachable, and stops when AutoNAT finds it reachable."})
+  boolean relayReserve;
+
+  @Option(names = "--relay-slots", paramLabel = "N", description = "Reservations a relay grants, all peers together (default: ${DEFAULT-VALUE}).")
+  int relaySlots = RelayLimits.DEFAULT_MAX_RESERVATIONS;
+
+  @Option(names = "--relay-circuit-bytes", paramLabel = "BYTES", description = "Bytes one relayed connection may carry each way, 0 = no limit (default: ${DEFAULT-VALUE}).")
+  long relayCircuitBytes = RelayLimits.DEFAULT_CIRCUIT_BYTES;
+
+  @Option(names = "--relay-circuit-seconds", paramLabel = "S", description = "How long one relayed connection may last, 0 = no limit (default: ${DEFAULT-VALUE}).")
+  long relayCircuitSeconds = RelayLimits.DEFAULT_CIRCUIT_DURATION.toSeconds();
+
+  @Option(names = "--relay-reservation-seconds", paramLabel = "S", description = "How long a reservation lasts before renewal (default: ${DEFAULT-VALUE}).")
+  long relayReservationSeconds = RelayLimits.DEFAULT_RESERVATION_TTL.toSeconds();
+
+  @Option(names = "--no-hole-punch", hidden = true, description = "Testing only: keep relayed connections relayed (no DCUtR).")
+  boolean noHolePunch;
+
   @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched tokenizers are kept (default: ~/.cache/dsd).")
   Path cache;
 
@@ -114,7 +145,16 @@ final class NodeCommand implements Callable<Integer> {
         parse(bootstrap), identity, model, from, to, draft, threads, maxSessions,
         cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "dsd"), loadKey(), allowed(),
         spotCheck, fault, http == null ? null : dev.dsd.node.http.HttpApiConfig.parse(http), weightOptions.format());
-    Node node = Node.start(c);
+    RelayLimits limits;
+    try {
+      limits = RelayLimits.defaults().withMaxReservations(relaySlots)
+          .withReservationTtl(java.time.Duration.ofSeconds(relayReservationSeconds))
+          .withCircuit(java.time.Duration.ofSeconds(relayCircuitSeconds), relayCircuitBytes);
+    } catch (IllegalArgumentException e) {
+      throw new CliException(e.getMessage());
+    }
+    Node node = Node.start(c, new RelayOptions(relay, limits,
+        relayReserve ? Reachability.Status.PRIVATE : Reachability.Status.UNKNOWN, !noHolePunch));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       node.close();

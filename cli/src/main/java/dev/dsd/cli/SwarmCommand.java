@@ -7,7 +7,6 @@ import dev.dsd.node.swarm.SwarmView;
 import dev.dsd.node.swarm.proto.NodeInfo;
 import dev.dsd.node.swarm.proto.ShardInfo;
 import dev.dsd.p2p.core.PeerId;
-import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.pipeline.model.WeightFormat;
 import java.nio.file.Files;
@@ -46,10 +45,9 @@ final class SwarmCommand implements Callable<Integer> {
       System.out.println("peers " + nodes.size());
       nodes.forEach((p, info) -> {
         double rtt = v.rtts().get(p);
-        StringBuilder line = new StringBuilder("  " + p + "  rtt " + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
-        // how this command reached it, and whether it says others can dial it
-        Connection conn = n.host().connections().stream().filter(x -> x.remotePeer().equals(p)).findFirst().orElse(null);
-        line.append(conn == null ? "  not connected" : conn.relayed() ? "  relayed" : "  direct");
+        // how this command reaches it, and whether it says others can dial it
+        StringBuilder line = new StringBuilder("  " + p + "  " + path(n, p) + "  rtt "
+            + (Double.isNaN(rtt) ? "?" : String.format("%.2f ms", rtt / 1000)));
         line.append("  reachability ").append(info.getReachability().isEmpty() ? "?" : info.getReachability());
         for (ShardInfo s : info.getShardsList()) {
           line.append("  ").append(s.getModelName()).append(" ").append(s.getModelId(), 0, 12).append(" layers [")
@@ -99,5 +97,14 @@ final class SwarmCommand implements Callable<Integer> {
       }
     }
     return gaps.length() == 0 ? "fully covered" : "GAPS " + gaps;
+  }
+
+  /** How this command's node reaches the peer: directly, only through a relay, or not at all now. */
+  static String path(Node n, PeerId p) {
+    var conns = n.host().connections().stream().filter(c -> c.remotePeer().equals(p) && c.isOpen()).toList();
+    if (conns.isEmpty()) {
+      return "not-connected";
+    }
+    return conns.stream().anyMatch(c -> !c.relayed()) ? "direct" : "relayed";
   }
 }

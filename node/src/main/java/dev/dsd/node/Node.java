@@ -27,8 +27,13 @@ import dev.dsd.p2p.core.PeerId;
 import dev.dsd.p2p.crypto.Identity;
 import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.p2p.dcutr.Dcutr;
+import dev.dsd.p2p.relay.AutoRelay;
+import dev.dsd.p2p.relay.RelayClient;
+import dev.dsd.p2p.relay.RelayService;
 import dev.dsd.pipeline.config.ModelConfigLoader;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.WeightFormat;
@@ -82,6 +87,9 @@ public final class Node implements AutoCloseable {
   private final String draftVocab;
   private final DraftClient draftClient;
   private final List<byte[]> announced = new ArrayList<>();
+  private RelayService relayService;
+  private AutoRelay autoRelay;
+  private Dcutr dcutr;
 
   private Node(NodeConfig config, NettyHost host, KadDht dht, HostedShard shard, DraftModel draft) {
     this.config = config;
@@ -124,6 +132,11 @@ public final class Node implements AutoCloseable {
 
   /** Loads the models, starts listening, joins the swarm through the bootstrap peers and announces. */
   public static Node start(NodeConfig c) {
+    return start(c, RelayOptions.defaults());
+  }
+
+  /** As {@link #start(NodeConfig)}, with relay service and reachability as {@code relay} says. */
+  public static Node start(NodeConfig c, RelayOptions relay) {
     HostedShard shard = null;
     DraftModel draft = null;
     NettyHost host = null;
@@ -155,6 +168,7 @@ public final class Node implements AutoCloseable {
       new AutoNatService(host, true, AutoNatService.DEFAULT_MIN_AGREEING);
       Node n = new Node(c, host, dht, shard, draft);
       try {
+        n.startRelay(relay);
         n.join();
         if (c.http() != null) {
           n.startHttp(c.http());
@@ -176,6 +190,43 @@ public final class Node implements AutoCloseable {
       }
       throw e;
     }
+  }
+
+  /**
+   * Relay client and DCUtR always (any node may dial /p2p-circuit addresses or be upgraded to a
+   * direct connection); relay service on request; reservations while the node is unreachable.
+   * Installed before bootstrap, so the bootstrap peers' identify already finds relays.
+   */
+  private void startRelay(RelayOptions o) {
+    RelayClient client = RelayClient.install(host);
+    if (o.holePunch()) {
+      dcutr = Dcutr.install(host);
+    }
+    if (o.service()) {
+      relayService = RelayService.start(host, o.limits());
+      metrics.relay(relayService::relayedBytes, relayService::circuitCount, relayService::reservationCount);
+    }
+    metrics.peers(() -> (int) host.connections().stream().filter(c -> !c.relayed()).count(),
+        () -> (int) host.connections().stream().filter(c -> c.relayed()).count());
+    autoRelay = new AutoRelay(host, client);
+    autoRelay.onAddressesChanged(() -> {
+      // peers (the DHT's servers above all) hand out what identify told them: tell them again, then re-announce
+      log.info("addresses changed addrs={}", host.advertisedAddrs());
+      host.connections().forEach(c -> host.pushIdentify(c.remotePeer()).exceptionally(e -> null));
+      announce();
+    });
+    if (o.reachability() != Reachability.Status.UNKNOWN) {
+      log.info("reachability forced={} (AutoNAT's verdict is logged, not followed)", o.reachability());
+      autoRelay.setReachability(o.reachability());
+    } else {
+      // AutoNAT decides: PRIVATE reserves relay slots and dials from the listen port, PUBLIC drops them
+      autoRelay.followReachability();
+    }
+  }
+
+  /** Relay reservations: driven by AutoNAT's verdict (PRIVATE reserves) unless forced by {@link RelayOptions}. */
+  public AutoRelay autoRelay() {
+    return autoRelay;
   }
 
   private void join() {
@@ -509,6 +560,12 @@ public final class Node implements AutoCloseable {
     }
     queue.close(HttpApiServer.CLOSE_GRACE_MILLIS);
     timer.shutdownNow();
+    if (autoRelay != null) {
+      autoRelay.close();
+    }
+    if (dcutr != null) {
+      dcutr.close();
+    }
     announced.forEach(dht::stopProviding);
     pipeline.close();
     if (draftServer != null) {

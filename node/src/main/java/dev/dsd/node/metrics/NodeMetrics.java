@@ -91,6 +91,26 @@ public final class NodeMetrics {
     };
   }
 
+  private volatile java.util.function.LongSupplier relayedBytes;
+  private volatile java.util.function.IntSupplier relayCircuits;
+  private volatile java.util.function.IntSupplier relayReservations;
+  private volatile java.util.function.IntSupplier directPeers;
+  private volatile java.util.function.IntSupplier relayedPeers;
+
+  /** The relay service's counters (only on a node that offers relay service). */
+  public void relay(java.util.function.LongSupplier bytes, java.util.function.IntSupplier circuits,
+      java.util.function.IntSupplier reservations) {
+    this.relayedBytes = bytes;
+    this.relayCircuits = circuits;
+    this.relayReservations = reservations;
+  }
+
+  /** Connections open now, reached directly and only through a relay. */
+  public void peers(java.util.function.IntSupplier direct, java.util.function.IntSupplier relayed) {
+    this.directPeers = direct;
+    this.relayedPeers = relayed;
+  }
+
   /** One answered request; {@code status} is the HTTP status (499 when the client left first). */
   public void recordRequest(String route, int status) {
     requests.computeIfAbsent(new RequestKey(route, status), k -> new LongAdder()).increment();
@@ -207,6 +227,19 @@ public final class NodeMetrics {
     interToken.render(p, "dsd_inter_token_latency_seconds");
     p.family("dsd_stage_batch_rows", "histogram", "Sessions' rounds per ONNX Runtime call of this node's stages");
     stageBatchRows.render(p, "dsd_stage_batch_rows");
+    if (directPeers != null) {
+      p.family("dsd_peer_connections", "gauge", "Peer connections open now, by path (direct or through a relay)");
+      p.sample("dsd_peer_connections", directPeers.getAsInt(), "path", "direct");
+      p.sample("dsd_peer_connections", relayedPeers.getAsInt(), "path", "relayed");
+    }
+    if (relayedBytes != null) {
+      p.family("dsd_relayed_bytes_total", "counter", "Bytes this relay carried between other peers, both directions")
+          .sample("dsd_relayed_bytes_total", relayedBytes.getAsLong());
+      p.family("dsd_relay_circuits", "gauge", "Relayed connections open through this relay now")
+          .sample("dsd_relay_circuits", relayCircuits.getAsInt());
+      p.family("dsd_relay_reservations", "gauge", "Peers holding a reservation on this relay now")
+          .sample("dsd_relay_reservations", relayReservations.getAsInt());
+    }
     return p.toString();
   }
 

@@ -7,6 +7,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Supplier;
 
 /**
  * The addresses this host tells others, and why: the configured announce addresses when there are
@@ -22,6 +23,8 @@ public final class HostAddrs {
   private final Set<Multiaddr> observed = new LinkedHashSet<>();
   private final Set<Multiaddr> undialable = new LinkedHashSet<>();
   private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
+  // addresses we do not listen on ourselves: relay circuit addresses of live reservations
+  private final List<Supplier<List<Multiaddr>>> sources = new CopyOnWriteArrayList<>();
 
   HostAddrs(List<Multiaddr> announce) {
     this.announce = List.copyOf(announce);
@@ -45,10 +48,20 @@ public final class HostAddrs {
     return List.copyOf(out);
   }
 
-  /** The candidates no AutoNAT server found undialable. */
-  public synchronized List<Multiaddr> advertised() {
-    List<Multiaddr> out = new ArrayList<>(candidates());
-    out.removeAll(undialable);
+  /** Adds a source of addresses to advertise that AutoNAT does not test (relay circuit addresses). */
+  void addSource(Supplier<List<Multiaddr>> source) {
+    sources.add(source);
+  }
+
+  /** The candidates no AutoNAT server found undialable, then what the sources add. */
+  public List<Multiaddr> advertised() {
+    List<Multiaddr> out;
+    synchronized (this) {
+      out = new ArrayList<>(candidates());
+      out.removeAll(undialable);
+    }
+    // outside the lock: a source may take its own
+    sources.forEach(src -> src.get().stream().filter(a -> !out.contains(a)).forEach(out::add));
     return out;
   }
 

@@ -23,8 +23,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -70,6 +72,8 @@ public final class NettyHost implements AutoCloseable {
   private volatile Reachability reachability = Reachability.UNKNOWN;
   private volatile Function<PeerId, CompletableFuture<List<Multiaddr>>> routing;
   private volatile boolean started;
+  // Relay hook (package relay): dialing /p2p-circuit addresses.
+  private volatile BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> circuitDialer;
   private volatile boolean closing;
 
   public NettyHost(Identity identity, HostConfig config) {
@@ -132,9 +136,10 @@ public final class NettyHost implements AutoCloseable {
   /** The addresses a connected peer may be told: only those it can reach from where it is. */
   public List<Multiaddr> advertisedAddrsFor(PeerId peer) {
     Connection c = connections.get(peer);
-    if (c == null || c.relayed()) {
+    if (c == null) {
       return addrs.advertisedTo(AddrScope.PUBLIC);
     }
+    // relayed: the address is the relay's (/p2p-circuit), and the peer reached that relay too
     return addrs.advertisedTo(AddrScope.of(c.remoteAddr()));
   }
 
@@ -170,6 +175,16 @@ public final class NettyHost implements AutoCloseable {
   /** Runs {@code task} on one of the host's event loops after {@code millis}. */
   public void schedule(Runnable task, long millis) {
     tcp.group().next().schedule(task, millis, TimeUnit.MILLISECONDS);
+  }
+
+  /** Adds addresses to advertise that the host does not listen on itself (relay circuit addresses). */
+  public void addAddressSource(Supplier<List<Multiaddr>> source) {
+    addrs.addSource(source);
+  }
+
+  /** Dials /p2p-circuit addresses (installed by the relay client): (address, expected peer) to connection. */
+  public void setCircuitDialer(BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> dialer) {
+    this.circuitDialer = dialer;
   }
 
   public PeerStore peerStore() {
@@ -271,7 +286,10 @@ public final class NettyHost implements AutoCloseable {
           throw new P2pException("no known address for peer " + p);
         }
         peerStore.addAddrs(p, list);
-        return dialFirst(list, 0, p, null);
+        // relay addresses last: a direct path, when one works, is the one to use
+        List<Multiaddr> ordered = new ArrayList<>(list.stream().filter(a -> !a.isCircuit()).toList());
+        list.stream().filter(Multiaddr::isCircuit).forEach(ordered::add);
+        return dialFirst(ordered, 0, p, null);
       });
       f.whenComplete((conn, err) -> {
         dialing.remove(p);
@@ -298,7 +316,36 @@ public final class NettyHost implements AutoCloseable {
   }
 
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
+    if (addr.isCircuit()) {
+      BiFunction<Multiaddr, PeerId, CompletableFuture<Connection>> d = circuitDialer;
+      if (d == null || expected == null) {
+        return CompletableFuture.failedFuture(new P2pException("cannot dial " + addr
+            + (d == null ? ": no relay client on this host" : ": a relay address needs the target's /p2p id")));
+      }
+      return d.apply(addr, expected);
+    }
     return tcp.dial(addr, expected).thenApply(c -> {
+      register(c);
+      return c;
+    });
+  }
+
+  /**
+   * Whether ordinary dials leave from the listen port (SO_REUSEPORT). Behind a NAT that makes the
+   * address peers observe the one hole punching uses; a reachable node has no need of it. Off by default.
+   */
+  public void setDialFromListenPort(boolean on) {
+    tcp.setDialFromListenPort(on);
+  }
+
+  /**
+   * DCUtR's half of a TCP simultaneous open: dials {@code addr} from our listen port (SO_REUSEPORT),
+   * so the SYN leaves through the NAT mapping the remote expects, and upgrades with the role the
+   * hole punch assigned ({@code initiator}: the DCUtR initiator), whichever SYN got there first.
+   * The connection is registered (a direct one displaces a relayed one).
+   */
+  public CompletableFuture<Connection> dialHolePunch(Multiaddr addr, PeerId expected, boolean initiator) {
+    return tcp.dialHolePunch(addr, expected, initiator).thenApply(c -> {
       register(c);
       return c;
     });
@@ -315,18 +362,13 @@ public final class NettyHost implements AutoCloseable {
     });
   }
 
-  /**
-   * Adds an upgraded connection to the host: it serves streams for its peer (unless an open one
-   * is there already), is kept alive, and leaves again when it closes or the remote sends GO_AWAY.
-   */
   public void register(Connection c) {
     established.incrementAndGet();
-    Connection prev = connections.putIfAbsent(c.remotePeer(), c);
-    if (prev != null && !prev.isOpen()) {
-      connections.put(c.remotePeer(), c);
-    }
-    log.info("connected peer={} addr={} direction={}{}", c.remotePeer(), c.remoteAddr(), c.outbound() ? "out" : "in",
-        c.relayed() ? " relayed" : "");
+    // One connection per peer serves new streams; a direct one displaces a relayed one (DCUtR).
+    connections.compute(c.remotePeer(), (p, prev) -> prev == null || !prev.isOpen()
+        || (prev.relayed() && !c.relayed()) ? c : prev);
+    log.info("connected peer={} addr={} direction={} relayed={}", c.remotePeer(), c.remoteAddr(),
+        c.outbound() ? "out" : "in", c.relayed());
     c.channel().closeFuture().addListener(x -> {
       established.decrementAndGet();
       connections.remove(c.remotePeer(), c);

@@ -14,15 +14,20 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.epoll.EpollSocketChannel;
 import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioChannelOption;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.net.UnknownHostException;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -37,6 +42,9 @@ import org.slf4j.LoggerFactory;
  * through the {@link Upgrader}. Inbound handshakes hold {@link HandshakeSlots} until they finish or
  * the dial timeout passes; the established-connection limit is checked against {@code established}.
  * Upgraded inbound connections go to {@code register}; dialed ones are returned to the caller.
+ *
+ * <p>Listeners set SO_REUSEADDR and SO_REUSEPORT so that dials may leave from the listen port: behind
+ * a NAT (see {@link #setDialFromListenPort}) and for DCUtR's TCP simultaneous open.
  */
 final class TcpTransport {
   private static final Logger log = LoggerFactory.getLogger(TcpTransport.class);
@@ -51,6 +59,8 @@ final class TcpTransport {
   private final HandshakeSlots handshakes;
   private final AtomicInteger open = new AtomicInteger();
   private final List<Channel> servers = new CopyOnWriteArrayList<>();
+  private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
+  private volatile boolean dialFromListenPort;
 
   TcpTransport(HostConfig config, Upgrader upgrader, IntSupplier established, Consumer<Connection> register) {
     this.config = config;
@@ -92,6 +102,13 @@ final class TcpTransport {
             accept(ch);
           }
         });
+    // outbound dials and hole punches bind this port too (see dial)
+    b.option(ChannelOption.SO_REUSEADDR, true);
+    if (Epoll.isAvailable()) {
+      b.option(EpollChannelOption.SO_REUSEPORT, true);
+    } else {
+      b.option(NioChannelOption.of(StandardSocketOptions.SO_REUSEPORT), true);
+    }
     Channel server = b.bind(new InetSocketAddress(a.getHostString(), a.getPort())).syncUninterruptibly().channel();
     servers.add(server);
     InetSocketAddress local = (InetSocketAddress) server.localAddress();
@@ -99,8 +116,77 @@ final class TcpTransport {
     return InterfaceAddrs.isWildcard(m) ? InterfaceAddrs.expand(m, local.getPort()) : List.of(Multiaddr.tcp(local));
   }
 
+  /** Whether ordinary dials leave from the listen port (SO_REUSEPORT). Off by default. */
+  void setDialFromListenPort(boolean on) {
+    dialFromListenPort = on;
+  }
+
   /** Dials and upgrades; the connection is not registered anywhere. */
   CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
+    InetSocketAddress local = dialFromListenPort ? reusableLocal() : null;
+    if (local == null || !sameScope(local, addr)) {
+      return dial(addr, expected, true, null);
+    }
+    // From the listen port, as go-libp2p does: a NAT then maps our outbound connections to the same
+    // public port, which is what peers observe (identify) and what hole punching needs.
+    return dial(addr, expected, true, local).handle((c, e) -> {
+      if (e == null) {
+        return CompletableFuture.completedFuture(c);
+      }
+      String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
+      return m.contains("already in use") || m.contains("assign requested address") || m.contains("invalid argument")
+          ? dial(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
+    }).thenCompose(x -> x);
+  }
+
+  /**
+   * DCUtR's half of a TCP simultaneous open: dials from our listen port (SO_REUSEPORT) and upgrades
+   * with the role the hole punch assigned, whichever SYN got there first. Not registered.
+   */
+  CompletableFuture<Connection> dialHolePunch(Multiaddr addr, PeerId expected, boolean initiator) {
+    InetSocketAddress local = reusableLocal();
+    if (local == null) {
+      return CompletableFuture.failedFuture(new P2pException("hole punching needs a TCP listener"));
+    }
+    return dial(addr, expected, initiator, local);
+  }
+
+  /** A socket bound to a loopback address can reach only loopback addresses, and the other way round. */
+  private static boolean sameScope(InetSocketAddress local, Multiaddr target) {
+    try {
+      String host = target.toInetSocketAddress().getHostString();
+      if (!host.matches("[0-9.]+") && !host.contains(":")) {
+        return false; // a DNS name: which address it resolves to is not known here
+      }
+      return local.getAddress().isAnyLocalAddress()
+          || local.getAddress().isLoopbackAddress() == InetAddress.getByName(host).isLoopbackAddress();
+    } catch (UnknownHostException | IllegalArgumentException e) {
+      return false;
+    }
+  }
+
+  /** The first listener's address, to dial from; null without one. */
+  private InetSocketAddress reusableLocal() {
+    return servers.isEmpty() ? null : (InetSocketAddress) servers.get(0).localAddress();
+  }
+
+  /**
+   * Netty's epoll client channel cannot set SO_REUSEPORT (only its server channel can), so dials
+   * from the listen port use NIO sockets, which can, on an event loop group of their own.
+   */
+  private synchronized EventLoopGroup reuseGroup() {
+    if (clientChannel == NioSocketChannel.class) {
+      return group;
+    }
+    if (reuseGroup == null) {
+      reuseGroup = new MultiThreadIoEventLoopGroup(0, NioIoHandler.newFactory());
+    }
+    return reuseGroup;
+  }
+
+  /** {@code local}: the address to dial from (the listen port), or null for an ephemeral one. */
+  private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean initiator,
+      InetSocketAddress local) {
     CompletableFuture<Connection> result = new CompletableFuture<>();
     InetSocketAddress a;
     try {
@@ -114,7 +200,8 @@ final class TcpTransport {
       return CompletableFuture.failedFuture(new LimitExceededException("connections",
           established.getAsInt() + 1, config.maxConnections()));
     }
-    Bootstrap b = new Bootstrap().group(group).channel(clientChannel)
+    Bootstrap b = new Bootstrap().group(local == null ? group : reuseGroup())
+        .channel(local == null ? clientChannel : NioSocketChannel.class)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
         .handler(new ChannelInitializer<>() {
@@ -128,7 +215,7 @@ final class TcpTransport {
                 ch.close();
               }
             });
-            upgrader.upgrade(ch, true, expected, addr, true, false).whenComplete((c, e) -> {
+            upgrader.upgrade(ch, initiator, expected, addr, true, false).whenComplete((c, e) -> {
               if (e != null) {
                 result.completeExceptionally(e);
               } else {
@@ -137,7 +224,10 @@ final class TcpTransport {
             });
           }
         });
-    b.connect(a).addListener(f -> {
+    if (local != null) {
+      b.option(ChannelOption.SO_REUSEADDR, true).option(NioChannelOption.of(StandardSocketOptions.SO_REUSEPORT), true);
+    }
+    (local == null ? b.connect(a) : b.connect(a, local)).addListener(f -> {
       if (!f.isSuccess()) {
         result.completeExceptionally(new P2pException("dial " + addr + " failed: " + f.cause().getMessage(), f.cause()));
       }
@@ -179,5 +269,10 @@ final class TcpTransport {
 
   void shutdown() {
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    synchronized (this) {
+      if (reuseGroup != null) {
+        reuseGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+      }
+    }
   }
 }

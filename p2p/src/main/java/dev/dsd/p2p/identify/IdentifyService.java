@@ -49,10 +49,15 @@ public final class IdentifyService {
   /** Our identify message as the peer on {@code s} may see it. */
   private Identify message(Stream s) {
     SocketAddress remote = s.channel().remoteAddress();
-    // over a relayed connection the socket is the relay's: tell only what anyone may know
-    AddrScope scope = s.channel().parent() instanceof SocketChannel ? scopeOf(remote) : AddrScope.PUBLIC;
+    boolean direct = s.channel().parent() instanceof SocketChannel;
+    // Over a relayed connection the socket's far end is the relay, so no observedAddr, and the peer
+    // is told what the relay's scope reaches (it reached the relay too): a relay on the public
+    // internet, only public addresses (and circuit addresses through public relays).
+    AddrScope scope = direct ? scopeOf(remote) : host.connections().stream()
+        .filter(c -> c.channel() == s.channel().parent()).findFirst()
+        .map(c -> AddrScope.of(c.remoteAddr())).orElse(AddrScope.PUBLIC);
     return IdentifyProtocol.message(host.identity().publicKeyProto(), host.config().agentVersion(), host.protocols(),
-        host.addrs().advertisedTo(scope), remote);
+        host.addrs().advertisedTo(scope), direct ? remote : null);
   }
 
   static AddrScope scopeOf(SocketAddress remote) {

@@ -27,11 +27,12 @@ public final class Multiaddr {
     DNS(53, "dns", -1),
     DNS4(54, "dns4", -1),
     DNS6(55, "dns6", -1),
-    P2P(421, "p2p", -1);
+    P2P(421, "p2p", -1),
+    P2P_CIRCUIT(290, "p2p-circuit", 0);
 
     public final int code;
     public final String name;
-    final int size; // -1: length-prefixed
+    final int size; // -1: length-prefixed; 0: no value
 
     Protocol(int code, String name, int size) {
       this.code = code;
@@ -76,6 +77,7 @@ public final class Multiaddr {
         case TCP -> Integer.toString(((value[0] & 0xFF) << 8) | (value[1] & 0xFF));
         case DNS, DNS4, DNS6 -> new String(value, StandardCharsets.UTF_8);
         case P2P -> PeerId.fromBytes(value).toBase58();
+        case P2P_CIRCUIT -> "";
       };
     }
   }
@@ -100,6 +102,10 @@ public final class Multiaddr {
         break; // trailing slash
       }
       Protocol p = Protocol.byName(parts[i]);
+      if (p.size == 0) {
+        out.add(new Component(p, new byte[0]));
+        continue;
+      }
       if (i + 1 >= parts.length) {
         throw new IllegalArgumentException("multiaddr " + text + ": /" + p.name + " needs a value");
       }
@@ -202,25 +208,56 @@ public final class Multiaddr {
     return components;
   }
 
-  /** The /p2p peer id, or null. */
+  /**
+   * The peer this address reaches: its trailing /p2p id, or null. In a relay address
+   * ({@code .../p2p/RELAY/p2p-circuit/p2p/TARGET}) that is the target, not the relay.
+   */
   public PeerId peerId() {
-    for (Component c : components) {
-      if (c.protocol() == Protocol.P2P) {
-        return PeerId.fromBytes(c.value());
-      }
-    }
-    return null;
+    Component last = components.get(components.size() - 1);
+    return last.protocol() == Protocol.P2P ? PeerId.fromBytes(last.value()) : null;
   }
 
-  /** This address with /p2p/ID appended (replacing any /p2p already there). */
+  /** This address with /p2p/ID appended (replacing a trailing /p2p already there). */
   public Multiaddr withPeer(PeerId id) {
     List<Component> out = new ArrayList<>(withoutPeer().components);
     out.add(new Component(Protocol.P2P, id.toBytes()));
     return new Multiaddr(out);
   }
 
+  /** Without the trailing /p2p id; a relay's /p2p id inside a circuit address stays. */
   public Multiaddr withoutPeer() {
-    return new Multiaddr(components.stream().filter(c -> c.protocol() != Protocol.P2P).toList());
+    if (components.size() > 1 && components.get(components.size() - 1).protocol() == Protocol.P2P) {
+      return new Multiaddr(components.subList(0, components.size() - 1));
+    }
+    return this;
+  }
+
+  /** Whether this is a relay address (contains /p2p-circuit). */
+  public boolean isCircuit() {
+    return components.stream().anyMatch(c -> c.protocol() == Protocol.P2P_CIRCUIT);
+  }
+
+  /**
+   * The relay part of a circuit address: everything before /p2p-circuit, ending in /p2p/RELAY
+   * (e.g. {@code /ip4/1.2.3.4/tcp/4001/p2p/RELAY}); throws if this is not a circuit address.
+   */
+  public Multiaddr relayPart() {
+    for (int i = 0; i < components.size(); i++) {
+      if (components.get(i).protocol() == Protocol.P2P_CIRCUIT) {
+        if (i == 0 || components.get(i - 1).protocol() != Protocol.P2P) {
+          throw new IllegalArgumentException(this + ": /p2p-circuit must follow the relay's /p2p/ID");
+        }
+        return new Multiaddr(components.subList(0, i));
+      }
+    }
+    throw new IllegalArgumentException(this + " is not a relay (/p2p-circuit) address");
+  }
+
+  /** {@code relay/p2p-circuit}, the address a peer with a reservation on {@code relay} is reached at. */
+  public static Multiaddr circuit(Multiaddr relayWithPeer) {
+    List<Component> out = new ArrayList<>(relayWithPeer.components);
+    out.add(new Component(Protocol.P2P_CIRCUIT, new byte[0]));
+    return new Multiaddr(out);
   }
 
   /** host:port for a TCP address (DNS names unresolved); throws if this is not one. */
@@ -292,7 +329,10 @@ public final class Multiaddr {
   public String toString() {
     StringBuilder sb = new StringBuilder();
     for (Component c : components) {
-      sb.append('/').append(c.protocol().name).append('/').append(c.valueString());
+      sb.append('/').append(c.protocol().name);
+      if (c.protocol().size != 0) {
+        sb.append('/').append(c.valueString());
+      }
     }
     return sb.toString();
   }

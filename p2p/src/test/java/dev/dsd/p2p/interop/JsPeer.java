@@ -40,10 +40,15 @@ final class JsPeer implements AutoCloseable {
 
   /** A peer started with extra peer.mjs arguments, e.g. {@code --swarm-key FILE}. */
   JsPeer(List<String> args) throws IOException, InterruptedException {
+    this("peer.mjs", args);
+  }
+
+  /** Another script of the same kind (relay-peer.mjs), with its arguments. */
+  JsPeer(String script, List<String> args) throws IOException, InterruptedException {
     if (!Files.isDirectory(DIR.resolve("node_modules/libp2p"))) {
       throw new IllegalStateException("js-libp2p is not installed: run `npm ci` in " + DIR + " (.ci/run does)");
     }
-    List<String> command = new ArrayList<>(List.of("node", "--import", "./polyfill.mjs", "peer.mjs"));
+    List<String> command = new ArrayList<>(List.of("node", "--import", "./polyfill.mjs", script));
     command.addAll(args);
     process = new ProcessBuilder(command).directory(DIR.toFile())
         .redirectError(ProcessBuilder.Redirect.INHERIT).start();
