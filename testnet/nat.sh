@@ -9,8 +9,8 @@
 #
 # Routers behave like home routers: outbound connections are masqueraded, unsolicited inbound ones
 # are dropped (nothing can connect in), and they know no route to the other home network. The
-# stages run with --relay-reserve (forced: AutoNAT needs two servers' answers, which would slow the
-# test) and reserve slots on the relay.
+# stages reserve slots on the relay: stage0 because AutoNAT finds it unreachable (the relay and the
+# entry both fail to dial it back), stage1 because it runs with --relay-reserve, which forces it.
 # Checks:
 #   1. relay only (stage1 first runs with hole punching off): a greedy generation through the entry and
 #      both NAT'd stages equals the local target's output, and the relay's /metrics counts its bytes;
@@ -113,11 +113,12 @@ wait_log() { # file, pattern, seconds, what
 node "$pub" relay --relay --listen /ip4/203.0.113.2/tcp/4001 --http 203.0.113.2:8080
 wait_log "$run/relay.log" 'relay service on' 60 "the relay did not start"
 boot="/ip4/203.0.113.2/tcp/4001/p2p/$relay_id"
-node "$h1" stage0 --model "$model" --layers 0:4 --listen /ip4/10.1.0.2/tcp/4001 --bootstrap "$boot" --relay-reserve
+node "$h1" stage0 --model "$model" --layers 0:4 --listen /ip4/10.1.0.2/tcp/4001 --bootstrap "$boot"
 stage1_args=(--model "$model" --layers 4:8 --listen /ip4/10.2.0.2/tcp/4001 --bootstrap "$boot" --relay-reserve)
 node "$h2" stage1 "${stage1_args[@]}" --no-hole-punch
 node "$pub" entry --listen /ip4/203.0.113.3/tcp/4001 --bootstrap "$boot"
 t0=$(date +%s)
+wait_log "$run/stage0.log" 'reachability peer=.* now=private' 60 "AutoNAT did not find stage0 unreachable"
 wait_log "$run/stage0.log" 'relay reservation made' 60 "stage0 made no relay reservation"
 wait_log "$run/stage1.log" 'relay reservation made' 60 "stage1 made no relay reservation"
 wait_log "$run/entry.log" '^listening ' 60 "the entry did not start"

@@ -60,6 +60,11 @@ public final class Dcutr implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final Set<Multiaddr> observed = new LinkedHashSet<>();
   private final java.util.Map<PeerId, List<Connection>> relayed = new java.util.concurrent.ConcurrentHashMap<>();
+  // Both peers may each hold an inbound relayed connection (they dialed each other at once) and so
+  // both initiate: two hole punches on one 4-tuple give a connection with clashing Noise roles.
+  // One session per pair: the peer whose id sorts first keeps the initiator's role.
+  private final java.util.Map<PeerId, Attempts> initiating = new java.util.concurrent.ConcurrentHashMap<>();
+  private final Set<PeerId> responding = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   private Dcutr(NettyHost host) {
     this.host = host;
@@ -153,20 +158,34 @@ public final class Dcutr implements AutoCloseable {
   /** B: the side the relayed connection came in to drives the upgrade. */
   private void initiate(Connection relayed) {
     PeerId peer = relayed.remotePeer();
-    if (!relayed.isOpen() || hasDirect(peer)) {
-      return;
+    if (!relayed.isOpen() || hasDirect(peer) || responding.contains(peer)) {
+      return; // nothing to do, or the peer already drives a hole punch with us
     }
     Attempts a = new Attempts(peer);
+    if (initiating.putIfAbsent(peer, a) != null) {
+      return;
+    }
     host.newStream(peer, List.of(ID), s -> {
       a.stream = s;
+      if (a.done) {
+        s.channel().close(); // yielded to the peer's session meanwhile
+        return;
+      }
       s.channel().pipeline().addLast(new ProtobufFrameDecoder<>(HolePunch.parser(), MAX_MESSAGE, a::onReply,
           (ctx, e) -> a.fail("bad message: " + e.getMessage())));
       s.channel().closeFuture().addListener(f -> a.fail("stream closed"));
       s.channel().eventLoop().execute(a::connect);
     }).exceptionally(e -> {
       log.info("dcutr peer={} cannot open a stream: {}", peer, e.getMessage());
+      a.done = true;
+      initiating.remove(peer, a);
       return null;
     });
+  }
+
+  /** Whether we keep the initiator's role when both sides initiate at once. */
+  private boolean keepsInitiator(PeerId peer) {
+    return host.peerId().toBase58().compareTo(peer.toBase58()) < 0;
   }
 
   private final class Attempts {
@@ -175,7 +194,7 @@ public final class Dcutr implements AutoCloseable {
     Stream stream;
     int attempt;
     long sentAt;
-    boolean done;
+    volatile boolean done;
     io.netty.util.concurrent.ScheduledFuture<?> timeout;
 
     Attempts(PeerId peer) {
@@ -251,6 +270,20 @@ public final class Dcutr implements AutoCloseable {
         }
         log.info("dcutr failed peer={} attempts={} reason={}; staying on the relay", peer, attempt, why);
       }
+      initiating.remove(peer, this);
+    }
+
+    /** The peer initiated too and keeps the role: our session gives way to theirs. */
+    void yieldTo() {
+      done = true;
+      if (timeout != null) {
+        timeout.cancel(false);
+      }
+      log.info("dcutr peer={} initiated at the same time as us; we answer its session instead", peer);
+      if (stream != null) {
+        stream.channel().close();
+      }
+      initiating.remove(peer, this);
     }
   }
 
@@ -279,6 +312,18 @@ public final class Dcutr implements AutoCloseable {
     });
     s.channel().pipeline().addLast(new ProtobufFrameDecoder<>(HolePunch.parser(), MAX_MESSAGE, (ctx, m) -> {
       if (m.getType() == HolePunch.Type.CONNECT) {
+        Attempts mine = initiating.get(peer);
+        if (theirs.isEmpty() && syncs[0] == 0 && mine != null && !mine.done) {
+          if (keepsInitiator(peer)) {
+            log.info("dcutr from {} refused: our own session with it goes on (simultaneous initiation)", peer);
+            s.channel().close();
+            return;
+          }
+          mine.yieldTo();
+        }
+        if (responding.add(peer)) {
+          s.channel().closeFuture().addListener(f -> responding.remove(peer));
+        }
         theirs.clear();
         theirs.add(dialable(m));
         s.channel().writeAndFlush(ProtobufFrameDecoder.encode(connectMessage()));

@@ -86,7 +86,7 @@ class AutoRelayReachabilityTest {
   }
 
   static void awaitTrue(BooleanSupplier cond, String message) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (!cond.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError(message);
