@@ -72,7 +72,12 @@ public final class Router {
         continue;
       }
       int[] gap = new int[1];
-      Route r = chain(modelId, layers, e.getValue(), avoid, e.getKey(), gap);
+      Route r = chain(modelId, layers, e.getValue(), avoid, e.getKey(), gap, false);
+      if (r == null) {
+        // a peer that announced it is full may have freed a slot since; if it is the only cover,
+        // asking it gives the user its own answer ("session limit") rather than "no chain"
+        r = chain(modelId, layers, e.getValue(), avoid, e.getKey(), new int[1], true);
+      }
       if (r == null) {
         reached.put(e.getKey(), gap[0]);
       } else if (best == null || r.expectedRoundMillis() < best.expectedRoundMillis()) {
@@ -102,10 +107,10 @@ public final class Router {
 
   /** Shortest path over one format's candidates; null (with {@code gap[0]} the first uncovered layer) if none. */
   private Route chain(String modelId, int layers, List<Candidate> candidates, Set<PeerId> avoid, WeightFormat weights,
-      int[] gap) {
+      int[] gap, boolean includeFull) {
     Map<Integer, List<Candidate>> byStart = new HashMap<>();
     for (Candidate c : candidates) {
-      if (!avoid.contains(c.peer()) && !c.full() && c.from() >= 0 && c.to() <= layers && c.from() < c.to()) {
+      if (!avoid.contains(c.peer()) && (includeFull || !c.full()) && c.from() >= 0 && c.to() <= layers && c.from() < c.to()) {
         byStart.computeIfAbsent(c.from(), k -> new ArrayList<>()).add(c);
       }
     }
