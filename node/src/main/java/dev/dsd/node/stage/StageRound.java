@@ -9,7 +9,7 @@ import dev.dsd.node.pipeline.proto.Round;
  * @param hidden decoded hidden states [positions, H], null on the first stage
  * @param queuedAt {@link System#nanoTime()} when it arrived, for the queue time it reports
  */
-record StageRound(StageServer.StageSession session, Round round, int positions, float[] hidden, long queuedAt)
+record StageRound(StageSession session, Round round, int positions, float[] hidden, long queuedAt)
     implements StageScheduler.Job {
   @Override
   public boolean live() {

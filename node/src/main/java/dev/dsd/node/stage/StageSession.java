@@ -1,0 +1,413 @@
+package dev.dsd.node.stage;
+
+import dev.dsd.node.pipeline.PipelineProtocol;
+import dev.dsd.node.pipeline.Activations;
+import dev.dsd.node.pipeline.PipelineService;
+import dev.dsd.node.pipeline.PipelineStats;
+
+import dev.dsd.node.generate.VocabMask;
+import dev.dsd.node.wire.MessageStream;
+import com.google.protobuf.ByteString;
+import dev.dsd.node.pipeline.proto.DType;
+import dev.dsd.node.pipeline.proto.Error;
+import dev.dsd.node.pipeline.proto.Hop;
+import dev.dsd.node.pipeline.proto.OpenSession;
+import dev.dsd.node.pipeline.proto.Opened;
+import dev.dsd.node.pipeline.proto.PipelineMessage;
+import dev.dsd.node.pipeline.proto.Round;
+import dev.dsd.node.pipeline.proto.RoundResult;
+import dev.dsd.node.pipeline.proto.Row;
+import dev.dsd.node.pipeline.proto.StageTiming;
+import dev.dsd.node.pipeline.proto.Tensor;
+import dev.dsd.p2p.core.PeerId;
+import dev.dsd.p2p.host.NettyHost;
+import dev.dsd.p2p.multiaddr.Multiaddr;
+import dev.dsd.pipeline.runtime.RuntimeLimitException;
+import dev.dsd.pipeline.runtime.StageBatchRunner;
+import dev.dsd.pipeline.runtime.StageKv;
+import dev.dsd.verification.acceptance.LogitScores;
+import dev.dsd.verification.acceptance.SparseScores;
+import dev.dsd.verification.processing.PenaltyState;
+import java.util.Arrays;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/** One session at this stage: its cache and its two neighbours. */
+final class StageSession implements MessageStream.Listener<PipelineMessage> {
+  private static final Logger log = LoggerFactory.getLogger(StageSession.class);
+  private final StageServer server;
+  private final PipelineService service;
+  private final NettyHost host;
+  private final HostedShard shard;
+  private final PeerQuota quota;
+  private final PipelineStats stats;
+  private final StageScheduler<StageRound> scheduler;
+  private final OpenSession open;
+  private final String id;
+  private final MessageStream<PipelineMessage> upstream;
+  final StageKv kv;
+  private volatile MessageStream<PipelineMessage> downstream; // next stage, or the entry on the last stage
+  private volatile PeerId downstreamPeer;
+  private boolean last;
+  private long lastRound;
+  private final AtomicBoolean ended = new AtomicBoolean();
+  private long kvBytes; // charged to the upstream peer's quota: kvTokens positions' worth
+  private int kvTokens;
+  private int queuedLength; // cache length after every round accepted so far has run (rounds arrive in order)
+  /** The chain's peers before this stage: the only ones an upstream error may name. */
+  private final Set<ByteString> earlierPeers = new HashSet<>();
+  volatile long lastActivity = System.nanoTime();
+  /** On the last stage of a session with penalties: its token history; else null. */
+  private final PenaltyState penalties;
+
+  StageSession(StageServer server, OpenSession open, MessageStream<PipelineMessage> upstream, StageKv kv, long kvBytes) {
+    this.server = server;
+    this.service = server.service;
+    this.host = server.host;
+    this.shard = server.shard;
+    this.quota = server.quota;
+    this.stats = server.stats;
+    this.scheduler = server.scheduler;
+    boolean lastStage = shard.to() == shard.config().numLayers(); // checkOpen: the chain ends at our last layer
+    this.penalties = lastStage && open.hasPenalties() ? new PenaltyState(StageServer.penalties(open.getPenalties()),
+        open.getPenalties().getPromptTokens(), shard.config().vocabSize(), (int) open.getMaxTokens()) : null;
+    for (Hop h : open.getChainList()) {
+      if (h.getFromLayer() >= shard.from()) {
+        break;
+      }
+      earlierPeers.add(h.getPeerId());
+    }
+    this.kvBytes = kvBytes;
+    this.open = open;
+    this.id = open.getSessionId();
+    this.upstream = upstream;
+    this.kv = kv;
+  }
+
+  void connect(PeerId target, List<Multiaddr> addrs, boolean toEntry) {
+    this.last = toEntry;
+    this.downstreamPeer = target;
+    service.open(target, addrs, new Downstream()).whenComplete((st, err) -> {
+          if (err != null) {
+            String what = toEntry ? "the entry " : "the next stage ";
+            end("cannot reach " + target, () -> upstream.send(PipelineProtocol.error(Error.Code.UNREACHABLE, id,
+                what + target + " is unreachable: " + PipelineProtocol.rootMessage(err), target, 0)));
+            return;
+          }
+          downstream = st;
+          if (ended.get()) { // the session ended while this stream opened: nobody else will close it
+            st.close();
+            return;
+          }
+          if (toEntry) {
+            downstream.send(PipelineMessage.newBuilder().setOpened(Opened.newBuilder().setSessionId(id)
+                .addTimings(timing(0, 0))).build());
+          } else {
+            downstream.send(PipelineMessage.newBuilder().setOpen(open).build());
+          }
+        });
+  }
+
+  @Override
+  public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
+    lastActivity = System.nanoTime();
+    switch (m.getBodyCase()) {
+      case ROUND -> round(m.getRound());
+      case CLOSE -> {
+        if (!m.getClose().getSessionId().equals(id)) {
+          stats.rejectedMessages.increment();
+          from.send(PipelineProtocol.error(Error.Code.UNKNOWN_SESSION, m.getClose().getSessionId(), "this stream carries "
+              + "session " + id + ", not " + m.getClose().getSessionId(), host.peerId(), 0));
+          return;
+        }
+        end(null, () -> {
+          if (downstream != null && !last) {
+            downstream.send(m);
+          }
+        });
+      }
+      case ERROR -> upstreamFailed(from, m);
+      default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
+          + m.getBodyCase(), host.peerId(), 0));
+    }
+  }
+
+  /**
+   * The previous stage (or the entry) went away without closing the session. The stages after this
+   * one must learn whose fault it is: if this one only closed its own stream on, the next stage, and
+   * in the end the entry, would blame this healthy peer, back it off, and route to nothing.
+   */
+  @Override
+  public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
+    String why = from.remote() + " went away" + (cause == null ? "" : ": " + PipelineProtocol.rootMessage(cause));
+    end("upstream " + why, () -> {
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null && !host.isClosing()) {
+        d.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the previous stage " + why, from.remote(),
+            lastRound));
+      }
+    });
+  }
+
+  /**
+   * An upstream stage saw the stage before it fail: passed on towards the entry, and the session is
+   * over. Only a peer earlier in the chain may be named, so an upstream cannot get a later stage
+   * (or anyone else) avoided; anything else is refused like any other misplaced message.
+   */
+  private void upstreamFailed(MessageStream<PipelineMessage> from, PipelineMessage m) {
+    Error e = m.getError();
+    boolean earlier = e.getSessionId().equals(id) && earlierPeers.contains(e.getPeerId());
+    if (!earlier) {
+      stats.rejectedMessages.increment();
+      from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage takes from upstream only an error naming "
+          + "an earlier stage of the chain", host.peerId(), 0));
+      return;
+    }
+    end("upstream error: " + e.getMessage(), () -> {
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null) {
+        d.send(m);
+      }
+    });
+  }
+
+  private void round(Round r) {
+    long queued = System.nanoTime();
+    String problem = RoundCheck.problem(r, id, lastRound, queuedLength, shard, kv.maxTokens(), penalties != null);
+    if (problem == null) {
+      String over = quota.charge(upstream.remote(), r.getSerializedSize());
+      if (over == null) {
+        over = growKv(r);
+      }
+      if (over == null) {
+        try { // the shard's budget, across all peers: refused here rather than failing a whole batched call
+          kv.charge(r.getKeep() + positions(r));
+        } catch (RuntimeLimitException e) {
+          fail(Error.Code.LIMIT, e.getMessage()); // the shard is full: the session ends, its memory is freed
+          return;
+        }
+      }
+      if (over != null) {
+        upstream.send(PipelineProtocol.error(Error.Code.LIMIT, id, over, host.peerId(), r.getRound()));
+        return;
+      }
+    }
+    float[] hidden = null;
+    if (problem == null && !shard.batch().isFirst()) {
+      // decoded before the cache is truncated: bad bytes or a NaN must leave the session as it was
+      try {
+        hidden = Activations.decode(r.getHidden(), shard.config().hiddenSize());
+      } catch (IllegalArgumentException e) {
+        problem = e.getMessage();
+      }
+    }
+    if (problem != null) {
+      stats.rejectedMessages.increment();
+      upstream.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), r.getRound()));
+      return;
+    }
+    MessageStream<PipelineMessage> out = downstream;
+    if (out == null || !out.isOpen()) {
+      // the fault is the next hop's (it went away before this round came): blaming this stage would
+      // make the entry avoid a healthy peer and keep routing to the dead one
+      end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
+          + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
+          r.getRound())));
+      return;
+    }
+    lastRound = r.getRound();
+    int t = positions(r);
+    queuedLength = r.getKeep() + t;
+    scheduler.submit(new StageRound(this, r, t, hidden, queued));
+  }
+
+  /** This round's share of a batched call. */
+  StageBatchRunner.Row row(StageRound j) {
+    return shard.batch().isFirst()
+        ? StageBatchRunner.Row.tokens(kv, j.round().getTokensList().stream().mapToInt(Integer::intValue).toArray())
+        : StageBatchRunner.Row.hidden(kv, j.hidden(), j.positions());
+  }
+
+  /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
+  void finish(StageRound j, float[] y, long computeNanos, long startedAt, int rows) {
+    Round r = j.round();
+    int t = j.positions();
+    long queueNanos = startedAt - j.queuedAt();
+    try {
+      MessageStream<PipelineMessage> out = downstream;
+      if (out == null || !out.isOpen()) {
+        end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
+            + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
+            r.getRound())));
+        return;
+      }
+      PipelineMessage msg;
+      if (!last) {
+        Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
+        Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
+        msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
+            .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
+      } else {
+        msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
+      }
+      int bytes = out.send(msg);
+      stats.rounds.increment();
+      stats.bytesSent.add(bytes);
+      server.recordCompute(t, computeNanos);
+      log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
+          r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
+    } catch (RuntimeException e) {
+      failed(r, e);
+    }
+  }
+
+  /** A round that could not run: the session is over, with the reason its kind says. */
+  void failed(Round r, RuntimeException e) {
+    if (ended.get()) {
+      return; // closed while it waited or ran: nobody is waiting for this round
+    }
+    if (e instanceof RuntimeLimitException) {
+      fail(Error.Code.LIMIT, e.getMessage());
+    } else if (e instanceof IllegalArgumentException) {
+      fail(Error.Code.BAD_REQUEST, e.getMessage());
+    } else {
+      log.warn("round failed session={} round={}: {}", id, r.getRound(), e.toString());
+      fail(Error.Code.INTERNAL, "stage failed: " + e.getMessage());
+    }
+  }
+
+  boolean live() {
+    return !ended.get();
+  }
+
+  /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
+  /** New positions a round runs: its tokens on the first stage, its hidden rows later on. */
+  private int positions(Round r) {
+    return shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+  }
+
+  private String growKv(Round r) {
+    int need = r.getKeep() + positions(r);
+    if (need <= kvTokens) {
+      return null;
+    }
+    long more = (long) (need - kvTokens) * shard.batch().sessions().bytesPerToken();
+    synchronized (this) { // against end() releasing the charge meanwhile
+      String over = ended.get() ? "session " + id + " has ended" : quota.growKv(upstream.remote(), more, id, need);
+      if (over == null) {
+        kvTokens = need;
+        kvBytes += more;
+      }
+      return over;
+    }
+  }
+
+  private RoundResult result(Round r, float[] logits, int t, long computeNanos, long queueNanos, int batchRows) {
+    int vocab = shard.config().vocabSize();
+    int rows = r.getRows();
+    float[] lastRows = Arrays.copyOfRange(logits, (t - rows) * vocab, t * vocab);
+    VocabMask.apply(lastRows, vocab, shard.usableVocab());
+    if (penalties != null) { // before anything reads the rows: summary and full logits alike are processed
+      penalties.process(r.getKeep(), r.getPenaltyTokensList().stream().mapToInt(Integer::intValue).toArray(), lastRows,
+          rows, vocab);
+    }
+    RoundResult.Builder b = RoundResult.newBuilder().setSessionId(id).setRound(r.getRound()).setVocab(vocab)
+        .addAllTimings(r.getTimingsList());
+    if (open.getFullLogits()) {
+      b.setLogits(Activations.encode(lastRows, rows, vocab, DType.F32));
+    } else {
+      int[] drafts = r.getDraftsList().stream().mapToInt(Integer::intValue).toArray();
+      double temp = open.getTemperature();
+      SparseScores s = SparseScores.summarize(new LogitScores(lastRows, vocab, temp, open.getTopP()), drafts, temp > 0);
+      for (int row = 0; row < rows; row++) {
+        Row.Builder rb = Row.newBuilder().setArgmax(s.argmax()[row]);
+        if (s.ids()[row] == null) {
+          for (double p : s.probs()[row]) {
+            rb.addDense(p);
+          }
+        } else {
+          for (int j = 0; j < s.ids()[row].length; j++) {
+            rb.addIds(s.ids()[row][j]).addProbs((float) s.probs()[row][j]);
+          }
+        }
+        b.addRows(rb);
+      }
+    }
+    long bytes = b.build().getSerializedSize();
+    return b.addTimings(timing(computeNanos, queueNanos).toBuilder().setBytesOut(bytes).setBatchRows(batchRows)).build();
+  }
+
+  private StageTiming timing(long computeNanos, long queueNanos) {
+    return StageTiming.newBuilder().setPeerId(ByteString.copyFrom(host.peerId().toBytes()))
+        .setComputeMicros((int) Math.min(Integer.MAX_VALUE, computeNanos / 1000))
+        .setQueueMicros((int) Math.min(Integer.MAX_VALUE, queueNanos / 1000)).build();
+  }
+
+  /**
+   * Ends the session for a reason of this stage's own, telling both neighbours: the stages after
+   * this one hear it before they see its stream close, so none of them reports this stage as
+   * vanished with a different story.
+   */
+  void fail(Error.Code code, String reason) {
+    end(reason, () -> {
+      PipelineMessage error = PipelineProtocol.error(code, id, reason, host.peerId(), lastRound);
+      upstream.send(error);
+      MessageStream<PipelineMessage> d = downstream;
+      if (d != null) {
+        d.send(error);
+      }
+    });
+  }
+
+  /**
+   * Frees the session once; {@code reason} null for a requested close. Only the caller that ends
+   * the session says its {@code lastWords} to the neighbours: a stage ending for one reason must
+   * not also report, say, the stream its own error just made a neighbour close.
+   */
+  void end(String reason, Runnable lastWords) {
+    if (!ended.compareAndSet(false, true)) {
+      return;
+    }
+    lastWords.run();
+    server.sessions.remove(id, this);
+    kv.close();
+    synchronized (this) {
+      quota.release(upstream.remote(), kvBytes);
+    }
+    upstream.close();
+    MessageStream<PipelineMessage> d = downstream;
+    if (d != null) {
+      d.close();
+    }
+    if (reason == null) {
+      log.info("session closed id={} layers=[{},{})", id, shard.from(), shard.to());
+    } else {
+      log.info("session ended id={} layers=[{},{}) reason={}", id, shard.from(), shard.to(), reason);
+    }
+  }
+
+  /** Messages and the end of the next stage's (or the entry's) stream. */
+  private final class Downstream implements MessageStream.Listener<PipelineMessage> {
+    @Override
+    public void onMessage(MessageStream<PipelineMessage> from, PipelineMessage m) {
+      if (m.hasError()) { // a later stage failed: the entry must hear it, then this session is over
+        end("downstream error: " + m.getError().getMessage(), () -> upstream.send(m));
+      }
+    }
+
+    @Override
+    public void onClosed(MessageStream<PipelineMessage> from, Throwable cause) {
+      PeerId peer = from.remote();
+      end("downstream " + peer + " went away", () -> {
+        if (!host.isClosing()) { // a node going away has nothing to say about its neighbours
+          upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, (last ? "the entry " : "the next stage ")
+              + peer + " went away" + (cause == null ? "" : ": " + PipelineProtocol.rootMessage(cause)), peer, lastRound));
+        }
+      });
+    }
+  }
+}
