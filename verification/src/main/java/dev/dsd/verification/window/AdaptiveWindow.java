@@ -36,8 +36,8 @@ public final class AdaptiveWindow implements WindowPolicy {
 
   private final int kMin;
   private final int kMax;
-  private double successes = 1;
-  private double failures = 1;
+  private final AcceptanceHazard hazard; // null: the geometric yield
+  private final AcceptanceState acceptance;
   private final LinearFit draft;
   private final LinearFit verify;
   private double rtt = Double.NaN;
@@ -47,12 +47,23 @@ public final class AdaptiveWindow implements WindowPolicy {
   private int probeInterval = FIRST_PROBE_AFTER;
 
   public AdaptiveWindow(int kMin, int kMax) {
+    this(kMin, kMax, null);
+  }
+
+  /**
+   * A window whose expected yield per k comes from {@code hazard} (the learned controller, {@code
+   * --spec learned}) instead of the geometric formula; null for the analytic one. Costs, warm-up and
+   * probing are the same for both.
+   */
+  public AdaptiveWindow(int kMin, int kMax, AcceptanceHazard hazard) {
     if (kMin < 0 || kMax < Math.max(1, kMin)) {
       throw new IllegalArgumentException("window bounds must satisfy 0 <= kMin <= kMax, kMax >= 1, got " + kMin + ".."
           + kMax);
     }
     this.kMin = kMin;
     this.kMax = kMax;
+    this.hazard = hazard;
+    this.acceptance = new AcceptanceState();
     this.draft = new LinearFit();
     this.verify = new LinearFit();
   }
@@ -60,8 +71,8 @@ public final class AdaptiveWindow implements WindowPolicy {
   private AdaptiveWindow(AdaptiveWindow o) {
     this.kMin = o.kMin;
     this.kMax = o.kMax;
-    this.successes = o.successes;
-    this.failures = o.failures;
+    this.hazard = o.hazard;
+    this.acceptance = o.acceptance.copy();
     this.draft = o.draft.copy();
     this.verify = o.verify.copy();
     this.rtt = o.rtt;
@@ -102,7 +113,8 @@ public final class AdaptiveWindow implements WindowPolicy {
     double best = -1;
     int bestK = from;
     for (int k = from; k <= kMax; k++) {
-      double rate = expectedTokens(a, k) / roundTime(k);
+      double yield = hazard == null ? expectedTokens(a, k) : hazard.expectedTokens(acceptance, k);
+      double rate = yield / roundTime(k);
       if (rate > best) {
         best = rate;
         bestK = k;
@@ -123,14 +135,18 @@ public final class AdaptiveWindow implements WindowPolicy {
       return;
     }
     rounds++;
-    successes = DECAY * successes + accepted;
-    failures = DECAY * failures + (accepted < k ? 1 : 0);
+    acceptance.observe(k, Math.min(k, Math.max(0, accepted)));
     draft.add(k, draftNanos);
   }
 
   /** Estimated per-token acceptance rate. */
   public synchronized double acceptance() {
-    return successes / (successes + failures);
+    return acceptance.rate();
+  }
+
+  /** Whether this window's yield comes from a learned model. */
+  public boolean learned() {
+    return hazard != null;
   }
 
   /** Expected tokens one round yields with window k (accepted drafts plus the target's own token). */

@@ -15,6 +15,8 @@ public final class WindowMemory {
 
   private final int kMin;
   private final int kMax;
+  private final java.util.function.Supplier<AcceptanceHazard> hazard;
+  private AcceptanceHazard loaded;
   private final Map<String, AdaptiveWindow> byRoute = new LinkedHashMap<>(16, 0.75f, true) {
     @Override
     protected boolean removeEldestEntry(Map.Entry<String, AdaptiveWindow> eldest) {
@@ -23,15 +25,39 @@ public final class WindowMemory {
   };
 
   public WindowMemory(int kMin, int kMax) {
+    this(kMin, kMax, (AcceptanceHazard) null);
+  }
+
+  /** Windows whose yield comes from {@code hazard} (null: the analytic controller). */
+  public WindowMemory(int kMin, int kMax, AcceptanceHazard hazard) {
+    this(kMin, kMax, () -> hazard);
+  }
+
+  /**
+   * Windows of the learned controller with the shipped model, read at the first request that asks
+   * for one: a node that never serves {@code --spec learned} never reads it.
+   */
+  public static WindowMemory learned(int kMin, int kMax) {
+    return new WindowMemory(kMin, kMax, AcceptanceHazard::shipped);
+  }
+
+  private WindowMemory(int kMin, int kMax, java.util.function.Supplier<AcceptanceHazard> hazard) {
     new AdaptiveWindow(kMin, kMax); // checks the bounds once, here
     this.kMin = kMin;
     this.kMax = kMax;
+    this.hazard = hazard;
   }
 
   /** A window for a request on {@code route}: the route's last estimates, or a fresh one. */
   public synchronized AdaptiveWindow start(String route) {
     AdaptiveWindow w = byRoute.get(route);
-    return w == null ? new AdaptiveWindow(kMin, kMax) : w.continuing();
+    if (w != null) {
+      return w.continuing();
+    }
+    if (loaded == null) {
+      loaded = hazard.get();
+    }
+    return new AdaptiveWindow(kMin, kMax, loaded);
   }
 
   /** Keeps what {@code window} learned for the next request on {@code route}. */
