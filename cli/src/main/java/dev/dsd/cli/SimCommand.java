@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
 @Command(
     name = "sim",
     mixinStandardHelpOptions = true,
-    subcommands = {SimValidateCommand.class},
+    subcommands = {SimValidateCommand.class, SimTrainWindowCommand.class},
     description = {
       "Discrete-event simulation of a dsd swarm: stages with compute profiles measured by `dsd bench shard`,",
       "links, stage batching, the node's router and window policy, drafting on a draft node / the entry /",
@@ -52,7 +52,7 @@ final class SimCommand implements Callable<Integer> {
       description = "testnet: a message crosses its receiver's link (up.sh's relays); swarm: sender's and receiver's.")
   String links;
 
-  @Option(names = "--spec", defaultValue = "auto", description = "off, K or auto (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--spec", defaultValue = "auto", description = "off, K, auto or learned (default: ${DEFAULT-VALUE}).")
   String spec;
 
   @Option(names = "--concurrency", defaultValue = "1", description = "Generations at once per entry (default: ${DEFAULT-VALUE}).")
@@ -172,6 +172,9 @@ final class SimCommand implements Callable<Integer> {
     if (s.equals("auto")) {
       return -1;
     }
+    if (s.equals("learned")) {
+      return SimConfig.LEARNED;
+    }
     try {
       int k = Integer.parseInt(s);
       if (k >= 1) {
@@ -180,7 +183,7 @@ final class SimCommand implements Callable<Integer> {
     } catch (NumberFormatException e) {
       // falls through to the error
     }
-    throw new CliException("--spec must be off, a window K >= 1 or auto, got " + s);
+    throw new CliException("--spec must be off, a window K >= 1, auto or learned, got " + s);
   }
 
   static boolean linksTestnet(String s) {

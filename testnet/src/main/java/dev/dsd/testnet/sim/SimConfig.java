@@ -10,7 +10,8 @@ package dev.dsd.testnet.sim;
  *     drawn uniformly from {@code [latencyMs, latencyMaxMs]}
  * @param testnetLinks true: a message crosses only its receiver's link (as behind up.sh's relays);
  *     false: it crosses the sender's and the receiver's (half the peer's latency each)
- * @param spec 0 off, k > 0 fixed window, -1 auto (the node's {@code AdaptiveWindow})
+ * @param spec 0 off, k > 0 fixed window, -1 auto (the node's {@code AdaptiveWindow}), -2 learned (the same
+ *     window with the learned {@code AcceptanceHazard})
  * @param concurrency generations the entries run at once (closed loop when {@code arrivalRate} is 0)
  * @param arrivalRate requests per second arriving (0: closed loop); {@code burst} > 1 makes them come in bursts
  * @param drafting "node" (a draft node, as up.sh starts), "entry" (draft model on the entry), "lookup", "none"
@@ -31,6 +32,9 @@ public record SimConfig(int stages, int replicas, int layers, double latencyMs, 
     int maxTokens, String drafting, int draftNodes, int entries, int batchRows, int batchTokens, int draftBatchRows,
     int maxSessions, double churnPerHour, double rejoinMs, String weights, double hopMs, double roundMs,
     double draftCallMs, double draftOpenMs, double failoverMs, long seed) {
+  /** {@link #spec} of the learned window controller. */
+  public static final int LEARNED = -2;
+
 
   public static final int MAX_PEERS = 100_000;
   public static final int MAX_REQUESTS = 10_000_000;
@@ -46,8 +50,8 @@ public record SimConfig(int stages, int replicas, int layers, double latencyMs, 
     if (latencyMs < 0 || latencyMaxMs < 0 || jitterMs < 0 || bandwidthMbit < 0) {
       throw new IllegalArgumentException("latency, jitter and bandwidth must be >= 0");
     }
-    if (spec < -1) {
-      throw new IllegalArgumentException("spec must be off (0), K > 0 or auto (-1), got " + spec);
+    if (spec < LEARNED) {
+      throw new IllegalArgumentException("spec must be off (0), K > 0, auto (-1) or learned (-2), got " + spec);
     }
     if (concurrency < 1 || requests < 1 || requests > MAX_REQUESTS || maxTokens < 1) {
       throw new IllegalArgumentException("concurrency, max tokens and requests (<= " + MAX_REQUESTS

@@ -86,6 +86,7 @@ public final class SimValidate {
     return switch (s) {
       case "off" -> 0;
       case "auto" -> -1;
+      case "learned" -> SimConfig.LEARNED;
       default -> Integer.parseInt(s);
     };
   }

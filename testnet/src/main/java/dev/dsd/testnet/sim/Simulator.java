@@ -6,6 +6,7 @@ import dev.dsd.node.routing.Route;
 import dev.dsd.node.routing.Router;
 import dev.dsd.p2p.core.PeerId;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.AcceptanceHazard;
 import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.ArrayDeque;
@@ -63,6 +64,12 @@ public final class Simulator {
   int finished;
 
   public Simulator(SimConfig c, ComputeProfile target, ComputeProfile draft, AcceptanceTrace trace) {
+    this(c, target, draft, trace, c.spec() == SimConfig.LEARNED ? AcceptanceHazard.shipped() : null);
+  }
+
+  /** With {@code hazard} as the learned controller's model when {@code c.spec()} is {@link SimConfig#LEARNED}. */
+  public Simulator(SimConfig c, ComputeProfile target, ComputeProfile draft, AcceptanceTrace trace,
+      AcceptanceHazard hazard) {
     this.c = c;
     this.target = target.layers() == c.layers() ? target : target.scaled(target.model(), c.layers(), target.hidden(), 1);
     this.draft = draft;
@@ -87,7 +94,7 @@ public final class Simulator {
             Integer.MAX_VALUE);
       }
       entryPeers.add(e);
-      windows.add(new WindowMemory(0, MAX_AUTO_WINDOW));
+      windows.add(new WindowMemory(0, MAX_AUTO_WINDOW, c.spec() == SimConfig.LEARNED ? hazard : null));
       routers.add(new Router(p -> rttMicros(e, byId.get(p)), (a, b) -> rttMicros(byId.get(a), byId.get(b))));
     }
   }
@@ -239,9 +246,9 @@ public final class Simulator {
     return best;
   }
 
-  /** As the node does: auto continues from the estimates of the entry's last request on the same route. */
+  /** As the node does: auto (and learned) continues from the estimates of the entry's last request on the same route. */
   WindowPolicy window(int entry, String routeKey) {
-    return c.spec() == -1 ? windows.get(entry).start(routeKey) : WindowPolicy.fixed(c.spec());
+    return c.spec() < 0 ? windows.get(entry).start(routeKey) : WindowPolicy.fixed(c.spec());
   }
 
   void windowDone(int entry, String routeKey, WindowPolicy w) {
