@@ -55,9 +55,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--draft", paramLabel = "DIR", description = "Draft model for speculative decoding (default: bundled draft when --model is not given).")
   Path draft;
 
-  @Option(names = "--spec", paramLabel = "off|K|auto", defaultValue = "auto",
-      description = {"Draft tokens verified per target pass: off, a fixed K, or auto (adaptive window chosen",
-          "from measured acceptance and timings). Default: ${DEFAULT-VALUE} when a draft is present."})
+  @Option(names = "--spec", paramLabel = "off|K|auto|learned", defaultValue = "auto",
+      description = {"Draft tokens verified per target pass: off, a fixed K, auto (adaptive window chosen",
+          "from measured acceptance and timings), or learned (the same, with a learned model of how far",
+          "drafts survive). Default: ${DEFAULT-VALUE} when a draft is present."})
   String spec;
 
   @Option(names = "--adaptive", description = {"Adaptive verification (DSD): accept unimportant draft tokens",
@@ -171,6 +172,9 @@ final class GenerateCommand implements Callable<Integer> {
     if (s.equals("auto")) {
       return GenerationRequest.AUTO;
     }
+    if (s.equals("learned")) {
+      return GenerationRequest.LEARNED;
+    }
     try {
       int k = Integer.parseInt(s);
       if (k >= 0 && k <= 32) {
@@ -179,7 +183,7 @@ final class GenerateCommand implements Callable<Integer> {
     } catch (NumberFormatException ignored) {
       // falls through to the error
     }
-    throw new CliException("--spec must be off, auto or a window K in 0..32, got '" + s + "'");
+    throw new CliException("--spec must be off, auto, learned or a window K in 0..32, got '" + s + "'");
   }
 
   static String toJson(GenerationResult r) throws IOException {

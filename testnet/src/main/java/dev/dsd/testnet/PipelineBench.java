@@ -51,10 +51,11 @@ public final class PipelineBench {
       return switch (s) {
         case "off" -> new Mode("off", 0, false);
         case "auto" -> new Mode("auto", GenerationRequest.AUTO, false);
+        case "learned" -> new Mode("learned", GenerationRequest.LEARNED, false);
         case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true);
         default -> {
           if (!s.matches("k[0-9]+")) {
-            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto or adaptive, got " + s);
+            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, learned or adaptive, got " + s);
           }
           yield new Mode(s, Integer.parseInt(s.substring(1)), false);
         }

@@ -50,6 +50,8 @@ public final class HttpGenerator implements Generator {
     body.putObject("stream_options").put("include_usage", true);
     if (req.speculation() == GenerationRequest.AUTO) {
       body.put("dsd_spec", "auto");
+    } else if (req.speculation() == GenerationRequest.LEARNED) {
+      body.put("dsd_spec", "learned");
     } else if (req.speculation() == 0) {
       body.put("dsd_spec", "off");
     } else {

@@ -47,6 +47,7 @@ public final class PipelineGenerator implements Generator {
   private final RuleChoice rules;
   private final int usable;
   private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
+  private final WindowMemory learnedWindows = WindowMemory.learned(0, MAX_AUTO_WINDOW);
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
@@ -117,7 +118,8 @@ public final class PipelineGenerator implements Generator {
   public GenerationResult generate(GenerationRequest req, TokenSink sink) {
     long t0 = System.nanoTime(); // times include finding the route and opening the session on every stage
     int[] prompt = PromptCheck.encode(tokenizer, req, config);
-    boolean auto = req.speculation() == GenerationRequest.AUTO;
+    boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
+    WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
     AcceptanceRule rule = rules.rule(req);

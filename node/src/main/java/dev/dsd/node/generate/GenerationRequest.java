@@ -37,6 +37,8 @@ public record GenerationRequest(
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
+  /** {@link #speculation} value meaning "choose k each round with the learned controller". */
+  public static final int LEARNED = -2;
   /** {@link #logprobs} value meaning "none". */
   public static final int NO_LOGPROBS = -1;
 
@@ -64,8 +66,8 @@ public record GenerationRequest(
     if (logprobs < NO_LOGPROBS || logprobs > TokenLogprob.MAX_TOP) {
       throw new GenerationException("top logprobs must be 0.." + TokenLogprob.MAX_TOP + ", got " + logprobs);
     }
-    if (speculation < AUTO) {
-      throw new GenerationException("speculation window must be off (0), K > 0 or auto, got " + speculation);
+    if (speculation < LEARNED) {
+      throw new GenerationException("speculation window must be off (0), K > 0, auto or learned, got " + speculation);
     }
   }
 

@@ -29,6 +29,7 @@ public final class LocalGenerator implements Generator {
   private final DraftModel draft;
   private final RuleChoice rules;
   private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
+  private final WindowMemory learnedWindows = WindowMemory.learned(0, MAX_AUTO_WINDOW);
 
   public LocalGenerator(Path modelDir, int threads) {
     this(modelDir, null, threads);
@@ -86,7 +87,8 @@ public final class LocalGenerator implements Generator {
     long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);
-    boolean auto = req.speculation() == GenerationRequest.AUTO;
+    boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
+    WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     // auto carries its estimates across requests (this generator is one route; sampling accepts far less than
     // greedy, so each temperature keeps its own) and may turn drafting off

@@ -254,10 +254,13 @@ final class CompletionRequests {
     if (s.isTextual() && s.asText().equals("auto")) {
       return GenerationRequest.AUTO;
     }
+    if (s.isTextual() && s.asText().equals("learned")) {
+      return GenerationRequest.LEARNED;
+    }
     if (s.isIntegralNumber() && s.canConvertToInt() && s.intValue() >= 0) {
       return s.intValue();
     }
-    throw ApiError.invalid("dsd_spec", "dsd_spec must be \"off\", \"auto\" or a window K >= 1, got " + brief(s));
+    throw ApiError.invalid("dsd_spec", "dsd_spec must be \"off\", \"auto\", \"learned\" or a window K >= 1, got " + brief(s));
   }
 
   private static WeightFormat weights(JsonNode body) {

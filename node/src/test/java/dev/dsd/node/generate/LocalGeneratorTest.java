@@ -39,7 +39,7 @@ class LocalGeneratorTest {
       long accepted = 0;
       for (String p : PROMPTS) {
         GenerationResult want = plain.generate(greedy(p, 40, 0), TokenSink.NONE);
-        for (int k : new int[] {1, 2, 4, 7, GenerationRequest.AUTO}) {
+        for (int k : new int[] {1, 2, 4, 7, GenerationRequest.AUTO, GenerationRequest.LEARNED}) {
           GenerationResult got = spec.generate(greedy(p, 40, k), TokenSink.NONE);
           assertArrayEquals(want.tokenIds(), got.tokenIds(), "prompt '" + p + "' k=" + k);
           assertEquals(want.text(), got.text());

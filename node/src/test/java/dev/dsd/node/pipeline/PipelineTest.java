@@ -82,7 +82,7 @@ class PipelineTest {
       long accepted = 0;
       for (String p : PROMPTS) {
         GenerationResult want = local.generate(greedy(p, 40, 0), TokenSink.NONE);
-        for (int k : new int[] {0, 3, GenerationRequest.AUTO}) {
+        for (int k : new int[] {0, 3, GenerationRequest.AUTO, GenerationRequest.LEARNED}) {
           for (long which : new long[] {0, 1}) {
           GenerationRequest req = new GenerationRequest(p, 40, 0, 1, which, k, false, List.of());
           GenerationResult got = gen.generate(req, TokenSink.NONE);
