@@ -57,10 +57,24 @@ free_port() {
 start() {
   local name="$1"; shift
   local port relay id
-  free_port; port=$got; free_port; relay=$got
-  java "${java_opts[@]}" -cp "$jar" dev.dsd.testnet.LinkEmulator --latency "$latency" --jitter "$jitter" \
-    --bandwidth "$bandwidth" "127.0.0.1:$relay=127.0.0.1:$port" >"$run/$name-link.log" 2>&1 &
-  echo "$! $name-link" >>"$run/pids"
+  # a port found free can be taken by another process before the relay binds it (tests running
+  # alongside): the relay is started until it has bound, on fresh ports each try
+  local tries=0 link
+  while :; do
+    free_port; port=$got; free_port; relay=$got
+    java "${java_opts[@]}" -cp "$jar" dev.dsd.testnet.LinkEmulator --latency "$latency" --jitter "$jitter" \
+      --bandwidth "$bandwidth" "127.0.0.1:$relay=127.0.0.1:$port" >"$run/$name-link.log" 2>&1 &
+    link=$!
+    for _ in $(seq 1 $(( start_timeout * 10 ))); do
+      if grep -q "^relay 127.0.0.1:$relay " "$run/$name-link.log" || ! kill -0 "$link" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    if grep -q "^relay 127.0.0.1:$relay " "$run/$name-link.log"; then break; fi
+    kill "$link" 2>/dev/null || true
+    tries=$((tries + 1))
+    if [[ $tries -ge 5 ]]; then echo "up.sh: $name's link emulator did not start:" >&2; tail -3 "$run/$name-link.log" >&2; exit 1; fi
+  done
+  echo "$link $name-link" >>"$run/pids"
   id=$(java "${java_opts[@]}" -jar "$jar" keygen "$run/$name.key" | awk '{print $NF}')
   java "${java_opts[@]}" -Ddsd.home="$repo" -Dorg.slf4j.simpleLogger.defaultLogLevel=info -jar "$jar" node \
     --identity "$run/$name.key" --listen "/ip4/127.0.0.1/tcp/$port" --announce "/ip4/127.0.0.1/tcp/$relay" \

@@ -119,7 +119,7 @@ final class SimCommand implements Callable<Integer> {
   @Option(names = "--weights", defaultValue = "f32", description = "Weights format in the profile (default: ${DEFAULT-VALUE}).")
   String weights;
 
-  @Option(names = "--profile", paramLabel = "FILE", description = "Target compute profile (`dsd bench shard --json`).")
+  @Option(names = "--profile", paramLabel = "FILE", description = "Target compute profile (`dsd bench shard --profile`).")
   Path profile;
 
   @Option(names = "--draft-profile", paramLabel = "FILE", description = "Draft compute profile.")
