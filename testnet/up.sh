@@ -8,6 +8,8 @@
 #   testnet/up.sh [--stages N] [--replicas R] [--latency MS] [--jitter MS] [--bandwidth MBIT]
 #                 [--run DIR] [--model DIR] [--draft DIR] [--http-port PORT] [--weights f32|f16|q8|q4]
 #                 [--start-timeout S]   (per node; a big shard's first start builds its weights cache)
+#   DSD_JAVA_OPTS (e.g. -Xmx256m) is passed to every node's JVM: a real shard's weights live outside the
+#   Java heap, which otherwise grows during the first start's quantization and stays committed.
 #   testnet/down.sh [--run DIR]
 #
 # Prints the entry's multiaddr and HTTP URL; each node logs to DIR/<name>.log; pids in DIR/pids.
@@ -29,11 +31,11 @@ while [[ $# -gt 0 ]]; do
     --http-port) http_port="$2"; shift 2 ;;
     --weights) weights="$2"; shift 2 ;;
     --start-timeout) start_timeout="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "up.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-layers=$(sed -n 's/.*"num_hidden_layers": *\([0-9]*\).*/\1/p' "$model/config.json")
+layers=$(sed -n 's/.*"num_hidden_layers" *: *\([0-9]*\).*/\1/p' "$model/config.json")
 if [[ -z "$layers" ]] || (( stages < 1 || stages > layers )); then
   echo "up.sh: --stages must be 1..${layers:-?} for $model" >&2; exit 2
 fi
@@ -44,6 +46,7 @@ jar="$repo/cli/target/dsd.jar"
 java_opts=(-XX:+UseSerialGC -Xss1m)
 ver=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 if [[ -n "$ver" && "$ver" -ge 22 ]]; then java_opts+=(--enable-native-access=ALL-UNNAMED); fi
+read -r -a node_opts <<<"${DSD_JAVA_OPTS:-}"
 
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 next_port=$(( 20000 + RANDOM % 30000 ))
@@ -76,7 +79,7 @@ start() {
   done
   echo "$link $name-link" >>"$run/pids"
   id=$(java "${java_opts[@]}" -jar "$jar" keygen "$run/$name.key" | awk '{print $NF}')
-  java "${java_opts[@]}" -Ddsd.home="$repo" -Dorg.slf4j.simpleLogger.defaultLogLevel=info -jar "$jar" node \
+  java "${java_opts[@]}" ${node_opts[@]+"${node_opts[@]}"} -Ddsd.home="$repo" -Dorg.slf4j.simpleLogger.defaultLogLevel=info -jar "$jar" node \
     --identity "$run/$name.key" --listen "/ip4/127.0.0.1/tcp/$port" --announce "/ip4/127.0.0.1/tcp/$relay" \
     --threads 1 "$@" >"$run/$name.log" 2>&1 &
   echo "$! $name" >>"$run/pids"

@@ -2,6 +2,7 @@ package dev.dsd.cli;
 
 import dev.dsd.pipeline.checkpoint.Checkpoint;
 import dev.dsd.pipeline.model.WeightFormat;
+import dev.dsd.pipeline.runtime.BandwidthProbe;
 import dev.dsd.pipeline.runtime.RunnerOptions;
 import dev.dsd.pipeline.runtime.ShardBenchmark;
 import dev.dsd.pipeline.runtime.StageBatchBenchmark;
@@ -32,7 +33,8 @@ final class BenchCommand implements Runnable {
       description = {
         "The whole model as one shard, per weight format: median ms of a call processing T = 1, 2, 4, 8",
         "new tokens on a warm KV cache, tokens/s, weight bytes read per token, the memory bandwidth this",
-        "machine gives a sequential read (measured here), the fraction of it a call reaches, and peak RSS.",
+        "machine gives a sequential read (a probe read before every timed call), the fraction of it a call",
+        "reaches (median of per-sample ratios), and peak RSS.",
         "Formats run one after another in this process, so their ratios come from one run."
       },
       footer = {"", "Example:", "  dsd bench shard --model /tmp/tinyllama --weights f32,q8,q4 --json shard.json"})
@@ -58,7 +60,7 @@ final class BenchCommand implements Runnable {
         description = "Also time the plain-Java reference in f32 (slow, whole model on the heap; default: ${DEFAULT-VALUE}).")
     int referenceIterations;
 
-    @Option(names = "--bandwidth-mib", defaultValue = "512", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--bandwidth-mib", defaultValue = "512", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}; resident during the run, left out of peak RSS).")
     int bandwidthMib;
 
     @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
@@ -70,6 +72,10 @@ final class BenchCommand implements Runnable {
     @Option(names = "--profile", paramLabel = "FILE",
         description = "Also write a compute profile (ms per call against T per format, fitted a + b*T) that `dsd sim --profile` reads.")
     Path profile;
+
+    @Option(names = "--ort-profile", paramLabel = "PREFIX",
+        description = "Also profile 10 one-token calls per format with ONNX Runtime (files PREFIX-<format>_*.json) and print the time per operator type.")
+    Path ortProfile;
 
     @Override
     public Integer call() throws Exception {
@@ -92,29 +98,51 @@ final class BenchCommand implements Runnable {
         }
         String modelId = wo.cacheDir() == null ? null : ck.modelId();
         List<WeightsBenchmark.Result> results = new java.util.ArrayList<>();
-        for (String f : formats) {
-          wo.weights = f;
-          RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
-              .withCacheDir(wo.cacheDir());
-          WeightsBenchmark.Result r = WeightsBenchmark.run(c, ck.weights(), modelId, ro, warm, ts, iterations);
-          results.add(r);
-          // each format as it finishes: a long run that fails later still leaves these
-          for (WeightsBenchmark.Row row : r.rows()) {
-            System.out.printf("  %s T=%d %.2f ms/call %.1f tokens/s %.1f GB/s, peak RSS %.0f MB, load %.1f s%n",
-                r.format().id(), row.tokens(), row.medianMs(), row.tokensPerSecond(), row.gbPerSecond(),
-                r.peakRssBytes() / 1e6, r.loadMs() / 1000);
+        // one probe for the whole run, opened before any format so every format's peak RSS holds it
+        BandwidthProbe probe = new BandwidthProbe((long) bandwidthMib << 20, threads);
+        try (probe) {
+          for (String f : formats) {
+            wo.weights = f;
+            RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
+                .withCacheDir(wo.cacheDir());
+            WeightsBenchmark.Result r = WeightsBenchmark.run(c, ck.weights(), modelId, ro, warm, ts, iterations, probe);
+            results.add(r);
+            // each format as it finishes: a long run that fails later still leaves these
+            for (WeightsBenchmark.Row row : r.rows()) {
+              System.out.printf("  %s T=%d %.2f ms/call %.1f tokens/s %.1f GB/s (probe alongside %.1f GB/s), peak RSS %.0f MB,"
+                  + " load %.1f s%n", r.format().id(), row.tokens(), row.medianMs(), row.tokensPerSecond(), row.gbPerSecond(),
+                  row.probeGbPerSecond(), r.peakRssBytes() / 1e6, r.loadMs() / 1000);
+            }
+            System.gc();
           }
-          System.gc();
+        }
+        if (ortProfile != null) {
+          for (String f : formats) {
+            wo.weights = f;
+            RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
+                .withCacheDir(wo.cacheDir());
+            Map<String, Double> ops = WeightsBenchmark.profile(c, ck.weights(), modelId, ro, warm, 10,
+                ortProfile.resolveSibling(ortProfile.getFileName() + "-" + wo.format().id()));
+            double run = ops.remove("(run)");
+            StringBuilder line = new StringBuilder(String.format("ORT profile %s T=1, 10 calls, %.2f ms/call:", f,
+                run / 10 / 1000));
+            ops.entrySet().stream().limit(8).forEach(e -> line.append(String.format(" %s %.1f%%", e.getKey(),
+                100 * e.getValue() / run)));
+            System.out.println(line);
+            System.gc();
+          }
         }
         double bw = WeightsBenchmark.bandwidth((long) bandwidthMib << 20, 7, threads);
-        System.out.printf("memory bandwidth (sequential read of %d MiB, median of 7): %.1f GB/s%n", bandwidthMib, bw);
-        System.out.printf("%-6s %3s %10s %10s %14s %10s %9s %11s %10s%n", "format", "T", "ms/call", "tokens/s",
-            "MB read/token", "GB/s", "of limit", "peak RSS MB", "load s");
+        System.out.printf("memory bandwidth (sequential read of %d MiB, median of 7, after the formats): %.1f GB/s%n",
+            bandwidthMib, bw);
+        System.out.println("'of limit': median over samples of the call's GB/s over a probe read just before it");
+        System.out.printf("%-6s %3s %10s %10s %14s %10s %10s %9s %11s %10s%n", "format", "T", "ms/call", "tokens/s",
+            "MB read/token", "GB/s", "probe GB/s", "of limit", "peak RSS MB", "load s");
         for (WeightsBenchmark.Result r : results) {
           for (WeightsBenchmark.Row row : r.rows()) {
-            System.out.printf("%-6s %3d %10.2f %10.1f %14.1f %10.1f %8.0f%% %11.0f %10.1f%n", r.format().id(), row.tokens(),
-                row.medianMs(), row.tokensPerSecond(), row.bytesPerToken() / 1e6, row.gbPerSecond(),
-                100 * row.gbPerSecond() / bw, r.peakRssBytes() / 1e6, r.loadMs() / 1000);
+            System.out.printf("%-6s %3d %10.2f %10.1f %14.1f %10.1f %10.1f %8.0f%% %11.0f %10.1f%n", r.format().id(),
+                row.tokens(), row.medianMs(), row.tokensPerSecond(), row.bytesPerToken() / 1e6, row.gbPerSecond(),
+                row.probeGbPerSecond(), 100 * row.fractionOfProbe(), r.peakRssBytes() / 1e6, r.loadMs() / 1000);
           }
         }
         WeightsBenchmark.Result f32 = results.stream().filter(r -> r.format() == WeightFormat.F32).findFirst().orElse(null);
@@ -161,7 +189,8 @@ final class BenchCommand implements Runnable {
         for (WeightsBenchmark.Row row : r.rows()) {
           rows.addObject().put("tokens", row.tokens()).put("medianMs", row.medianMs())
               .put("tokensPerSecond", row.tokensPerSecond()).put("bytesReadPerToken", row.bytesPerToken())
-              .put("GBps", row.gbPerSecond()).put("fractionOfBandwidth", row.gbPerSecond() / bw);
+              .put("GBps", row.gbPerSecond()).put("probeGBps", row.probeGbPerSecond())
+              .put("fractionOfBandwidth", row.fractionOfProbe());
         }
       }
       json.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);

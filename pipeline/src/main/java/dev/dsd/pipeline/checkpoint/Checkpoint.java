@@ -105,14 +105,18 @@ public final class Checkpoint implements AutoCloseable {
 
   /**
    * The model's identity: SHA-256 over config.json and the weight files, so peers that serve
-   * different weights under one name never mix. Computed once (it reads every byte) and cached.
+   * different weights under one name never mix. Computed once (it reads every byte) and kept here and,
+   * for big checkpoints, in {@link ModelIdMemo} so a restart does not read them again.
    */
   public String modelId() {
     String id = modelId;
     if (id == null) {
       synchronized (this) {
         if (modelId == null) {
-          modelId = hash();
+          java.util.List<Path> files = new java.util.ArrayList<>();
+          files.add(dir.resolve("config.json"));
+          files.addAll(weights.paths());
+          modelId = ModelIdMemo.standard().get(files, this::hash);
         }
         id = modelId;
       }

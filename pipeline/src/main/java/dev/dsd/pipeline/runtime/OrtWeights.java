@@ -159,6 +159,9 @@ final class OrtWeights implements AutoCloseable {
         so.setIntraOpNumThreads(options.intraOpThreads());
       }
       so.addConfigEntry(FOLDER_KEY, file.toAbsolutePath().getParent().toString());
+      if (options.ortProfile() != null) {
+        so.enableProfiling(options.ortProfile().toString());
+      }
       if (run.format() == WeightFormat.F16) {
         // folding Cast(f16 weight) would store every weight again in f32, which is what f16 avoids
         so.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");

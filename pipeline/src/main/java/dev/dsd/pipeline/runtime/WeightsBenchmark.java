@@ -1,24 +1,9 @@
 package dev.dsd.pipeline.runtime;
 
-import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OrtEnvironment;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtLoggingLevel;
-import ai.onnxruntime.OrtSession;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.model.WeightSource;
-import dev.dsd.pipeline.onnx.proto.Onnx.GraphProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.ModelProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.NodeProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.TensorProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.TensorShapeProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.TypeProto;
-import dev.dsd.pipeline.onnx.proto.Onnx.ValueInfoProto;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,10 +18,16 @@ import java.util.SplittableRandom;
  * this machine gives a plain sequential read (ORT's ReduceSum over a buffer far larger than the
  * caches, so the same vectorised, multi-threaded code reads it). Peak resident memory is read from
  * {@code /proc/self/status} (VmHWM), reset before each format so every format reports its own.
+ *
+ * <p>With a {@link BandwidthProbe}, every timed call is preceded by one probe read, and the fraction
+ * of the limit is the median over samples of (call's GB/s / probe's GB/s): on a machine shared with
+ * other work the bandwidth a process gets changes from minute to minute, and a probe taken once, at
+ * another time, can put a call at 20% or 400% of "the" limit.
  */
 public final class WeightsBenchmark {
   /** One T of one format. */
-  public record Row(int tokens, double medianMs, double tokensPerSecond, double bytesPerToken, double gbPerSecond) {}
+  public record Row(int tokens, double medianMs, double tokensPerSecond, double bytesPerToken, double gbPerSecond,
+      double probeGbPerSecond, double fractionOfProbe) {}
 
   /** One format: its load time (cache build or hit), weight bytes, peak RSS and rows. */
   public record Result(WeightFormat format, double loadMs, long weightBytes, long bytesPerCall, long peakRssBytes,
@@ -44,8 +35,12 @@ public final class WeightsBenchmark {
 
   private WeightsBenchmark() {}
 
+  /**
+   * Times every T of {@code tokenCounts} {@code iterations} times; with a {@code probe} (may be null)
+   * each sample is paired with a bandwidth read just before it.
+   */
   public static Result run(ModelConfig c, WeightSource w, String modelId, RunnerOptions options, int warm,
-      int[] tokenCounts, int iterations) {
+      int[] tokenCounts, int iterations, BandwidthProbe probe) {
     resetPeakRss();
     int maxT = Arrays.stream(tokenCounts).max().orElse(1);
     SplittableRandom rnd = new SplittableRandom(1);
@@ -61,63 +56,70 @@ public final class WeightsBenchmark {
       for (int t : tokenCounts) {
         int[] in = Arrays.copyOf(fresh, t);
         double[] ms = new double[iterations];
+        double[] probeGbs = new double[iterations];
+        double[] fraction = new double[iterations];
         for (int i = -3; i < iterations; i++) { // 3 warm-up calls
           s.truncate(warm);
+          double bw = probe == null || i < 0 ? Double.NaN : probe.read();
           long c0 = System.nanoTime();
           r.forwardTokens(s, in);
           if (i >= 0) {
             ms[i] = (System.nanoTime() - c0) / 1e6;
+            probeGbs[i] = bw;
+            fraction[i] = perCall / ms[i] / 1e6 / bw;
           }
         }
         double med = ShardBenchmark.median(ms);
-        rows.add(new Row(t, med, t * 1000.0 / med, (double) perCall / t, perCall / med / 1e6));
+        rows.add(new Row(t, med, t * 1000.0 / med, (double) perCall / t, perCall / med / 1e6,
+            probe == null ? Double.NaN : ShardBenchmark.median(probeGbs),
+            probe == null ? Double.NaN : ShardBenchmark.median(fraction)));
       }
-      return new Result(options.weights(), loadMs, r.weightBytes(), perCall, peakRss(), rows);
+      // the probe's buffer is resident throughout and is not the shard's
+      long peak = peakRss() - (probe == null ? 0 : probe.bytes());
+      return new Result(options.weights(), loadMs, r.weightBytes(), perCall, peak, rows);
     }
+  }
+
+  /**
+   * Time per operator type over {@code calls} calls of one token on a warm cache, from ONNX Runtime's
+   * profile (written under {@code prefix}, a path prefix, when the runner closes). A separate runner,
+   * because profiling slows every call.
+   */
+  public static Map<String, Double> profile(ModelConfig c, WeightSource w, String modelId, RunnerOptions options,
+      int warm, int calls, Path prefix) throws IOException {
+    SplittableRandom rnd = new SplittableRandom(1);
+    int[] prefill = rnd.ints(warm, 0, c.vocabSize()).toArray();
+    int[] one = rnd.ints(1, 0, c.vocabSize()).toArray();
+    long started = System.currentTimeMillis();
+    try (ShardRunner r = new ShardRunner(c, w, 0, c.numLayers(), options.withOrtProfile(prefix), modelId);
+        ShardSession s = r.openSession("profile", "bench", warm + 1)) {
+      r.forwardTokens(s, prefill);
+      for (int i = 0; i < calls; i++) {
+        s.truncate(warm);
+        r.forwardTokens(s, one);
+      }
+    }
+    Path dir = prefix.toAbsolutePath().getParent();
+    String stem = prefix.getFileName().toString();
+    Path newest;
+    try (var files = Files.list(dir)) {
+      newest = files.filter(f -> f.getFileName().toString().startsWith(stem) && f.toString().endsWith(".json"))
+          .filter(f -> f.toFile().lastModified() >= started - 1000)
+          .max(java.util.Comparator.comparingLong(f -> f.toFile().lastModified()))
+          .orElseThrow(() -> new IOException("ONNX Runtime wrote no profile under " + prefix));
+    }
+    return OrtProfileSummary.byOpType(newest, calls);
   }
 
   /** Median GB/s of {@code runs} sequential reads of {@code bytes} by ORT's ReduceSum. */
   public static double bandwidth(long bytes, int runs, int threads) {
-    OrtEnvironment env = OrtEnvironment.getEnvironment();
-    long n = bytes / 4;
-    ValueInfoProto in = ValueInfoProto.newBuilder().setName("x").setType(TypeProto.newBuilder().setTensorType(
-        TypeProto.Tensor.newBuilder().setElemType(TensorProto.DataType.FLOAT_VALUE)
-            .setShape(TensorShapeProto.newBuilder().addDim(TensorShapeProto.Dimension.newBuilder().setDimValue(n))))).build();
-    ValueInfoProto out = ValueInfoProto.newBuilder().setName("y").setType(TypeProto.newBuilder().setTensorType(
-        TypeProto.Tensor.newBuilder().setElemType(TensorProto.DataType.FLOAT_VALUE))).build();
-    ModelProto m = ModelProto.newBuilder().setIrVersion(8)
-        .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(17))
-        .setGraph(GraphProto.newBuilder().setName("bandwidth").addInput(in).addOutput(out)
-            .addNode(NodeProto.newBuilder().setOpType("ReduceSum").addInput("x").addOutput("y")
-                .addAttribute(dev.dsd.pipeline.onnx.proto.Onnx.AttributeProto.newBuilder().setName("keepdims")
-                    .setType(dev.dsd.pipeline.onnx.proto.Onnx.AttributeProto.AttributeType.INT).setI(0))))
-        .build();
-    ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(bytes, Integer.MAX_VALUE - 8)).order(ByteOrder.nativeOrder());
-    while (buf.remaining() >= 8) {
-      buf.putLong(0x3f8000003f800000L); // 1.0f pairs: pages really exist, and the sum is checkable
-    }
-    buf.clear();
-    try (OrtSession.SessionOptions so = new OrtSession.SessionOptions()) {
-      so.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
-      if (threads > 0) {
-        so.setIntraOpNumThreads(threads);
+    try (BandwidthProbe p = new BandwidthProbe(bytes, threads)) {
+      p.read(); // warm-up
+      double[] gbs = new double[runs];
+      for (int i = 0; i < runs; i++) {
+        gbs[i] = p.read();
       }
-      try (OrtSession session = env.createSession(m.toByteArray(), so);
-          OnnxTensor x = OnnxTensor.createTensor(env, buf.asFloatBuffer(), new long[] {n})) {
-        double[] gbs = new double[runs];
-        for (int i = -1; i < runs; i++) {
-          long c0 = System.nanoTime();
-          try (OrtSession.Result r = session.run(Map.of("x", x))) {
-            long ns = System.nanoTime() - c0;
-            if (i >= 0) {
-              gbs[i] = n * 4.0 / ns;
-            }
-          }
-        }
-        return ShardBenchmark.median(gbs);
-      }
-    } catch (OrtException e) {
-      throw new IllegalStateException("bandwidth probe failed: " + e.getMessage(), e);
+      return ShardBenchmark.median(gbs);
     }
   }
 

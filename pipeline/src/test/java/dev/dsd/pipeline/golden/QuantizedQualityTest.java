@@ -36,8 +36,12 @@ class QuantizedQualityTest {
         .forEach(p -> prompts.add(ck.tokenizer().encode(p.asText())));
   }
 
-  /** Per format: greedy continuations, teacher-forced argmax per position, and the summed NLL. */
-  record Run(List<int[]> greedy, List<int[]> top1, double nll, long positions) {
+  /**
+   * Per format: greedy continuations and the top-2 logit margin at each of their steps, teacher-forced
+   * logits and argmax per position, and the summed NLL.
+   */
+  record Run(List<int[]> greedy, List<float[]> margins, List<float[]> logits, List<int[]> top1, double nll,
+      long positions) {
     double perplexity() {
       return Math.exp(nll / positions);
     }
@@ -48,6 +52,8 @@ class QuantizedQualityTest {
         RunnerOptions.defaults().withThreads(1).withWeights(f))) {
       int v = ck.config().vocabSize();
       List<int[]> greedy = new ArrayList<>();
+      List<float[]> margins = new ArrayList<>();
+      List<float[]> all = new ArrayList<>();
       List<int[]> top1 = new ArrayList<>();
       double nll = 0;
       long positions = 0;
@@ -64,21 +70,25 @@ class QuantizedQualityTest {
             }
           }
           top1.add(argmax);
+          all.add(logits);
           // greedy continuation of the first PROMPTS prompts
           if (greedyToo && p < PROMPTS) {
             int[] out = new int[NEW_TOKENS];
-            int next = argmax[ids.length - 1];
+            float[] margin = new float[NEW_TOKENS];
+            float[] step = java.util.Arrays.copyOfRange(logits, (ids.length - 1) * v, ids.length * v);
             for (int t = 0; t < NEW_TOKENS; t++) {
-              out[t] = next;
+              out[t] = argmax(step, 0, v);
+              margin[t] = topMargin(step, out[t]);
               if (t + 1 < NEW_TOKENS) {
-                next = argmax(r.forwardTokens(s, new int[] {next}), 0, v);
+                step = r.forwardTokens(s, new int[] {out[t]});
               }
             }
             greedy.add(out);
+            margins.add(margin);
           }
         }
       }
-      return new Run(greedy, top1, nll, positions);
+      return new Run(greedy, margins, all, top1, nll, positions);
     }
   }
 
@@ -90,6 +100,48 @@ class QuantizedQualityTest {
       }
     }
     return best;
+  }
+
+  /** How far the top logit (at {@code best}) is above the runner-up. */
+  static float topMargin(float[] x, int best) {
+    float second = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < x.length; i++) {
+      if (i != best) {
+        second = Math.max(second, x[i]);
+      }
+    }
+    return x[best] - second;
+  }
+
+  /** Root-mean-square difference of two runs' teacher-forced logits. */
+  static double rmsLogitError(Run a, Run b) {
+    double ss = 0;
+    long n = 0;
+    for (int i = 0; i < a.logits().size(); i++) {
+      float[] x = a.logits().get(i);
+      float[] y = b.logits().get(i);
+      for (int j = 0; j < x.length; j++) {
+        ss += (x[j] - y[j]) * (x[j] - y[j]);
+      }
+      n += x.length;
+    }
+    return Math.sqrt(ss / n);
+  }
+
+  /** For each greedy continuation of {@code b} that leaves {@code a}'s: a's top-2 margin where it first does. */
+  static List<Float> divergenceMargins(Run a, Run b) {
+    List<Float> out = new ArrayList<>();
+    for (int p = 0; p < a.greedy().size(); p++) {
+      int[] x = a.greedy().get(p);
+      int[] y = b.greedy().get(p);
+      for (int t = 0; t < x.length; t++) {
+        if (x[t] != y[t]) {
+          out.add(a.margins().get(p)[t]); // same context up to t, so a's margin there is the tie b broke the other way
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   static double logSoftmax(float[] x, int off, int n, int target) {
@@ -124,23 +176,42 @@ class QuantizedQualityTest {
     return (double) same / all;
   }
 
+  /**
+   * f32's top-2 margin (in logits) below which a q8 greedy divergence counts as a near-tie. q8's logits
+   * differ from f32's by 0.015 rms here; every divergence measured happened at a margin of 0.0024-0.021.
+   */
+  static final float NEAR_TIE = 0.05f;
+
   @Test
   void q8MatchesF32GreedyAndPerplexityAndQ4StaysClose() {
     Run f32 = run(WeightFormat.F32, true);
     Run q8 = run(WeightFormat.Q8, true);
     Run q4 = run(WeightFormat.Q4, false);
     double ppl = f32.perplexity();
+    List<Float> ties = divergenceMargins(f32, q8);
+    long nearTies = f32.margins().stream().limit(PROMPTS).mapToLong(m -> {
+      long c = 0;
+      for (float x : m) {
+        c += x < NEAR_TIE ? 1 : 0;
+      }
+      return c;
+    }).sum();
     String figures = String.format(
         "held-out (%d prompts, %d positions): perplexity f32 %.3f, q8 %.3f (%+.2f%%), q4 %.3f (%+.2f%%); "
-            + "top-1 agreement with f32: q8 %.2f%%, q4 %.2f%%; greedy %d tokens equal to f32: q8 %d/%d",
+            + "top-1 agreement with f32: q8 %.2f%%, q4 %.2f%%; greedy %d tokens equal to f32: q8 %d/%d; "
+            + "q8 logit error %.4f rms; f32 top-2 margins where q8 greedy diverges: %s (f32 greedy steps with a margin "
+            + "below %.2f: %d of %d)",
         prompts.size(), f32.positions(), ppl, q8.perplexity(), 100 * (q8.perplexity() / ppl - 1), q4.perplexity(),
         100 * (q4.perplexity() / ppl - 1), 100 * top1Agreement(f32, q8), 100 * top1Agreement(f32, q4), NEW_TOKENS,
-        sameGreedy(f32, q8), PROMPTS);
+        sameGreedy(f32, q8), PROMPTS, rmsLogitError(f32, q8), ties, NEAR_TIE, nearTies, PROMPTS * NEW_TOKENS);
     System.out.println(figures);
-    // Issue 11 asks 19 of 20; measured 17 with int8 activations (MatMulNBits accuracy_level 4) and 18
-    // even with f32 activations (level 1, ~50x slower): over 64 greedy tokens this small model meets
-    // near-ties that a 0.3% top-1 disagreement turns. The bound is what is measured, not the goal.
+    // Issue 11 asks 19 of 20; measured 17 with int8 activations (MatMulNBits accuracy_level 4, the only
+    // fast 8-bit kernel) and 20 with f32 activations and an f32 head (level 1, far slower). Each
+    // divergence is a near-tie: over 64 greedy tokens this small model meets ~20 steps whose top two
+    // logits are closer than a few times q8's logit error. The count bound is what is measured; the
+    // near-tie bound says no divergence comes from a confident step.
     assertTrue(sameGreedy(f32, q8) >= 17, figures);
+    assertTrue(ties.stream().allMatch(m -> m < NEAR_TIE), figures);
     assertTrue(top1Agreement(f32, q8) >= 0.995, figures);
     assertTrue(Math.abs(q8.perplexity() / ppl - 1) <= 0.01, figures);
     assertTrue(top1Agreement(f32, q4) >= 0.95, figures);
