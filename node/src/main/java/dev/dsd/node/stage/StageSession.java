@@ -8,6 +8,7 @@ import dev.dsd.node.pipeline.PipelineStats;
 import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
+import dev.dsd.node.pipeline.proto.Cancel;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Error;
 import dev.dsd.node.pipeline.proto.Hop;
@@ -28,7 +29,9 @@ import dev.dsd.pipeline.runtime.StageKv;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
 import dev.dsd.verification.processing.PenaltyState;
+import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -61,6 +64,15 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** The chain's peers before this stage: the only ones an upstream error may name. */
   private final Set<ByteString> earlierPeers = new HashSet<>();
   volatile long lastActivity = System.nanoTime();
+  // Pipelined rounds (guarded by this): what a Cancel must know. A session's rounds run one at a
+  // time and in order, so a cancel only has to find the ones after its round.
+  /** Live rounds queued or in a call: {round, cache length after it}, in order. */
+  private final ArrayDeque<long[]> pending = new ArrayDeque<>();
+  /** Cancelled rounds the scheduler may still hand to a call: dropped there, or their result dropped. */
+  private final Set<Long> cancelled = new HashSet<>();
+  private int committedLength; // cache length after the last live round that ran
+  private StageRound inCall;
+  private int truncateTo = -1; // a cancel's keep, applied once no round of the session is queued or running
   /** On the last stage of a session with penalties: its token history; else null. */
   private final PenaltyState penalties;
 
@@ -131,6 +143,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
         });
       }
       case ERROR -> upstreamFailed(from, m);
+      case CANCEL -> cancel(from, m);
       default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
           + m.getBodyCase(), host.peerId(), 0));
     }
@@ -222,6 +235,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     lastRound = r.getRound();
     int t = positions(r);
     queuedLength = r.getKeep() + t;
+    synchronized (this) {
+      pending.add(new long[] {r.getRound(), queuedLength});
+      truncateTo = -1; // this round's own keep rolls the cache back when it runs
+    }
     scheduler.submit(new StageRound(this, r, t, hidden, queued));
   }
 
@@ -235,6 +252,11 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
   void finish(StageRound j, float[] y, long computeNanos, long startedAt, int rows) {
     Round r = j.round();
+    if (!endCall(j)) {
+      stats.cancelledRounds.increment();
+      log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
+      return; // cancelled while it ran: the compute is lost, its result must not be applied
+    }
     int t = j.positions();
     long queueNanos = startedAt - j.queuedAt();
     try {
@@ -261,12 +283,14 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
           r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
     } catch (RuntimeException e) {
-      failed(r, e);
+      failed(j, e);
     }
   }
 
   /** A round that could not run: the session is over, with the reason its kind says. */
-  void failed(Round r, RuntimeException e) {
+  void failed(StageRound j, RuntimeException e) {
+    Round r = j.round();
+    endCall(j);
     if (ended.get()) {
       return; // closed while it waited or ran: nobody is waiting for this round
     }
@@ -282,6 +306,106 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
 
   boolean live() {
     return !ended.get();
+  }
+
+  /** The scheduler put {@code j} in a call; false (and it is dropped) when it was cancelled meanwhile. */
+  synchronized boolean startCall(StageRound j) {
+    if (cancelled.remove(j.round().getRound())) {
+      stats.cancelledRounds.increment();
+      if (inCall == j) {
+        inCall = null;
+      }
+      applyTruncation();
+      return false;
+    }
+    inCall = j;
+    return true;
+  }
+
+  /** {@code j}'s call is over; whether its result stands (false: it was cancelled while it ran). */
+  private synchronized boolean endCall(StageRound j) {
+    if (inCall == j) {
+      inCall = null;
+    }
+    long round = j.round().getRound();
+    boolean stands = !cancelled.remove(round);
+    if (stands && !pending.isEmpty() && pending.peekFirst()[0] == round) {
+      committedLength = (int) pending.pollFirst()[1];
+    }
+    applyTruncation();
+    return stands;
+  }
+
+  private void applyTruncation() {
+    if (truncateTo >= 0 && inCall == null && pending.isEmpty() && !ended.get()) {
+      kv.truncate(Math.min(truncateTo, kv.length()));
+      truncateTo = -1;
+    }
+  }
+
+  /**
+   * Drops the rounds after the cancel's round here and rolls the cache back to its keep, then passes
+   * it on (see {@link Cancel}): the rounds still queued at this stage never run, one in a call has
+   * its result dropped, and the ones already sent on meet the cancel at the next stage.
+   */
+  private void cancel(MessageStream<PipelineMessage> from, PipelineMessage m) {
+    Cancel c = m.getCancel();
+    String problem = null;
+    int dropped = 0;
+    Set<Long> gone = new HashSet<>();
+    synchronized (this) {
+      if (!c.getSessionId().equals(id)) {
+        problem = "this stream carries session " + id + ", not " + c.getSessionId();
+      } else if (c.getAfterRound() > lastRound) {
+        problem = "cancel after round " + Long.toUnsignedString(c.getAfterRound()) + ": the last round here is "
+            + lastRound;
+      } else {
+        int standing = committedLength;
+        for (long[] p : pending) {
+          if (p[0] <= c.getAfterRound()) {
+            standing = (int) p[1];
+          }
+        }
+        if (Integer.toUnsignedLong(c.getKeep()) > standing) {
+          problem = "cancel keep " + Integer.toUnsignedString(c.getKeep()) + " is beyond the " + standing
+              + " positions the rounds up to " + c.getAfterRound() + " leave cached";
+        } else {
+          for (Iterator<long[]> it = pending.iterator(); it.hasNext(); ) {
+            long[] p = it.next();
+            if (p[0] > c.getAfterRound()) {
+              cancelled.add(p[0]);
+              gone.add(p[0]);
+              it.remove();
+            }
+          }
+          queuedLength = c.getKeep();
+          truncateTo = c.getKeep();
+          applyTruncation();
+        }
+      }
+    }
+    if (problem != null) {
+      stats.rejectedMessages.increment();
+      from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), c.getAfterRound()));
+      return;
+    }
+    if (!gone.isEmpty()) {
+      List<StageRound> out = scheduler.drop(j -> j.session() == this && gone.contains(j.round().getRound()));
+      synchronized (this) {
+        for (StageRound j : out) {
+          cancelled.remove(j.round().getRound());
+        }
+        applyTruncation();
+      }
+      dropped = out.size();
+      stats.cancelledRounds.add(dropped);
+    }
+    MessageStream<PipelineMessage> d = downstream;
+    if (!last && d != null) {
+      d.send(m);
+    }
+    log.debug("cancel session={} afterRound={} keep={} droppedQueued={} cancelled={}", id, c.getAfterRound(),
+        c.getKeep(), dropped, gone.size());
   }
 
   /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
