@@ -66,6 +66,7 @@ public final class PipelinedLoop {
     long drafted = 0;
     long acceptedTotal = 0;
     long cancelled = 0;
+    int deepest = 0;
     if (drafter != null) {
       try {
         drafter.start(prompt);
@@ -131,6 +132,7 @@ public final class PipelinedLoop {
         long h = target.send(a, tokens, drafts, b - verifyFrom + 1);
         flights.add(new Flight(h, a, b, verifyFrom, drafts, q, System.nanoTime(), draftNanos));
         sent = b;
+        deepest = Math.max(deepest, flights.size());
       }
       Flight f = flights.poll();
       if (f == null) {
@@ -186,8 +188,8 @@ public final class PipelinedLoop {
         }
       }
     }
-    log.debug("pipelined generation rounds={} drafted={} accepted={} cancelledRounds={}", rounds, drafted,
-        acceptedTotal, cancelled);
+    log.info("pipelined generation rounds={} drafted={} accepted={} cancelledRounds={} depthUsed={} controller={}",
+        rounds, drafted, acceptedTotal, cancelled, deepest, fixed != null ? fixed : controller);
     return out.finish(prompt, rounds, drafted, acceptedTotal, target);
   }
 

@@ -73,6 +73,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   private int committedLength; // cache length after the last live round that ran
   private StageRound inCall;
   private int truncateTo = -1; // a cancel's keep, applied once no round of the session is queued or running
+  /** Cancels to pass on once the rounds they let stand have gone on before them: {after_round} and the message. */
+  private final ArrayDeque<PipelineMessage> toForward = new ArrayDeque<>();
   /** On the last stage of a session with penalties: its token history; else null. */
   private final PenaltyState penalties;
 
@@ -255,6 +257,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     if (!endCall(j)) {
       stats.cancelledRounds.increment();
       log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
+      settle();
       return; // cancelled while it ran: the compute is lost, its result must not be applied
     }
     int t = j.positions();
@@ -280,6 +283,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       stats.rounds.increment();
       stats.bytesSent.add(bytes);
       server.recordCompute(t, computeNanos);
+      settle(); // a cancel waiting for this round's output goes on right behind it
       log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
           r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
     } catch (RuntimeException e) {
@@ -315,11 +319,12 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       if (inCall == j) {
         inCall = null;
       }
-      applyTruncation();
-      return false;
+    } else {
+      inCall = j;
+      return true;
     }
-    inCall = j;
-    return true;
+    settle();
+    return false;
   }
 
   /** {@code j}'s call is over; whether its result stands (false: it was cancelled while it ran). */
@@ -332,21 +337,37 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     if (stands && !pending.isEmpty() && pending.peekFirst()[0] == round) {
       committedLength = (int) pending.pollFirst()[1];
     }
-    applyTruncation();
     return stands;
   }
 
-  private void applyTruncation() {
-    if (truncateTo >= 0 && inCall == null && pending.isEmpty() && !ended.get()) {
-      kv.truncate(Math.min(truncateTo, kv.length()));
-      truncateTo = -1;
+  /**
+   * What a cancel left to do once the rounds it lets stand are out: pass it on after their output
+   * (never ahead of it: the next stage would not know the round it names), and roll the cache back
+   * once no round of the session is in a call.
+   */
+  private void settle() {
+    List<PipelineMessage> out = new java.util.ArrayList<>();
+    synchronized (this) {
+      while (!toForward.isEmpty()
+          && (pending.isEmpty() || pending.peekFirst()[0] > toForward.peekFirst().getCancel().getAfterRound())) {
+        out.add(toForward.poll());
+      }
+      if (truncateTo >= 0 && inCall == null && pending.isEmpty() && !ended.get()) {
+        kv.truncate(Math.min(truncateTo, kv.length()));
+        truncateTo = -1;
+      }
+    }
+    MessageStream<PipelineMessage> d = downstream;
+    if (!last && d != null) {
+      out.forEach(d::send);
     }
   }
 
   /**
    * Drops the rounds after the cancel's round here and rolls the cache back to its keep, then passes
    * it on (see {@link Cancel}): the rounds still queued at this stage never run, one in a call has
-   * its result dropped, and the ones already sent on meet the cancel at the next stage.
+   * its result dropped, and the ones already sent on meet the cancel at the next stage. The rounds
+   * it lets stand that are still here go on first.
    */
   private void cancel(MessageStream<PipelineMessage> from, PipelineMessage m) {
     Cancel c = m.getCancel();
@@ -380,7 +401,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
           }
           queuedLength = c.getKeep();
           truncateTo = c.getKeep();
-          applyTruncation();
+          toForward.add(m);
         }
       }
     }
@@ -395,15 +416,11 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
         for (StageRound j : out) {
           cancelled.remove(j.round().getRound());
         }
-        applyTruncation();
       }
       dropped = out.size();
       stats.cancelledRounds.add(dropped);
     }
-    MessageStream<PipelineMessage> d = downstream;
-    if (!last && d != null) {
-      d.send(m);
-    }
+    settle();
     log.debug("cancel session={} afterRound={} keep={} droppedQueued={} cancelled={}", id, c.getAfterRound(),
         c.getKeep(), dropped, gone.size());
   }

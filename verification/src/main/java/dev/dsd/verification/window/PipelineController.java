@@ -122,6 +122,14 @@ public final class PipelineController {
     return tokens / time;
   }
 
+  @Override
+  public synchronized String toString() {
+    Choice c = next();
+    return String.format("{k=%d depth=%d a=%.3f rttMs=%.1f computeMs(k)=%.2f bottleneck=%.2f draftMs(k)=%.2f rows=%.1f}",
+        c.k(), c.depth(), acceptance(), Double.isNaN(rtt) ? -1 : rtt / 1e6, compute.at(c.k(), 1) / 1e6,
+        bottleneckShare, draft.at(c.k(), 0) / 1e6, sharing);
+  }
+
   /** E[accepted drafts | a round of k rejects one]. */
   static double acceptedBeforeRejection(double a, int k) {
     double sum = 0;
