@@ -102,6 +102,10 @@ public final class PipelineTargetPass implements PipelinedTarget {
   private volatile boolean closed;
   /** Per stage, compute micros of the last round: what the router learns from. */
   private volatile List<StageTiming> lastTimings = List.of();
+  /** When each round's answer arrived (pipelined rounds' answers wait in the inbox while the entry drafts). */
+  private final java.util.concurrent.ConcurrentSkipListMap<Long, Long> arrivals =
+      new java.util.concurrent.ConcurrentSkipListMap<>();
+  private volatile long lastArrival = -1;
 
   private PipelineTargetPass(PipelineService service, Route route, Options options, Penalties penalties,
       int promptTokens) {
@@ -236,6 +240,9 @@ public final class PipelineTargetPass implements PipelinedTarget {
   public TargetScores await(long r) {
     RoundResult res = await(r, true).getResult();
     lastTimings = res.getTimingsList();
+    Long at = arrivals.remove(r);
+    lastArrival = at == null ? -1 : at;
+    arrivals.headMap(r).clear();
     return scores(res);
   }
 
@@ -256,6 +263,11 @@ public final class PipelineTargetPass implements PipelinedTarget {
       most = Math.max(most, t.getComputeMicros() * 1000L);
     }
     return most;
+  }
+
+  @Override
+  public long lastAnswerNanos() {
+    return lastArrival;
   }
 
   @Override
@@ -386,6 +398,9 @@ public final class PipelineTargetPass implements PipelinedTarget {
     @Override
     public void onMessage(MessageStream<PipelineMessage> s, PipelineMessage m) {
       erred |= m.hasError();
+      if (m.hasResult() && arrivals.size() < 4096) { // bounded: a peer cannot grow it without end
+        arrivals.put(m.getResult().getRound(), System.nanoTime());
+      }
       inbox.add(m);
     }
 

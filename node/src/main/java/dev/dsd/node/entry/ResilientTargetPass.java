@@ -255,6 +255,11 @@ public final class ResilientTargetPass implements PipelinedTarget {
   }
 
   @Override
+  public long lastAnswerNanos() {
+    return current.lastAnswerNanos();
+  }
+
+  @Override
   public long lastQueueNanos() {
     return current.lastQueueNanos();
   }

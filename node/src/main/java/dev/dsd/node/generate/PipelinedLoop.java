@@ -139,7 +139,10 @@ public final class PipelinedLoop {
         break; // nothing could be sent: the output is complete
       }
       TargetScores scores = target.await(f.handle());
-      long wall = System.nanoTime() - f.sentAt();
+      long now = System.nanoTime();
+      long arrived = target.lastAnswerNanos();
+      // the round's own trip: its answer may have waited while this loop drafted the next rounds
+      long wall = (arrived > f.sentAt() && arrived <= now ? arrived : now) - f.sentAt();
       AcceptanceRule.Verdict v = rule.decide(f.drafts(), f.q(), scores);
       int n = v.accepted();
       boolean bonusless = v.next() == AcceptanceRule.NO_BONUS;

@@ -31,6 +31,11 @@ public interface PipelinedTarget extends TargetPass {
     return -1;
   }
 
+  /** {@link System#nanoTime()} when the last awaited round's answer arrived, or -1 when unknown. */
+  default long lastAnswerNanos() {
+    return -1;
+  }
+
   /** Nanoseconds the last awaited round waited in the stages' queues, or -1 when unknown. */
   default long lastQueueNanos() {
     return -1;

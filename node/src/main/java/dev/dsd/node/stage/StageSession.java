@@ -254,41 +254,53 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
   void finish(StageRound j, float[] y, long computeNanos, long startedAt, int rows) {
     Round r = j.round();
-    if (!endCall(j)) {
-      stats.cancelledRounds.increment();
-      log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
-      settle();
-      return; // cancelled while it ran: the compute is lost, its result must not be applied
-    }
     int t = j.positions();
     long queueNanos = startedAt - j.queuedAt();
     try {
       MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
+        endCall(j);
         end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
             + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
             r.getRound())));
         return;
       }
-      PipelineMessage msg;
-      if (!last) {
-        Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
-        Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
-        msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
-            .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
-      } else {
-        msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
+      PipelineMessage msg = null;
+      if (!isCancelled(j)) {
+        if (!last) {
+          Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
+          Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
+          msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
+              .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
+        } else {
+          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
+        }
       }
-      int bytes = out.send(msg);
+      int bytes = -1;
+      // checked and sent at once: a cancel that comes meanwhile either drops this output or goes on after it
+      synchronized (this) {
+        if (endCall(j) && msg != null) {
+          bytes = out.send(msg);
+        }
+      }
+      settle(); // a cancel waiting for this round's output goes on right behind it
+      if (bytes < 0) {
+        stats.cancelledRounds.increment();
+        log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
+        return; // cancelled while it ran: the compute is lost, its result must not be applied
+      }
       stats.rounds.increment();
       stats.bytesSent.add(bytes);
       server.recordCompute(t, computeNanos);
-      settle(); // a cancel waiting for this round's output goes on right behind it
       log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
           r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
     } catch (RuntimeException e) {
       failed(j, e);
     }
+  }
+
+  private synchronized boolean isCancelled(StageRound j) {
+    return cancelled.contains(j.round().getRound());
   }
 
   /** A round that could not run: the session is over, with the reason its kind says. */
