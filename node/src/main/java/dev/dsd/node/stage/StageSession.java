@@ -29,9 +29,7 @@ import dev.dsd.pipeline.runtime.StageKv;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.SparseScores;
 import dev.dsd.verification.processing.PenaltyState;
-import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,17 +62,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** The chain's peers before this stage: the only ones an upstream error may name. */
   private final Set<ByteString> earlierPeers = new HashSet<>();
   volatile long lastActivity = System.nanoTime();
-  // Pipelined rounds (guarded by this): what a Cancel must know. A session's rounds run one at a
-  // time and in order, so a cancel only has to find the ones after its round.
-  /** Live rounds queued or in a call: {round, cache length after it}, in order. */
-  private final ArrayDeque<long[]> pending = new ArrayDeque<>();
-  /** Cancelled rounds the scheduler may still hand to a call: dropped there, or their result dropped. */
-  private final Set<Long> cancelled = new HashSet<>();
-  private int committedLength; // cache length after the last live round that ran
-  private StageRound inCall;
-  private int truncateTo = -1; // a cancel's keep, applied once no round of the session is queued or running
-  /** Cancels to pass on once the rounds they let stand have gone on before them: {after_round} and the message. */
-  private final ArrayDeque<PipelineMessage> toForward = new ArrayDeque<>();
+  /** Pipelined rounds: which are queued, in a call or cancelled, and what a Cancel still has to do. */
+  private final RoundLedger ledger = new RoundLedger();
   /** On the last stage of a session with penalties: its token history; else null. */
   private final PenaltyState penalties;
 
@@ -237,10 +226,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     lastRound = r.getRound();
     int t = positions(r);
     queuedLength = r.getKeep() + t;
-    synchronized (this) {
-      pending.add(new long[] {r.getRound(), queuedLength});
-      truncateTo = -1; // this round's own keep rolls the cache back when it runs
-    }
+    ledger.submitted(r.getRound(), queuedLength);
     scheduler.submit(new StageRound(this, r, t, hidden, queued));
   }
 
@@ -259,14 +245,14 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     try {
       MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
-        endCall(j);
+        ledger.endCall(j);
         end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
             + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
             r.getRound())));
         return;
       }
       PipelineMessage msg = null;
-      if (!isCancelled(j)) {
+      if (!ledger.isCancelled(j)) {
         if (!last) {
           Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
           Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
@@ -278,8 +264,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       }
       int bytes = -1;
       // checked and sent at once: a cancel that comes meanwhile either drops this output or goes on after it
-      synchronized (this) {
-        if (endCall(j) && msg != null) {
+      synchronized (ledger) {
+        if (ledger.endCall(j) && msg != null) {
           bytes = out.send(msg);
         }
       }
@@ -299,14 +285,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     }
   }
 
-  private synchronized boolean isCancelled(StageRound j) {
-    return cancelled.contains(j.round().getRound());
-  }
-
   /** A round that could not run: the session is over, with the reason its kind says. */
   void failed(StageRound j, RuntimeException e) {
     Round r = j.round();
-    endCall(j);
+    ledger.endCall(j);
     if (ended.get()) {
       return; // closed while it waited or ran: nobody is waiting for this round
     }
@@ -325,50 +307,18 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   }
 
   /** The scheduler put {@code j} in a call; false (and it is dropped) when it was cancelled meanwhile. */
-  synchronized boolean startCall(StageRound j) {
-    if (cancelled.remove(j.round().getRound())) {
-      stats.cancelledRounds.increment();
-      if (inCall == j) {
-        inCall = null;
-      }
-    } else {
-      inCall = j;
+  boolean startCall(StageRound j) {
+    if (ledger.startCall(j)) {
       return true;
     }
+    stats.cancelledRounds.increment();
     settle();
     return false;
   }
 
-  /** {@code j}'s call is over; whether its result stands (false: it was cancelled while it ran). */
-  private synchronized boolean endCall(StageRound j) {
-    if (inCall == j) {
-      inCall = null;
-    }
-    long round = j.round().getRound();
-    boolean stands = !cancelled.remove(round);
-    if (stands && !pending.isEmpty() && pending.peekFirst()[0] == round) {
-      committedLength = (int) pending.pollFirst()[1];
-    }
-    return stands;
-  }
-
-  /**
-   * What a cancel left to do once the rounds it lets stand are out: pass it on after their output
-   * (never ahead of it: the next stage would not know the round it names), and roll the cache back
-   * once no round of the session is in a call.
-   */
+  /** Passes on the cancels whose rounds are out, and rolls the cache back when nothing of the session runs. */
   private void settle() {
-    List<PipelineMessage> out = new java.util.ArrayList<>();
-    synchronized (this) {
-      while (!toForward.isEmpty()
-          && (pending.isEmpty() || pending.peekFirst()[0] > toForward.peekFirst().getCancel().getAfterRound())) {
-        out.add(toForward.poll());
-      }
-      if (truncateTo >= 0 && inCall == null && pending.isEmpty() && !ended.get()) {
-        kv.truncate(Math.min(truncateTo, kv.length()));
-        truncateTo = -1;
-      }
-    }
+    List<PipelineMessage> out = ledger.settle(kv, ended.get());
     MessageStream<PipelineMessage> d = downstream;
     if (!last && d != null) {
       out.forEach(d::send);
@@ -378,57 +328,29 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /**
    * Drops the rounds after the cancel's round here and rolls the cache back to its keep, then passes
    * it on (see {@link Cancel}): the rounds still queued at this stage never run, one in a call has
-   * its result dropped, and the ones already sent on meet the cancel at the next stage. The rounds
+   * its output dropped, and the ones already sent on meet the cancel at the next stage. The rounds
    * it lets stand that are still here go on first.
    */
   private void cancel(MessageStream<PipelineMessage> from, PipelineMessage m) {
     Cancel c = m.getCancel();
-    String problem = null;
-    int dropped = 0;
-    Set<Long> gone = new HashSet<>();
-    synchronized (this) {
-      if (!c.getSessionId().equals(id)) {
-        problem = "this stream carries session " + id + ", not " + c.getSessionId();
-      } else if (c.getAfterRound() > lastRound) {
-        problem = "cancel after round " + Long.toUnsignedString(c.getAfterRound()) + ": the last round here is "
-            + lastRound;
-      } else {
-        int standing = committedLength;
-        for (long[] p : pending) {
-          if (p[0] <= c.getAfterRound()) {
-            standing = (int) p[1];
-          }
-        }
-        if (Integer.toUnsignedLong(c.getKeep()) > standing) {
-          problem = "cancel keep " + Integer.toUnsignedString(c.getKeep()) + " is beyond the " + standing
-              + " positions the rounds up to " + c.getAfterRound() + " leave cached";
-        } else {
-          for (Iterator<long[]> it = pending.iterator(); it.hasNext(); ) {
-            long[] p = it.next();
-            if (p[0] > c.getAfterRound()) {
-              cancelled.add(p[0]);
-              gone.add(p[0]);
-              it.remove();
-            }
-          }
-          queuedLength = c.getKeep();
-          truncateTo = c.getKeep();
-          toForward.add(m);
-        }
-      }
+    String[] problem = new String[1];
+    Set<Long> gone = null;
+    if (!c.getSessionId().equals(id)) {
+      problem[0] = "this stream carries session " + id + ", not " + c.getSessionId();
+    } else {
+      gone = ledger.cancel(m, lastRound, problem);
     }
-    if (problem != null) {
+    if (gone == null) {
       stats.rejectedMessages.increment();
-      from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem, host.peerId(), c.getAfterRound()));
+      from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem[0], host.peerId(), c.getAfterRound()));
       return;
     }
+    queuedLength = c.getKeep();
+    int dropped = 0;
     if (!gone.isEmpty()) {
-      List<StageRound> out = scheduler.drop(j -> j.session() == this && gone.contains(j.round().getRound()));
-      synchronized (this) {
-        for (StageRound j : out) {
-          cancelled.remove(j.round().getRound());
-        }
-      }
+      Set<Long> marked = gone;
+      List<StageRound> out = scheduler.drop(j -> j.session() == this && marked.contains(j.round().getRound()));
+      ledger.dropped(out);
       dropped = out.size();
       stats.cancelledRounds.add(dropped);
     }
