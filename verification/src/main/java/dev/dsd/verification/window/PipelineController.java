@@ -11,13 +11,15 @@ package dev.dsd.verification.window;
  *   s       = a^k                              a round stands whole (its last draft included)
  *   E[time]   = T + I s / (1 - s) + waste      from a correction to the next rejection
  *   E[tokens] = k s / (1 - s) + E[n | reject] + 1
- *   waste     = w (B + lambda C),  w = min(D - 1, T / I - 1)+ rounds in flight at a rejection
+ *   waste     = w (B + max(phi, lambda) C),  w = min(D - 1, T / I - 1)+ rounds in flight at a rejection
  * </pre>
  *
  * The rounds in flight at a rejection are cancelled: a cancelled round in a stage's call delays the
- * correction by up to B, and when the stage batches other sessions (lambda = (rows - 1) / rows of
- * the calls this session's rounds ran in) its compute was taken from them, so it counts as lost
- * time in proportion. D = 1 is synchronous speculation: the model nests it, so the controller picks
+ * correction by up to B, and its compute was taken from whatever shares the stage's cores: other
+ * sessions batched with it (lambda = (rows - 1) / rows of the calls this session's rounds ran in) or
+ * other stages and the drafter on the same machine (phi, the share of compute that is not free:
+ * 1 by default, which is what keeps pipelining off where compute, not the network, is the cost, as
+ * on one machine at 0 ms; 0 for stages on machines of their own with nothing else to do). D = 1 is synchronous speculation: the model nests it, so the controller picks
  * pipelining only where the estimates say it pays.
  */
 public final class PipelineController {
@@ -30,6 +32,7 @@ public final class PipelineController {
   /** A choice of window and depth. */
   public record Choice(int k, int depth) {}
 
+  private final double phi;
   private final int kMin;
   private final int kMax;
   private final int depthMax;
@@ -41,8 +44,17 @@ public final class PipelineController {
   private double bottleneckShare = 1; // slowest stage's compute / all stages' compute
   private double sharing = 1;
 
-  /** k in {@code kMin..kMax} (equal for a fixed window), depth in 1..{@code depthMax}. */
+  /** k in {@code kMin..kMax} (equal for a fixed window), depth in 1..{@code depthMax}; compute is never free. */
   public PipelineController(int kMin, int kMax, int depthMax) {
+    this(kMin, kMax, depthMax, 1);
+  }
+
+  /** {@code sharedCompute}: phi of the model, in [0, 1]. */
+  public PipelineController(int kMin, int kMax, int depthMax, double sharedCompute) {
+    if (!(sharedCompute >= 0 && sharedCompute <= 1)) {
+      throw new IllegalArgumentException("shared compute share must be in [0, 1], got " + sharedCompute);
+    }
+    this.phi = sharedCompute;
     if (kMin < 1 || kMax < kMin || depthMax < 1 || depthMax > MAX_DEPTH) {
       throw new IllegalArgumentException("pipeline controller needs 1 <= kMin <= kMax and depth 1.." + MAX_DEPTH
           + ", got k " + kMin + ".." + kMax + ", depth " + depthMax);
@@ -116,7 +128,7 @@ public final class PipelineController {
     double s = Math.pow(a, k);
     double inFlight = Math.max(0, Math.min(d - 1, t / interval - 1));
     double lambda = (sharing - 1) / sharing;
-    double waste = inFlight * (b + lambda * c);
+    double waste = inFlight * (b + Math.max(phi, lambda) * c);
     double time = t + interval * s / (1 - s) + waste;
     double tokens = k * s / (1 - s) + acceptedBeforeRejection(a, k) + 1;
     return tokens / time;
