@@ -39,10 +39,11 @@ public record GenerationRequest(
     Boolean pipelined) {
 
   /**
-   * Whether pipeline generations go pipelined when a request does not say: measured by {@code dsd
-   * bench pipeline} (testnet/results/bench-pipelined.txt), see the README.
+   * Whether pipeline generations go pipelined when a request does not say: no, as measured by {@code
+   * dsd bench pipeline} (testnet/results/bench-pipelined.txt: on the bundled pair pipelined rounds
+   * were not faster than synchronous ones in most settings); see the README.
    */
-  public static final boolean PIPELINED_DEFAULT = true;
+  public static final boolean PIPELINED_DEFAULT = false;
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
