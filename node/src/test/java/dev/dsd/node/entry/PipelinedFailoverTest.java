@@ -76,15 +76,12 @@ class PipelinedFailoverTest {
     GenerationRequest req = GenerationRequest.greedy(prompt, max).withSpeculation(3);
     PipelineTargetPass.Options opts = PipelineTargetPass.Options.greedy().withActivations(DType.F32);
     AtomicInteger streamed = new AtomicInteger();
-    AtomicInteger inFlightAtDeath = new AtomicInteger(-1);
     try (ResilientTargetPass target = new ResilientTargetPass(routes, null,
             route -> PipelineTargetPass.open(s.entry(), route, capacity, opts), 0, 0);
         Drafter drafter = new Spoiled(dm.newDrafter(req, capacity, ck.config().vocabSize()), 5,
             ck.config().vocabSize())) {
-      System.out.println("first " + first.peer() + " doomed " + doomed.peer() + " spare " + spareHost.peerId());
       TokenSink killer = (text, tokens) -> {
         if (streamed.incrementAndGet() == 12) {
-          inFlightAtDeath.set(s.stages().get(1).stageSessionCount());
           s.stages().get(1).host().close();
         }
         return true;
