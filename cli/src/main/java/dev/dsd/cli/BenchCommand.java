@@ -274,13 +274,15 @@ final class BenchCommand implements Runnable {
       description = {
         "Tokens/s through N target stages + an entry that drafts, every node behind a link emulator that",
         "delays each message by the one-way latency (and caps its rate with --bandwidth): non-speculative",
-        "vs fixed windows vs auto vs adaptive, greedy and sampled, on the held-out prompts",
+        "vs fixed windows vs auto vs adaptive (each also pipelined: pipe-k4, pipe-auto, ... keep several",
+        "rounds of a session in flight), greedy and sampled, on the held-out prompts",
         "(models/heldout-prompts.json), in a seeded shuffled order. Times include session setup; ttft is the",
         "median time to first token; 'novel a' is acceptance on rounds that repeat no earlier 4-gram.",
         "Prints a table and writes JSON."
       },
       footer = {"", "Example:", "  dsd bench pipeline --latency 0,5,20,50 --prompts 5 --max-tokens 128 --json bench-pipeline.json",
-          "  dsd bench pipeline --latency 20 --bandwidth 100 --modes off,auto --sampling sampled"})
+          "  dsd bench pipeline --latency 20 --bandwidth 100 --modes off,auto --sampling sampled",
+          "  dsd bench pipeline --latency 20,0 --modes off,auto,pipe-auto,k4,pipe-k4 --prompts 20"})
   static final class Pipeline implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Target (default: bundled).")
     Path model;

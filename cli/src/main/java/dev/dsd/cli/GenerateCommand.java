@@ -103,6 +103,10 @@ final class GenerateCommand implements Callable<Integer> {
   @picocli.CommandLine.Mixin
   WeightOptions weightOptions = new WeightOptions();
 
+  @Option(names = "--pipelined", negatable = true, description = {"With --peer: keep several rounds in flight along the",
+      "pipeline (--no-pipelined: one at a time; default: the node's, see README)."})
+  Boolean pipelined;
+
   @Option(names = "--json", description = "Print one JSON object (text, token_ids, tokens_per_second, ...) instead of streaming.")
   boolean json;
 
@@ -124,7 +128,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
     GenerationRequest req = new GenerationRequest(text, maxTokens, defaults.temperature(temperature, 0),
         defaults.topP(topP), seed, k, adaptive, stop, penalties,
-        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs);
+        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs).withPipelined(pipelined);
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (Generator gen = open(k)) {
       GenerationResult r = gen.generate(req, (piece, ids) -> {

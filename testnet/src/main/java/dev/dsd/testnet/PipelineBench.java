@@ -45,9 +45,23 @@ import java.util.function.Consumer;
  * earlier text ({@link RoundNovelty}).
  */
 public final class PipelineBench {
-  /** A decoding mode: window (0 off, K, or AUTO) and whether verification is adaptive. */
-  public record Mode(String name, int window, boolean adaptive) {
+  /**
+   * A decoding mode: window (0 off, K, or AUTO), whether verification is adaptive, and whether
+   * rounds go pipelined (several in flight; the {@code pipe-} modes) or synchronously.
+   */
+  public record Mode(String name, int window, boolean adaptive, boolean pipelined) {
+    public Mode(String name, int window, boolean adaptive) {
+      this(name, window, adaptive, false);
+    }
+
     public static Mode parse(String s) {
+      if (s.startsWith("pipe-")) {
+        Mode m = parse(s.substring(5));
+        if (m.window() == 0) {
+          throw new IllegalArgumentException("pipelining needs drafts: pipe-off is not a mode");
+        }
+        return new Mode(s, m.window(), m.adaptive(), true);
+      }
       return switch (s) {
         case "off" -> new Mode("off", 0, false);
         case "auto" -> new Mode("auto", GenerationRequest.AUTO, false);
@@ -55,7 +69,8 @@ public final class PipelineBench {
         case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true);
         default -> {
           if (!s.matches("k[0-9]+")) {
-            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, learned or adaptive, got " + s);
+            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, learned or adaptive, or pipe-kN, pipe-auto, "
+                + "pipe-adaptive, got " + s);
           }
           yield new Mode(s, Integer.parseInt(s.substring(1)), false);
         }
@@ -124,8 +139,10 @@ public final class PipelineBench {
               .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {
-            gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
-                List.of()), TokenSink.NONE);
+            for (boolean pipelined : new boolean[] {false, true}) {
+              gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
+                  List.of()).withPipelined(pipelined), TokenSink.NONE);
+            }
           }
           List<Object[]> runs = new ArrayList<>();
           for (Sampling sampling : c.samplings()) {
@@ -170,7 +187,7 @@ public final class PipelineBench {
     double[] firstToken = new double[c.prompts().size()];
     for (int i = 0; i < c.prompts().size(); i++) {
       GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), sampling.temperature(),
-          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of());
+          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of()).withPipelined(m.pipelined());
       rounds.clear();
       GenerationResult r = gen.generate(req, TokenSink.NONE);
       int[] prompt = ck.tokenizer().encode(c.prompts().get(i));
@@ -230,9 +247,19 @@ public final class PipelineBench {
         r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
-  /** Speedup of each mode over {@code off} at the same latency, for the summary. */
+  /** Speedup of each mode over {@code off}, and of each pipelined mode over its synchronous one, at the same latency. */
   public static String ratios(List<Row> rows) {
     StringBuilder b = new StringBuilder();
+    for (Row r : rows) {
+      if (!r.mode().startsWith("pipe-")) {
+        continue;
+      }
+      String sync = r.mode().substring(5);
+      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
+          && o.mode().equals(sync)).findFirst().ifPresent(o -> b.append(String.format(
+              "latency %.0f ms %s: %s / %s = %.2fx%n", r.latencyMs(), r.sampling(), r.mode(), sync,
+              r.tokensPerSecond() / o.tokensPerSecond())));
+    }
     for (Row r : rows) {
       rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
           && o.mode().equals("off")).findFirst().ifPresent(off -> {

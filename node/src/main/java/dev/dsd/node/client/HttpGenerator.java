@@ -58,6 +58,9 @@ public final class HttpGenerator implements Generator {
       body.put("dsd_spec", req.speculation());
     }
     body.put("dsd_adaptive", req.adaptiveVerification());
+    if (req.pipelined() != null) {
+      body.put("dsd_pipelined", req.pipelined().booleanValue());
+    }
     if (req.weights() != null) {
       body.put("dsd_weights", req.weights().id());
     }

@@ -84,6 +84,9 @@ public final class RemoteGenerator implements Generator {
     if (req.logprobs() != GenerationRequest.NO_LOGPROBS) {
       rb.setTopLogprobs(req.logprobs());
     }
+    if (req.pipelined() != null) {
+      rb.setPipelined(req.pipelined());
+    }
     s.send(GenerateMessage.newBuilder().setRequest(rb).build());
     StringBuilder text = new StringBuilder();
     try {

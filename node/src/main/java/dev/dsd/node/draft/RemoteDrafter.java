@@ -182,6 +182,15 @@ public final class RemoteDrafter implements Drafter {
     return lastDistributions;
   }
 
+  /**
+   * No: the draft node checks every verdict against its last proposal (DraftServer), so it cannot
+   * draft past an open verdict and roll back; generations with a remote drafter run synchronously.
+   */
+  @Override
+  public boolean pipelines() {
+    return false;
+  }
+
   @Override
   public void accepted(int contextBefore, int[] drafts, int n, int next) {
     verdicts.add(Accepted.newBuilder().setContextBefore(contextBefore).setDrafted(drafts.length).setKept(n)

@@ -15,7 +15,9 @@ import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.WeightFormat;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
+import dev.dsd.node.generate.PipelinedLoop;
 import dev.dsd.verification.window.AdaptiveWindow;
+import dev.dsd.verification.window.PipelineController;
 import dev.dsd.verification.window.WindowMemory;
 import dev.dsd.verification.window.WindowPolicy;
 import java.util.HashSet;
@@ -52,6 +54,9 @@ public final class PipelineGenerator implements Generator {
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
+  private volatile boolean pipelinedByDefault = GenerationRequest.PIPELINED_DEFAULT;
+  /** Pipelined rounds' estimates (acceptance, round trip, compute) per route and drafter, across requests. */
+  private final java.util.Map<String, PipelineController> controllers = new java.util.concurrent.ConcurrentHashMap<>();
 
   /** What one generation's pipeline survived, told when it ends (also when it ends in an error). */
   public interface Resilience {
@@ -153,16 +158,26 @@ public final class PipelineGenerator implements Generator {
         }
       };
       GenerationResult r;
+      boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
       try {
-        r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
+        if (pipelined) {
+          // the controller picks the depth (and with auto, k); its estimates outlive the request
+          PipelineController pc = controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
+              key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
+                  : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
+          r = new PipelinedLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter, rule,
+              pc, null, capacity, sink, rounds, t0);
+        } else {
+          r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
+        }
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
       }
       if (adaptive != null) {
         windows.finish(routeKey, adaptive);
       }
-      log.info("generation done route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
-          r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
+      log.info("generation done pipelined={} route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
+          pipelined, r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
           target.longestStallNanos() / 1_000_000, target.spotChecks());
       return r;
@@ -178,6 +193,12 @@ public final class PipelineGenerator implements Generator {
       throw new IllegalArgumentException("spot-check probability must be in [0, 1], got " + probability);
     }
     this.spotCheckProbability = probability;
+    return this;
+  }
+
+  /** Whether requests that do not say go pipelined (several rounds in flight). */
+  public PipelineGenerator withPipelinedDefault(boolean pipelined) {
+    this.pipelinedByDefault = pipelined;
     return this;
   }
 

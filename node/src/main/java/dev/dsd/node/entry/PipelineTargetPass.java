@@ -8,7 +8,7 @@ import dev.dsd.node.pipeline.PipelineService;
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
 import dev.dsd.node.generate.PrefillChunks;
-import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.generate.PipelinedTarget;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Hop;
 import dev.dsd.node.pipeline.proto.OpenSession;
@@ -38,8 +38,12 @@ import org.slf4j.LoggerFactory;
  * The entry's side of one pipeline session: sends each round to the first stage and waits for the
  * last stage's result, which comes back on a stream the last stage opened to us. Errors arrive on
  * either stream; the first stage's stream ending means the chain is broken.
+ *
+ * <p>Pipelined: {@link #send} returns at once, so several rounds travel the chain one behind
+ * another; {@link #cancel} sends a {@code Cancel} on the rounds' own stream (see pipeline.proto),
+ * and the answers of cancelled rounds, still arriving, are skipped by round number.
  */
-public final class PipelineTargetPass implements TargetPass {
+public final class PipelineTargetPass implements PipelinedTarget {
   private static final Logger log = LoggerFactory.getLogger(PipelineTargetPass.class);
 
   /**
@@ -98,6 +102,10 @@ public final class PipelineTargetPass implements TargetPass {
   private volatile boolean closed;
   /** Per stage, compute micros of the last round: what the router learns from. */
   private volatile List<StageTiming> lastTimings = List.of();
+  /** When each round's answer arrived (pipelined rounds' answers wait in the inbox while the entry drafts). */
+  private final java.util.concurrent.ConcurrentSkipListMap<Long, Long> arrivals =
+      new java.util.concurrent.ConcurrentSkipListMap<>();
+  private volatile long lastArrival = -1;
 
   private PipelineTargetPass(PipelineService service, Route route, Options options, Penalties penalties,
       int promptTokens) {
@@ -173,7 +181,7 @@ public final class PipelineTargetPass implements TargetPass {
           + PipelineProtocol.rootMessage(e), s1.peer());
     }
     first.send(PipelineMessage.newBuilder().setOpen(open).build());
-    PipelineMessage m = await(0);
+    PipelineMessage m = await(0, false);
     if (!m.hasOpened()) {
       throw new PipelineException("BAD_REPLY", "expected the session to open, got " + m.getBodyCase(), lastPeer);
     }
@@ -193,12 +201,12 @@ public final class PipelineTargetPass implements TargetPass {
   }
 
   /**
-   * Runs the positions as one round, or, when there are more than {@link Options#prefillChunk}, as
-   * several: all are sent at once (each stage starts on the next chunk while the one after it works
-   * on this one), and their results are awaited in order, each within the timeout.
+   * Sends the positions as one round, or, when there are more than {@link Options#prefillChunk}, as
+   * several (each stage starts on the next chunk while the one after it works on this one); returns
+   * the last chunk's round number, whose answer carries the rows.
    */
   @Override
-  public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
+  public long send(int keep, int[] tokens, int[] drafts, int rows) {
     if (closed) {
       throw new PipelineException("CLOSED", "the pipeline session is closed", null);
     }
@@ -207,7 +215,6 @@ public final class PipelineTargetPass implements TargetPass {
           + maxTokens);
     }
     int[] cuts = PrefillChunks.cuts(tokens.length, rows, options.prefillChunk());
-    long firstRound = round + 1;
     for (int i = 0; i + 1 < cuts.length; i++) {
       boolean last = i + 2 == cuts.length;
       Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(keep + cuts[i])
@@ -225,17 +232,60 @@ public final class PipelineTargetPass implements TargetPass {
       }
       first.send(PipelineMessage.newBuilder().setRound(b).build());
     }
-    RoundResult res = null;
-    for (long r = firstRound; r <= round; r++) {
-      res = await(r).getResult();
-      long stageOut = 0;
-      for (StageTiming t : res.getTimingsList()) {
-        stageOut += t.getBytesOut();
-      }
-      stageBytes.addAndGet(stageOut);
-    }
+    return round;
+  }
+
+  /** The answer of round {@code r}; answers of earlier rounds (prefill chunks, cancelled rounds) are passed over. */
+  @Override
+  public TargetScores await(long r) {
+    RoundResult res = await(r, true).getResult();
     lastTimings = res.getTimingsList();
+    Long at = arrivals.remove(r);
+    lastArrival = at == null ? -1 : at;
+    arrivals.headMap(r).clear();
     return scores(res);
+  }
+
+  @Override
+  public void cancel(long afterRound, int keep) {
+    if (closed) {
+      throw new PipelineException("CLOSED", "the pipeline session is closed", null);
+    }
+    first.send(PipelineMessage.newBuilder().setCancel(dev.dsd.node.pipeline.proto.Cancel.newBuilder().setSessionId(id)
+        .setAfterRound(afterRound).setKeep(keep)).build());
+    log.debug("cancel sent session={} afterRound={} keep={} lastSent={}", id, afterRound, keep, round);
+  }
+
+  @Override
+  public long lastBottleneckNanos() {
+    long most = -1;
+    for (StageTiming t : lastTimings) {
+      most = Math.max(most, t.getComputeMicros() * 1000L);
+    }
+    return most;
+  }
+
+  @Override
+  public long lastAnswerNanos() {
+    return lastArrival;
+  }
+
+  @Override
+  public long lastQueueNanos() {
+    long sum = 0;
+    for (StageTiming t : lastTimings) {
+      sum += t.getQueueMicros() * 1000L;
+    }
+    return sum;
+  }
+
+  @Override
+  public int lastBatchRows() {
+    int most = 1;
+    for (StageTiming t : lastTimings) {
+      most = Math.max(most, t.getBatchRows());
+    }
+    return most;
   }
 
   private TargetScores scores(RoundResult res) {
@@ -268,7 +318,7 @@ public final class PipelineTargetPass implements TargetPass {
   }
 
   /** The next message for round {@code r} (0: the open), or the error that ended the session. */
-  private PipelineMessage await(long r) {
+  private PipelineMessage await(long r, boolean countBytes) {
     long deadline = System.nanoTime() + options.timeout().toNanos();
     while (true) {
       PipelineMessage m;
@@ -288,9 +338,17 @@ public final class PipelineTargetPass implements TargetPass {
         throw new PipelineException(e.getCode().name(), "stage " + (peer == null ? "?" : peer) + ": " + e.getMessage(),
             peer);
       }
+      if (countBytes && m.hasResult()) { // cancelled rounds' answers crossed the links too
+        long stageOut = 0;
+        for (StageTiming t : m.getResult().getTimingsList()) {
+          stageOut += t.getBytesOut();
+        }
+        stageBytes.addAndGet(stageOut);
+      }
       if (r == 0 ? m.hasOpened() : m.hasResult() && m.getResult().getRound() == r) {
         return m;
       }
+      deadline = System.nanoTime() + options.timeout().toNanos(); // an earlier round answered: each gets the timeout
       // a late answer to an earlier round (after a timeout) is of no use any more
     }
   }
@@ -340,6 +398,9 @@ public final class PipelineTargetPass implements TargetPass {
     @Override
     public void onMessage(MessageStream<PipelineMessage> s, PipelineMessage m) {
       erred |= m.hasError();
+      if (m.hasResult() && arrivals.size() < 4096) { // bounded: a peer cannot grow it without end
+        arrivals.put(m.getResult().getRound(), System.nanoTime());
+      }
       inbox.add(m);
     }
 

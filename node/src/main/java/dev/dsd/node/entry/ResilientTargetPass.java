@@ -2,7 +2,7 @@ package dev.dsd.node.entry;
 
 import dev.dsd.node.pipeline.PipelineException;
 
-import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.generate.PipelinedTarget;
 import dev.dsd.node.routing.NoRouteException;
 import dev.dsd.node.routing.Route;
 import dev.dsd.p2p.core.PeerId;
@@ -36,8 +36,13 @@ import org.slf4j.LoggerFactory;
  * <p>Formats: every route of one session (the first, each failover, each replica a spot check
  * compares) keeps its weights in the format of the first route, so the output does not depend on
  * which peers served it, and an honest replica of another format is never taken for a liar.
+ *
+ * <p>Pipelined rounds: it keeps every round sent and not yet answered. When the awaited one fails,
+ * the new route gets the accepted history plus that round's tokens as one round, then every later
+ * round in flight again, in order; so the answers, and greedy output, are those of an undisturbed
+ * run. A cancel forgets the rounds it drops, so they are never replayed.
  */
-public final class ResilientTargetPass implements TargetPass {
+public final class ResilientTargetPass implements PipelinedTarget {
   private static final Logger log = LoggerFactory.getLogger(ResilientTargetPass.class);
   /** Routes tried after failures within one round before the generation gives up. */
   public static final int MAX_FAILOVERS = 3;
@@ -58,6 +63,18 @@ public final class ResilientTargetPass implements TargetPass {
   private int failovers;
   private int checks;
   private long longestStallNanos;
+  /** Pipelined rounds sent and not yet awaited, by handle, in order. */
+  private final java.util.TreeMap<Long, Sent> inFlight = new java.util.TreeMap<>();
+  private long handles;
+  private long lastAwaited = -1; // handle of the last awaited round
+  private long lastAwaitedInner = -1; // its round number on the current route
+
+  /** A pipelined round as the loop sent it, and its round number on the current route (-1: not sent there). */
+  private record Sent(int keep, int[] tokens, int[] drafts, int rows, long inner) {
+    Sent on(long innerRound) {
+      return new Sent(keep, tokens, drafts, rows, innerRound);
+    }
+  }
 
   /**
    * @param weights the weights format every route must keep, or null to take the best route's and
@@ -109,8 +126,159 @@ public final class ResilientTargetPass implements TargetPass {
     }
   }
 
+  @Override
+  public long send(int keep, int[] tokens, int[] drafts, int rows) {
+    if (keep > valid) {
+      throw new IllegalArgumentException("keep " + keep + " is beyond the " + valid + " positions sent");
+    }
+    long inner;
+    try {
+      inner = current.send(keep, tokens, drafts, rows);
+    } catch (PipelineException e) {
+      inner = -1; // the route is broken: the await of this round (or an earlier one) fails over
+    }
+    remember(keep, tokens);
+    long h = ++handles;
+    inFlight.put(h, new Sent(keep, tokens.clone(), drafts.clone(), rows, inner));
+    return h;
+  }
+
+  @Override
+  public TargetScores await(long h) {
+    Sent s = inFlight.get(h);
+    if (s == null) {
+      throw new IllegalArgumentException("round " + h + " was not sent, was cancelled or was awaited already");
+    }
+    inFlight.headMap(h).clear(); // earlier rounds not awaited: their answers are not wanted
+    long failedAt = 0;
+    for (int attempt = 0; ; attempt++) {
+      try {
+        if (s.inner() < 0) {
+          throw new PipelineException("STAGE_FAILED", "the round could not be sent", null);
+        }
+        TargetScores scores = current.await(s.inner());
+        if (failedAt != 0) {
+          long stall = System.nanoTime() - failedAt;
+          longestStallNanos = Math.max(longestStallNanos, stall);
+          log.info("failover done route={} replayed={} inFlight={} stallMs={}", current.route(),
+              s.keep() + s.tokens().length, inFlight.size() - 1, stall / 1_000_000);
+        }
+        inFlight.remove(h);
+        lastAwaited = h;
+        lastAwaitedInner = s.inner();
+        if (spotCheck > 0 && random.nextDouble() < spotCheck) {
+          int upTo = s.keep() + s.tokens().length;
+          return check(scores, s.drafts(), s.rows(), upTo, () -> resendInFlight(upTo));
+        }
+        return scores;
+      } catch (PipelineException e) {
+        if (attempt >= MAX_FAILOVERS) {
+          throw new PipelineException(e.code(), "gave up after " + failovers + " failovers: " + e.getMessage(),
+              e.failedPeer());
+        }
+        if (failedAt == 0) {
+          failedAt = System.nanoTime();
+        }
+        failovers++;
+        avoidPeer(e);
+        switchRoute();
+        s = replayFrom(h, s);
+      }
+    }
+  }
+
+  /** The awaited round {@code h} again on the fresh route, its history first; then the rounds after it. */
+  private Sent replayFrom(long h, Sent s) {
+    long inner;
+    try {
+      inner = current.send(0, concat(Arrays.copyOf(history, s.keep()), s.tokens()), s.drafts(), s.rows());
+    } catch (PipelineException e) {
+      inner = -1;
+    }
+    Sent again = s.on(inner);
+    inFlight.put(h, again);
+    for (var later : inFlight.tailMap(h, false).entrySet()) {
+      Sent r = later.getValue();
+      long i;
+      try {
+        i = current.send(r.keep(), r.tokens(), r.drafts(), r.rows());
+      } catch (PipelineException e) {
+        i = -1;
+      }
+      later.setValue(r.on(i));
+    }
+    return again;
+  }
+
+  /** After a spot check moved the session: the history up to the checked round is replayed, then the rounds in flight. */
+  private void resendInFlight(int upTo) {
+    try {
+      lastAwaitedInner = current.send(0, Arrays.copyOf(history, upTo), new int[0], 1);
+    } catch (PipelineException e) {
+      lastAwaitedInner = -1;
+    }
+    for (var later : inFlight.entrySet()) {
+      Sent r = later.getValue();
+      long i;
+      try {
+        i = current.send(r.keep(), r.tokens(), r.drafts(), r.rows());
+      } catch (PipelineException e) {
+        i = -1;
+      }
+      later.setValue(r.on(i));
+    }
+  }
+
+  @Override
+  public void cancel(long afterRound, int keep) {
+    if (afterRound != lastAwaited) {
+      throw new IllegalArgumentException("a cancel follows the last awaited round " + lastAwaited + ", not "
+          + afterRound);
+    }
+    if (keep > valid) {
+      throw new IllegalArgumentException("keep " + keep + " is beyond the " + valid + " positions sent");
+    }
+    inFlight.clear(); // every round in flight was sent after the awaited one
+    valid = keep;
+    if (lastAwaitedInner >= 0) {
+      try {
+        current.cancel(lastAwaitedInner, keep);
+      } catch (PipelineException e) {
+        // the route is broken: the next await fails over, replaying only what stands
+      }
+    }
+  }
+
+  @Override
+  public long lastBottleneckNanos() {
+    return current.lastBottleneckNanos();
+  }
+
+  @Override
+  public long lastAnswerNanos() {
+    return current.lastAnswerNanos();
+  }
+
+  @Override
+  public long lastQueueNanos() {
+    return current.lastQueueNanos();
+  }
+
+  @Override
+  public int lastBatchRows() {
+    return current.lastBatchRows();
+  }
+
   /** Re-runs the round with one stage on a replica; returns the answer the majority gives. */
   private TargetScores check(TargetScores mine, int[] drafts, int rows) {
+    return check(mine, drafts, rows, valid, this::replayOntoCurrent);
+  }
+
+  /**
+   * The same for the round whose positions end at {@code upTo}; {@code moved} rebuilds the current
+   * route's caches when the check moved the session off a liar.
+   */
+  private TargetScores check(TargetScores mine, int[] drafts, int rows, int upTo, Runnable moved) {
     Route route = current.routeTaken();
     List<Integer> candidates = new ArrayList<>();
     for (int i = 0; i < route.stages().size(); i++) {
@@ -126,13 +294,13 @@ public final class ResilientTargetPass implements TargetPass {
         continue; // no replica of this range: check another stage
       }
       checks++;
-      TargetScores other = runOn(route, index, first, drafts, rows);
+      TargetScores other = runOn(route, index, first, drafts, rows, upTo);
       if (other == null || agree(mine, other, drafts)) {
         return mine;
       }
       exclude.add(first.peer());
       Route.Stage second = routes.replica(route, index, exclude);
-      TargetScores third = second == null ? null : runOn(route, index, second, drafts, rows);
+      TargetScores third = second == null ? null : runOn(route, index, second, drafts, rows, upTo);
       if (third == null) {
         log.warn("spot check mismatch layers=[{},{}) peers {} and {} disagree, no third replica to decide",
             suspect.from(), suspect.to(), suspect.peer(), first.peer());
@@ -145,7 +313,7 @@ public final class ResilientTargetPass implements TargetPass {
       if (agree(other, third, drafts)) {
         ban(suspect.peer(), suspect);
         switchRoute(); // the next round replays onto a route without the liar
-        replayOntoCurrent();
+        moved.run();
         return other;
       }
       log.warn("spot check: three replicas of layers [{},{}) disagree", suspect.from(), suspect.to());
@@ -162,11 +330,11 @@ public final class ResilientTargetPass implements TargetPass {
   }
 
   /** Runs the whole accepted history on {@code route} with stage {@code index} replaced. */
-  private TargetScores runOn(Route route, int index, Route.Stage replacement, int[] drafts, int rows) {
+  private TargetScores runOn(Route route, int index, Route.Stage replacement, int[] drafts, int rows, int upTo) {
     List<Route.Stage> stages = new ArrayList<>(route.stages());
     stages.set(index, replacement);
     try (PipelineTargetPass shadow = opener.apply(new Route(route.modelId(), stages, 0, route.weights()))) {
-      return shadow.run(0, Arrays.copyOf(history, valid), drafts, rows);
+      return shadow.run(0, Arrays.copyOf(history, upTo), drafts, rows);
     } catch (PipelineException e) {
       log.warn("spot check on {} failed: {}", replacement.peer(), e.getMessage());
       return null;

@@ -31,6 +31,26 @@ public interface Drafter extends AutoCloseable {
   void accepted(int contextBefore, int[] drafts, int n, int next);
 
   /**
+   * Pipelined speculation drafts on past a round whose verdict is not in yet: the drafter is to
+   * continue as if the target kept all of {@code drafts} (never empty) after {@code contextBefore}
+   * accepted tokens. A later {@link #accepted} with an earlier {@code contextBefore} (and every
+   * token drafted since as its drafts) rolls this back. By default: as if the target kept all but
+   * the last draft and chose the last one itself.
+   */
+  default void assume(int contextBefore, int[] drafts) {
+    if (!pipelines()) {
+      throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot draft past an open verdict");
+    }
+    accepted(contextBefore, java.util.Arrays.copyOf(drafts, drafts.length - 1), drafts.length - 1,
+        drafts[drafts.length - 1]);
+  }
+
+  /** Whether this drafter can {@link #assume} and roll back (pipelined speculation needs both). */
+  default boolean pipelines() {
+    return true;
+  }
+
+  /**
    * Whether {@code failure} of this drafter means it is gone (a draft node died) so the generation
    * may go on without speculation, rather than a refusal the caller caused, which must surface.
    */

@@ -21,6 +21,8 @@ import java.util.List;
  *     report with each generated token's log-probability
  * @param weights the weights format every stage must keep, or null for the fastest route of any one
  *     format (a route never mixes formats)
+ * @param pipelined whether rounds of a pipeline generation go several at a time ({@link
+ *     dev.dsd.node.generate.PipelinedLoop}), or null for the node's default ({@link #PIPELINED_DEFAULT})
  */
 public record GenerationRequest(
     String prompt,
@@ -33,7 +35,15 @@ public record GenerationRequest(
     List<String> stop,
     Penalties penalties,
     int logprobs,
-    WeightFormat weights) {
+    WeightFormat weights,
+    Boolean pipelined) {
+
+  /**
+   * Whether pipeline generations go pipelined when a request does not say: no, as measured by {@code
+   * dsd bench pipeline} (testnet/results/bench-pipelined.txt: on the bundled pair pipelined rounds
+   * were not faster than synchronous ones in most settings); see the README.
+   */
+  public static final boolean PIPELINED_DEFAULT = false;
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
@@ -71,6 +81,23 @@ public record GenerationRequest(
     }
   }
 
+  public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
+      boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs, WeightFormat weights) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, penalties, logprobs,
+        weights, null);
+  }
+
+  /** Whether this request's pipeline rounds go several at a time. */
+  public boolean pipelinedOr(boolean nodeDefault) {
+    return pipelined != null ? pipelined : nodeDefault;
+  }
+
+  /** The same request, pipelined or synchronous (null: the node's default). */
+  public GenerationRequest withPipelined(Boolean p) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        penalties, logprobs, weights, p);
+  }
+
   /** Routed through the fastest route of any one weights format. */
   public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
       boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs) {
@@ -80,22 +107,22 @@ public record GenerationRequest(
   /** The same request, routed only through stages of {@code format} (null: any one format). */
   public GenerationRequest withWeights(WeightFormat format) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, logprobs, format);
+        penalties, logprobs, format, pipelined);
   }
 
   public GenerationRequest withPenalties(Penalties p) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        p, logprobs, weights);
+        p, logprobs, weights, pipelined);
   }
 
   public GenerationRequest withLogprobs(int top) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, top, weights);
+        penalties, top, weights, pipelined);
   }
 
   public GenerationRequest withSpeculation(int k) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, k, adaptiveVerification, stop, penalties,
-        logprobs, weights);
+        logprobs, weights, pipelined);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

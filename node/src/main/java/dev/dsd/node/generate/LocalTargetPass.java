@@ -10,15 +10,19 @@ import java.util.List;
 
 /**
  * The whole target in this process: one shard {@code [0, L)} with its own KV cache. A long prompt
- * runs in passes of at most {@code prefillChunk} positions ({@link PrefillChunks}).
+ * runs in passes of at most {@code prefillChunk} positions ({@link PrefillChunks}). Pipelined
+ * rounds run as they are sent (there is nothing to overlap in one process); their scores wait for
+ * {@link #await}, and a cancel forgets them.
  */
-public final class LocalTargetPass implements TargetPass {
+public final class LocalTargetPass implements PipelinedTarget {
   private final ShardRunner runner;
   private final ShardSession session;
   private final AcceptanceRule rule;
   private final int usable;
   private final int prefillChunk;
   private final PenaltyState penalties;
+  private final java.util.TreeMap<Long, TargetScores> answers = new java.util.TreeMap<>();
+  private long rounds;
 
   public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
     this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS, null);
@@ -60,6 +64,28 @@ public final class LocalTargetPass implements TargetPass {
       penalties.process(keep, tokens, last, rows, vocab);
     }
     return rule.scores(last, vocab);
+  }
+
+  @Override
+  public long send(int keep, int[] tokens, int[] drafts, int rows) {
+    answers.put(++rounds, run(keep, tokens, drafts, rows));
+    return rounds;
+  }
+
+  @Override
+  public TargetScores await(long round) {
+    TargetScores s = answers.remove(round);
+    if (s == null) {
+      throw new IllegalArgumentException("round " + round + " was not sent, was cancelled or was awaited already");
+    }
+    answers.headMap(round).clear();
+    return s;
+  }
+
+  @Override
+  public void cancel(long afterRound, int keep) {
+    answers.tailMap(afterRound, false).clear();
+    session.truncate(keep);
   }
 
   @Override

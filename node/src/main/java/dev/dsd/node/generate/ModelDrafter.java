@@ -128,6 +128,18 @@ final class ModelDrafter implements Drafter {
     pending = n == k ? new int[] {drafts[k - 1], next} : new int[] {next};
   }
 
+  /** The cache already holds the context and all drafts but the last, which becomes the pending token. */
+  @Override
+  public void assume(int contextBefore, int[] drafts) {
+    if (history != null) {
+      history.truncate(contextBefore);
+      for (int d : drafts) {
+        history.append(d);
+      }
+    }
+    pending = new int[] {drafts[drafts.length - 1]};
+  }
+
   @Override
   public double[][] lastDistributions() {
     return lastDistributions;

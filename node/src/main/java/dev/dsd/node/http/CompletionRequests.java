@@ -26,6 +26,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * <ul>
  *   <li>{@code dsd_spec}: {@code "off"} (or 0), a fixed window {@code K >= 1}, or {@code "auto"} (default)
  *   <li>{@code dsd_adaptive}: relax verification on unimportant tokens (lossy; default false)
+ *   <li>{@code dsd_pipelined}: several rounds in flight along the pipeline (true) or one at a time
+ *       (false); absent: the node's default
  *   <li>{@code dsd_weights}: route only through stages keeping their weights in this format
  *       ({@code "f32"}, {@code "f16"}, {@code "q8"}, {@code "q4"}); default: the fastest of any one format
  * </ul>
@@ -149,7 +151,8 @@ final class CompletionRequests {
     try {
       GenerationRequest g = new GenerationRequest(prompt, maxTokens, temperature, topP,
           seed != null ? seed : ThreadLocalRandom.current().nextLong(), speculation(body),
-          bool(body, "dsd_adaptive", false), stop, penalties, logprobs, weights(body));
+          bool(body, "dsd_adaptive", false), stop, penalties, logprobs, weights(body))
+          .withPipelined(field(body, "dsd_pipelined") == null ? null : bool(body, "dsd_pipelined", false));
       return new ApiRequest(chat, g, stream, includeUsage);
     } catch (GenerationException e) {
       throw ApiError.invalid(null, e.getMessage());

@@ -9,6 +9,8 @@ public final class PipelineStats {
   public final LongAdder bytesSent = new LongAdder();
   public final LongAdder computeNanos = new LongAdder();
   public final LongAdder rejectedMessages = new LongAdder();
+  /** Pipelined rounds a cancel dropped here: before their call, or (compute wasted) after it. */
+  public final LongAdder cancelledRounds = new LongAdder();
   /** ONNX Runtime calls the stages made; each carries one or more sessions' rounds. */
   public final LongAdder batchCalls = new LongAdder();
   /** Sessions' rounds per stage call. */

@@ -100,6 +100,19 @@ final class StageScheduler<J extends StageScheduler.Job> {
     }
   }
 
+  /** Removes the waiting rounds {@code which} picks (a cancel overtaking them); returns them. */
+  synchronized List<J> drop(java.util.function.Predicate<J> which) {
+    List<J> out = new ArrayList<>();
+    for (Iterator<J> it = waiting.iterator(); it.hasNext(); ) {
+      J j = it.next();
+      if (which.test(j)) {
+        it.remove();
+        out.add(j);
+      }
+    }
+    return out;
+  }
+
   /** The next call's rounds; empty (and the stage marked idle) when nothing waits. */
   synchronized List<J> take() {
     List<J> batch = new ArrayList<>();

@@ -118,12 +118,15 @@ public final class StageServer implements AutoCloseable {
     List<StageRound> ready = new ArrayList<>();
     List<StageBatchRunner.Row> rows = new ArrayList<>();
     for (StageRound j : batch) {
+      if (!j.session().startCall(j)) {
+        continue; // cancelled after the scheduler took it for this call
+      }
       try {
         j.session().kv.truncate(j.round().getKeep());
         rows.add(j.session().row(j));
         ready.add(j);
       } catch (RuntimeException e) {
-        j.session().failed(j.round(), e);
+        j.session().failed(j, e);
       }
     }
     if (ready.isEmpty()) {
@@ -135,7 +138,7 @@ public final class StageServer implements AutoCloseable {
       ys = shard.batch().forward(rows);
     } catch (RuntimeException e) {
       if (ready.size() == 1) {
-        ready.get(0).session().failed(ready.get(0).round(), e);
+        ready.get(0).session().failed(ready.get(0), e);
       } else {
         log.info("batched call of {} rows failed, running them one by one: {}", ready.size(), e.toString());
         ready.forEach(j -> runBatch(List.of(j)));

@@ -8,6 +8,7 @@ import dev.dsd.node.pipeline.PipelineStats;
 import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
+import dev.dsd.node.pipeline.proto.Cancel;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Error;
 import dev.dsd.node.pipeline.proto.Hop;
@@ -61,6 +62,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** The chain's peers before this stage: the only ones an upstream error may name. */
   private final Set<ByteString> earlierPeers = new HashSet<>();
   volatile long lastActivity = System.nanoTime();
+  /** Pipelined rounds: which are queued, in a call or cancelled, and what a Cancel still has to do. */
+  private final RoundLedger ledger = new RoundLedger();
   /** On the last stage of a session with penalties: its token history; else null. */
   private final PenaltyState penalties;
 
@@ -131,6 +134,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
         });
       }
       case ERROR -> upstreamFailed(from, m);
+      case CANCEL -> cancel(from, m);
       default -> from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, "a stage expects rounds or close, not "
           + m.getBodyCase(), host.peerId(), 0));
     }
@@ -222,6 +226,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     lastRound = r.getRound();
     int t = positions(r);
     queuedLength = r.getKeep() + t;
+    ledger.submitted(r.getRound(), queuedLength);
     scheduler.submit(new StageRound(this, r, t, hidden, queued));
   }
 
@@ -240,33 +245,50 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     try {
       MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
+        ledger.endCall(j);
         end("no next hop", () -> upstream.send(PipelineProtocol.error(Error.Code.STAGE_FAILED, id, "the next hop "
             + downstreamPeer + " is not connected", downstreamPeer != null ? downstreamPeer : host.peerId(),
             r.getRound())));
         return;
       }
-      PipelineMessage msg;
-      if (!last) {
-        Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
-        Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
-        msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
-            .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
-      } else {
-        msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
+      PipelineMessage msg = null;
+      if (!ledger.isCancelled(j)) {
+        if (!last) {
+          Tensor h = Activations.encode(y, t, shard.config().hiddenSize(), open.getActivationDtype());
+          Round.Builder b = r.toBuilder().clearTokens().setHidden(h);
+          msg = PipelineMessage.newBuilder().setRound(b.addTimings(timing(computeNanos, queueNanos)
+              .toBuilder().setBytesOut(h.getData().size()).setBatchRows(rows))).build();
+        } else {
+          msg = PipelineMessage.newBuilder().setResult(result(r, y, t, computeNanos, queueNanos, rows)).build();
+        }
       }
-      int bytes = out.send(msg);
+      int bytes = -1;
+      // checked and sent at once: a cancel that comes meanwhile either drops this output or goes on after it
+      synchronized (ledger) {
+        if (ledger.endCall(j) && msg != null) {
+          bytes = out.send(msg);
+        }
+      }
+      settle(); // a cancel waiting for this round's output goes on right behind it
+      if (bytes < 0) {
+        stats.cancelledRounds.increment();
+        log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
+        return; // cancelled while it ran: the compute is lost, its result must not be applied
+      }
       stats.rounds.increment();
       stats.bytesSent.add(bytes);
       server.recordCompute(t, computeNanos);
       log.debug("round session={} round={} positions={} keep={} computeUs={} queueUs={} bytes={}", id, r.getRound(), t,
           r.getKeep(), computeNanos / 1000, queueNanos / 1000, bytes);
     } catch (RuntimeException e) {
-      failed(r, e);
+      failed(j, e);
     }
   }
 
   /** A round that could not run: the session is over, with the reason its kind says. */
-  void failed(Round r, RuntimeException e) {
+  void failed(StageRound j, RuntimeException e) {
+    Round r = j.round();
+    ledger.endCall(j);
     if (ended.get()) {
       return; // closed while it waited or ran: nobody is waiting for this round
     }
@@ -282,6 +304,59 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
 
   boolean live() {
     return !ended.get();
+  }
+
+  /** The scheduler put {@code j} in a call; false (and it is dropped) when it was cancelled meanwhile. */
+  boolean startCall(StageRound j) {
+    if (ledger.startCall(j)) {
+      return true;
+    }
+    stats.cancelledRounds.increment();
+    settle();
+    return false;
+  }
+
+  /** Passes on the cancels whose rounds are out, and rolls the cache back when nothing of the session runs. */
+  private void settle() {
+    List<PipelineMessage> out = ledger.settle(kv, ended.get());
+    MessageStream<PipelineMessage> d = downstream;
+    if (!last && d != null) {
+      out.forEach(d::send);
+    }
+  }
+
+  /**
+   * Drops the rounds after the cancel's round here and rolls the cache back to its keep, then passes
+   * it on (see {@link Cancel}): the rounds still queued at this stage never run, one in a call has
+   * its output dropped, and the ones already sent on meet the cancel at the next stage. The rounds
+   * it lets stand that are still here go on first.
+   */
+  private void cancel(MessageStream<PipelineMessage> from, PipelineMessage m) {
+    Cancel c = m.getCancel();
+    String[] problem = new String[1];
+    Set<Long> gone = null;
+    if (!c.getSessionId().equals(id)) {
+      problem[0] = "this stream carries session " + id + ", not " + c.getSessionId();
+    } else {
+      gone = ledger.cancel(m, lastRound, problem);
+    }
+    if (gone == null) {
+      stats.rejectedMessages.increment();
+      from.send(PipelineProtocol.error(Error.Code.BAD_REQUEST, id, problem[0], host.peerId(), c.getAfterRound()));
+      return;
+    }
+    queuedLength = c.getKeep();
+    int dropped = 0;
+    if (!gone.isEmpty()) {
+      Set<Long> marked = gone;
+      List<StageRound> out = scheduler.drop(j -> j.session() == this && marked.contains(j.round().getRound()));
+      ledger.dropped(out);
+      dropped = out.size();
+      stats.cancelledRounds.add(dropped);
+    }
+    settle();
+    log.debug("cancel session={} afterRound={} keep={} droppedQueued={} cancelled={}", id, c.getAfterRound(),
+        c.getKeep(), dropped, gone.size());
   }
 
   /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */

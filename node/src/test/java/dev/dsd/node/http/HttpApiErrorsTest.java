@@ -106,6 +106,7 @@ class HttpApiErrorsTest {
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"stop\":\"\"}", "invalid_value", "stop");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"dsd_spec\":\"fast\"}", "invalid_value", "dsd_spec");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"dsd_adaptive\":\"yes\"}", "invalid_value", "dsd_adaptive");
+    badRequest("/v1/completions", "{\"prompt\":\"x\",\"dsd_pipelined\":\"yes\"}", "invalid_value", "dsd_pipelined");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"dsd_weights\":\"q3\"}", "invalid_value", "dsd_weights");
     badRequest("/v1/completions", "{\"prompt\":\"x\",\"dsd_weights\":4}", "invalid_value", "dsd_weights");
     badRequest("/v1/chat/completions", "{\"messages\":[]}", "invalid_value", "messages");

@@ -10,7 +10,14 @@ package dev.dsd.verification.acceptance;
  */
 public interface AcceptanceRule {
 
-  /** How many drafts were accepted (0..k) and the correction (or bonus) token after them. */
+  /**
+   * {@link Verdict#next} when all k drafts stand and the target gave only k rows: in pipelined
+   * speculation a round's last draft is the first token of the next round, already in flight, so
+   * there is no bonus token to draw; the next round's scores continue the verification.
+   */
+  int NO_BONUS = -1;
+
+  /** How many drafts were accepted (0..k) and the correction (or bonus, or {@link #NO_BONUS}) token after them. */
   record Verdict(int accepted, int next) {}
 
   Verdict decide(int[] draft, double[][] draftDistributions, TargetScores target);

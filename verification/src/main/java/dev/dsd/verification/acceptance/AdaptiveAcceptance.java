@@ -56,6 +56,9 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
       return new Verdict(i, next);
     }
     int k = draft.length;
+    if (k == target.rows()) {
+      return new Verdict(k, NO_BONUS);
+    }
     int next = sampling == null ? target.argmax(k) : Distributions.draw(target.distribution(k), random.nextDouble());
     return new Verdict(k, next);
   }

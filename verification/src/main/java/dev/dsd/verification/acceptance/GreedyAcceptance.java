@@ -12,7 +12,7 @@ public final class GreedyAcceptance implements AcceptanceRule {
     while (n < draft.length && draft[n] == target.argmax(n)) {
       n++;
     }
-    return new Verdict(n, target.argmax(n));
+    return new Verdict(n, n == target.rows() ? NO_BONUS : target.argmax(n));
   }
 
   @Override

@@ -42,6 +42,9 @@ public final class SpeculativeSampling implements AcceptanceRule {
       }
       return new Verdict(i, correction(target.distribution(i), x, q == null ? null : q[i]));
     }
+    if (draft.length == target.rows()) {
+      return new Verdict(draft.length, NO_BONUS);
+    }
     return new Verdict(draft.length, Distributions.draw(target.distribution(draft.length), random.nextDouble()));
   }
 

@@ -64,8 +64,8 @@ public final class AdaptiveWindow implements WindowPolicy {
     this.kMax = kMax;
     this.hazard = hazard;
     this.acceptance = new AcceptanceState();
-    this.draft = new LinearFit();
-    this.verify = new LinearFit();
+    this.draft = new LinearFit(DECAY);
+    this.verify = new LinearFit(DECAY);
   }
 
   private AdaptiveWindow(AdaptiveWindow o) {
@@ -171,59 +171,5 @@ public final class AdaptiveWindow implements WindowPolicy {
   synchronized double roundTime(int k) {
     return (k == 0 ? 0 : draft.at(k, 0)) + (Double.isNaN(rtt) ? 0 : rtt) + verify.at(k, 1)
         + (sharing - 1) * verify.slope() * k;
-  }
-
-  /** Exponentially weighted least squares for t = c0 + c1 k. */
-  private static final class LinearFit {
-    private double sw;
-    private double sk;
-    private double skk;
-    private double st;
-    private double skt;
-
-    LinearFit copy() {
-      LinearFit f = new LinearFit();
-      f.sw = sw;
-      f.sk = sk;
-      f.skk = skk;
-      f.st = st;
-      f.skt = skt;
-      return f;
-    }
-
-    void add(int k, double t) {
-      sw = DECAY * sw + 1;
-      sk = DECAY * sk + k;
-      skk = DECAY * skk + (double) k * k;
-      st = DECAY * st + t;
-      skt = DECAY * skt + k * t;
-    }
-
-    /** The fitted cost of one more k (c1 of {@link #at}), >= 0. */
-    double slope() {
-      return Math.max(0, (at(2, 0) - at(1, 0)));
-    }
-
-    /**
-     * The fitted time at k, never below {@code floor}. A negative slope is noise (more tokens never
-     * cost less), so it counts as flat; a negative intercept is folded into the slope the same way,
-     * so the fit stays a cost that grows with k.
-     */
-    double at(int k, double floor) {
-      if (sw == 0) {
-        return floor;
-      }
-      double det = sw * skk - sk * sk;
-      double c1 = det > 1e-9 ? (sw * skt - sk * st) / det : 0;
-      double c0 = (st - c1 * sk) / sw;
-      if (c1 < 0) {
-        c1 = 0;
-        c0 = st / sw;
-      } else if (c0 < 0) {
-        c0 = 0;
-        c1 = skk > 0 ? skt / skk : 0;
-      }
-      return Math.max(c0 + c1 * k, floor);
-    }
   }
 }
