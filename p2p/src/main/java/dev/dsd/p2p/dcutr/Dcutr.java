@@ -36,8 +36,10 @@ import org.slf4j.LoggerFactory;
  * Both dials leave from the listen port (SO_REUSEPORT), so each side's SYN opens its own NAT's
  * mapping for the other's: TCP simultaneous open. Roles of the upgraded connection are fixed by
  * DCUtR, not by the TCP handshake: A, who dials first, is the security and muxer initiator. That
- * also holds when A's SYN simply lands on B's listener (B is public): B accepts as responder, and
- * B's own later dial of the same address pair fails harmlessly. Up to
+ * also holds when one side's SYN simply lands on the other's listener (on loopback, or one side is
+ * public): the listener upgrades a connection from an address it is hole punching with the role DCUtR
+ * gave it, and its own dial of the same address pair fails harmlessly (see the host's hole-punch dial).
+ * Whichever connection comes up ends the attempt. Up to
  * {@link #MAX_ATTEMPTS} attempts on the same stream. Once a direct connection exists the host uses
  * it for new streams, and the relayed connection is closed as soon as no stream is left on it.
  * Limits: {@link #MAX_MESSAGE} bytes per message, {@link #MAX_ADDRS} addresses taken from a peer,
@@ -106,6 +108,10 @@ public final class Dcutr implements AutoCloseable {
         d.timer.execute(() -> d.initiate(c));
       }
       if (!c.relayed()) {
+        Attempts a = d.initiating.get(c.remotePeer());
+        if (a != null) {
+          c.channel().eventLoop().execute(() -> a.direct(c));
+        }
         d.closeRelayedWhenIdle(c.remotePeer());
       }
     });
@@ -219,6 +225,7 @@ public final class Dcutr implements AutoCloseable {
         return;
       }
       long rtt = System.nanoTime() - sentAt;
+      timeout.cancel(false); // answered: the dials below have their own timeout
       List<Multiaddr> addrs = dialable(m);
       stream.channel().writeAndFlush(ProtobufFrameDecoder.encode(HolePunch.newBuilder().setType(HolePunch.Type.SYNC).build()));
       if (addrs.isEmpty()) {
@@ -241,6 +248,23 @@ public final class Dcutr implements AutoCloseable {
               retry(e.getMessage());
             }
           })), rtt / 2, TimeUnit.NANOSECONDS);
+    }
+
+    /** A direct connection to the peer exists, whichever dial made it: the upgrade is done. */
+    void direct(Connection c) {
+      if (done) {
+        return;
+      }
+      done = true;
+      if (timeout != null) {
+        timeout.cancel(false);
+      }
+      log.info("dcutr direct peer={} attempt={} ms={} addr={} direction={}", peer, attempt,
+          (System.nanoTime() - begin) / 1_000_000, c.remoteAddr(), c.outbound() ? "out" : "in");
+      if (stream != null) {
+        stream.channel().close();
+      }
+      initiating.remove(peer, this);
     }
 
     void retry(String why) {

@@ -16,7 +16,6 @@ import dev.dsd.p2p.relay.RelayLimits;
 import dev.dsd.p2p.relay.RelayService;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -32,9 +31,6 @@ class DcutrTest {
   }
 
   @Test
-  @Disabled("flaky (2026-11-29): timed out once in a clean-clone CI run (40 s without a direct connection b -> a)"
-      + " after the change that lets only one side of a pair initiate DCUtR; passed 4 of 4 reruns. The"
-      + " one-initiator rule needs a look for a state that leaves neither side initiating (issue 13)")
   void relayedConnectionBecomesDirect() throws Exception {
     try (NettyHost r = host(); NettyHost a = host(); NettyHost b = host()) {
       RelayService relay = RelayService.start(r, RelayLimits.defaults());
