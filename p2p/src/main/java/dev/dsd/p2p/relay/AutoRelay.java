@@ -105,6 +105,7 @@ public final class AutoRelay implements AutoCloseable {
     reachability = r;
     // behind NAT, outbound connections leave from the listen port so the NAT maps them as hole punching needs
     host.setDialFromListenPort(wantsRelay());
+    host.addrs().setHideObserved(natSeen && r == Reachability.Status.UNKNOWN);
     if (old != r) {
       log.info("reachability {} -> {}", old, r);
       run(() -> {
@@ -197,6 +198,7 @@ public final class AutoRelay implements AutoCloseable {
     log.info("nat seen observed={} listen={}: reserving relay slots before AutoNAT's verdict (now {})", observed,
         host.listenAddrs(), reachability);
     host.setDialFromListenPort(wantsRelay());
+    host.addrs().setHideObserved(reachability == Reachability.Status.UNKNOWN);
     run(this::tick);
   }
 
