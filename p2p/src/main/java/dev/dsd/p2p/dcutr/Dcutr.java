@@ -57,6 +57,13 @@ public final class Dcutr implements AutoCloseable {
   public static final int MAX_OBSERVED = 8;
   /** How often an idle relayed connection is looked at once a direct one exists. */
   public static final Duration RELAYED_IDLE_CHECK = Duration.ofSeconds(1);
+  /**
+   * Sessions per relayed connection, and the pause between them. A session can fail for reasons
+   * that pass (both SYNs crossing in flight and dropped by both NATs, a NAT entry still held by a
+   * plain dial); a relayed connection that lasts gets another try, a bounded number of times.
+   */
+  public static final int MAX_SESSIONS = 3;
+  public static final Duration SESSION_RETRY_AFTER = Duration.ofSeconds(3);
 
   private final NettyHost host;
   private final ScheduledExecutorService timer;
@@ -110,7 +117,9 @@ public final class Dcutr implements AutoCloseable {
       if (!c.relayed()) {
         Attempts a = d.initiating.get(c.remotePeer());
         if (a != null) {
-          c.channel().eventLoop().execute(() -> a.direct(c));
+          // on the loop the session's stream runs on, as everything else of it
+          Stream st = a.stream;
+          (st != null ? st.channel().eventLoop() : c.channel().eventLoop()).execute(() -> a.direct(c));
         }
         d.closeRelayedWhenIdle(c.remotePeer());
       }
@@ -163,11 +172,15 @@ public final class Dcutr implements AutoCloseable {
 
   /** B: the side the relayed connection came in to drives the upgrade. */
   private void initiate(Connection relayed) {
+    initiate(relayed, 1);
+  }
+
+  private void initiate(Connection relayed, int session) {
     PeerId peer = relayed.remotePeer();
     if (!relayed.isOpen() || hasDirect(peer) || responding.contains(peer)) {
       return; // nothing to do, or the peer already drives a hole punch with us
     }
-    Attempts a = new Attempts(peer);
+    Attempts a = new Attempts(peer, relayed, session);
     if (initiating.putIfAbsent(peer, a) != null) {
       return;
     }
@@ -203,8 +216,13 @@ public final class Dcutr implements AutoCloseable {
     volatile boolean done;
     io.netty.util.concurrent.ScheduledFuture<?> timeout;
 
-    Attempts(PeerId peer) {
+    final Connection relayed;
+    final int session;
+
+    Attempts(PeerId peer, Connection relayed, int session) {
       this.peer = peer;
+      this.relayed = relayed;
+      this.session = session;
     }
 
     void connect() {
@@ -292,7 +310,17 @@ public final class Dcutr implements AutoCloseable {
         if (timeout != null) {
           timeout.cancel(false);
         }
-        log.info("dcutr failed peer={} attempts={} reason={}; staying on the relay", peer, attempt, why);
+        initiating.remove(peer, this);
+        boolean again = session < MAX_SESSIONS && relayed.isOpen() && !timer.isShutdown();
+        log.info("dcutr failed peer={} session={} attempts={} reason={}; staying on the relay{}", peer, session, attempt,
+            why, again ? ", another session in " + SESSION_RETRY_AFTER.toMillis() + " ms" : "");
+        if (again) {
+          try {
+            timer.schedule(() -> initiate(relayed, session + 1), SESSION_RETRY_AFTER.toMillis(), TimeUnit.MILLISECONDS);
+          } catch (java.util.concurrent.RejectedExecutionException closing) {
+            // closed meanwhile
+          }
+        }
       }
       initiating.remove(peer, this);
     }
