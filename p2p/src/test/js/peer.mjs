@@ -27,11 +27,15 @@ void removePrivateAddressesMapper // loopback tests keep loopback addresses: pas
 
 const keyArg = process.argv.indexOf('--swarm-key')
 const swarmKey = keyArg > 0 ? readFileSync(process.argv[keyArg + 1]) : undefined
+// js's connection monitor pings every connection every 10 s through the ping service, whose limit is
+// one outbound stream per connection: a test counting its own pings turns it off
+const noMonitor = process.argv.includes('--no-connection-monitor')
 
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
   ...(swarmKey ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
+  ...(noMonitor ? { connectionMonitor: { enabled: false } } : {}),
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   services: {
@@ -136,6 +140,11 @@ async function run (cmd) {
       // what js holds open to a peer: one entry per connection, with its streams' protocols
       const conns = node.getConnections(peerIdFromString(cmd.peer))
       return { connections: conns.map(c => ({ id: c.id, status: c.status, streams: c.streams.map(s => s.protocol ?? '') })) }
+    }
+    case 'routingTable': {
+      // whether js's DHT has added the peer; kad-dht pings a new contact before adding it
+      const found = await node.services.dht.routingTable.find(peerIdFromString(cmd.peer))
+      return { contains: found != null, size: node.services.dht.routingTable.size }
     }
     case 'identify': {
       // identify runs on connect; wait until the peer store has the remote's protocols

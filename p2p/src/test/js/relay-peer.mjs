@@ -1,8 +1,9 @@
 // A js-libp2p peer for dsd's circuit relay interop tests (@libp2p/circuit-relay-v2, @libp2p/dcutr).
 // Prints {"event":"ready",...} then answers one JSON command per stdin line with one JSON line.
-// Run: node --import ./polyfill.mjs relay-peer.mjs [--relay] [--reserve RELAY_MULTIADDR]
+// Run: node --import ./polyfill.mjs relay-peer.mjs [--relay] [--reserve RELAY_MULTIADDR] [--dcutr-loopback]
 //   --relay    serve circuit relay v2 (hop) with the js defaults (relayed connections are limited)
 //   --reserve  reserve a slot on that relay (listen on RELAY/p2p-circuit) and print the circuit address
+//   --dcutr-loopback  let DCUtR use loopback addresses (see below)
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -20,6 +21,22 @@ const ECHO = '/dsd/echo/1.0.0'
 const relay = process.argv.includes('--relay')
 const reserveArg = process.argv.indexOf('--reserve')
 const reserveOn = reserveArg > 0 ? process.argv[reserveArg + 1] : undefined
+
+// DCUtR offers and dials only public addresses, and on loopback every address is private: a test of
+// the protocol itself (not of js's address selection) lets js take non-relay TCP addresses as they are
+if (process.argv.includes('--dcutr-loopback')) {
+  const { DefaultDCUtRService } = await import('./node_modules/@libp2p/dcutr/dist/src/dcutr.js')
+  DefaultDCUtRService.prototype.getDialableMultiaddrs = function (addrs) {
+    const out = []
+    for (const a of addrs) {
+      try {
+        const ma = multiaddr(a)
+        if (!ma.toString().includes('/p2p-circuit') && ma.toString().includes('/tcp/')) out.push(ma)
+      } catch {}
+    }
+    return out
+  }
+}
 
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0', ...(reserveOn ? [reserveOn + '/p2p-circuit'] : [])] },
@@ -97,7 +114,7 @@ async function run (cmd) {
     case 'circuit':
       return { addrs: await circuitAddrs() }
     case 'connections':
-      return { connections: node.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString() })) }
+      return { connections: node.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, limited: c.limits != null })) }
     case 'quit':
       await node.stop()
       process.exit(0)

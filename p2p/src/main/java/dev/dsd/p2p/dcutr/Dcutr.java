@@ -36,8 +36,10 @@ import org.slf4j.LoggerFactory;
  * Both dials leave from the listen port (SO_REUSEPORT), so each side's SYN opens its own NAT's
  * mapping for the other's: TCP simultaneous open. Roles of the upgraded connection are fixed by
  * DCUtR, not by the TCP handshake: A, who dials first, is the security and muxer initiator. That
- * also holds when A's SYN simply lands on B's listener (B is public): B accepts as responder, and
- * B's own later dial of the same address pair fails harmlessly. Up to
+ * also holds when one side's SYN simply lands on the other's listener (on loopback, or one side is
+ * public): the listener upgrades a connection from an address it is hole punching with the role DCUtR
+ * gave it, and its own dial of the same address pair fails harmlessly (see the host's hole-punch dial).
+ * Whichever connection comes up ends the attempt. Up to
  * {@link #MAX_ATTEMPTS} attempts on the same stream. Once a direct connection exists the host uses
  * it for new streams, and the relayed connection is closed as soon as no stream is left on it.
  * Limits: {@link #MAX_MESSAGE} bytes per message, {@link #MAX_ADDRS} addresses taken from a peer,
@@ -55,6 +57,13 @@ public final class Dcutr implements AutoCloseable {
   public static final int MAX_OBSERVED = 8;
   /** How often an idle relayed connection is looked at once a direct one exists. */
   public static final Duration RELAYED_IDLE_CHECK = Duration.ofSeconds(1);
+  /**
+   * Sessions per relayed connection, and the pause between them. A session can fail for reasons
+   * that pass (both SYNs crossing in flight and dropped by both NATs, a NAT entry still held by a
+   * plain dial); a relayed connection that lasts gets another try, a bounded number of times.
+   */
+  public static final int MAX_SESSIONS = 3;
+  public static final Duration SESSION_RETRY_AFTER = Duration.ofSeconds(3);
 
   private final NettyHost host;
   private final ScheduledExecutorService timer;
@@ -106,6 +115,12 @@ public final class Dcutr implements AutoCloseable {
         d.timer.execute(() -> d.initiate(c));
       }
       if (!c.relayed()) {
+        Attempts a = d.initiating.get(c.remotePeer());
+        if (a != null) {
+          // on the loop the session's stream runs on, as everything else of it
+          Stream st = a.stream;
+          (st != null ? st.channel().eventLoop() : c.channel().eventLoop()).execute(() -> a.direct(c));
+        }
         d.closeRelayedWhenIdle(c.remotePeer());
       }
     });
@@ -157,11 +172,15 @@ public final class Dcutr implements AutoCloseable {
 
   /** B: the side the relayed connection came in to drives the upgrade. */
   private void initiate(Connection relayed) {
+    initiate(relayed, 1);
+  }
+
+  private void initiate(Connection relayed, int session) {
     PeerId peer = relayed.remotePeer();
     if (!relayed.isOpen() || hasDirect(peer) || responding.contains(peer)) {
       return; // nothing to do, or the peer already drives a hole punch with us
     }
-    Attempts a = new Attempts(peer);
+    Attempts a = new Attempts(peer, relayed, session);
     if (initiating.putIfAbsent(peer, a) != null) {
       return;
     }
@@ -197,8 +216,13 @@ public final class Dcutr implements AutoCloseable {
     volatile boolean done;
     io.netty.util.concurrent.ScheduledFuture<?> timeout;
 
-    Attempts(PeerId peer) {
+    final Connection relayed;
+    final int session;
+
+    Attempts(PeerId peer, Connection relayed, int session) {
       this.peer = peer;
+      this.relayed = relayed;
+      this.session = session;
     }
 
     void connect() {
@@ -219,6 +243,7 @@ public final class Dcutr implements AutoCloseable {
         return;
       }
       long rtt = System.nanoTime() - sentAt;
+      timeout.cancel(false); // answered: the dials below have their own timeout
       List<Multiaddr> addrs = dialable(m);
       stream.channel().writeAndFlush(ProtobufFrameDecoder.encode(HolePunch.newBuilder().setType(HolePunch.Type.SYNC).build()));
       if (addrs.isEmpty()) {
@@ -241,6 +266,23 @@ public final class Dcutr implements AutoCloseable {
               retry(e.getMessage());
             }
           })), rtt / 2, TimeUnit.NANOSECONDS);
+    }
+
+    /** A direct connection to the peer exists, whichever dial made it: the upgrade is done. */
+    void direct(Connection c) {
+      if (done) {
+        return;
+      }
+      done = true;
+      if (timeout != null) {
+        timeout.cancel(false);
+      }
+      log.info("dcutr direct peer={} attempt={} ms={} addr={} direction={}", peer, attempt,
+          (System.nanoTime() - begin) / 1_000_000, c.remoteAddr(), c.outbound() ? "out" : "in");
+      if (stream != null) {
+        stream.channel().close();
+      }
+      initiating.remove(peer, this);
     }
 
     void retry(String why) {
@@ -268,7 +310,17 @@ public final class Dcutr implements AutoCloseable {
         if (timeout != null) {
           timeout.cancel(false);
         }
-        log.info("dcutr failed peer={} attempts={} reason={}; staying on the relay", peer, attempt, why);
+        initiating.remove(peer, this);
+        boolean again = session < MAX_SESSIONS && relayed.isOpen() && !timer.isShutdown();
+        log.info("dcutr failed peer={} session={} attempts={} reason={}; staying on the relay{}", peer, session, attempt,
+            why, again ? ", another session in " + SESSION_RETRY_AFTER.toMillis() + " ms" : "");
+        if (again) {
+          try {
+            timer.schedule(() -> initiate(relayed, session + 1), SESSION_RETRY_AFTER.toMillis(), TimeUnit.MILLISECONDS);
+          } catch (java.util.concurrent.RejectedExecutionException closing) {
+            // closed meanwhile
+          }
+        }
       }
       initiating.remove(peer, this);
     }

@@ -22,6 +22,7 @@ public final class HostAddrs {
   private final List<Multiaddr> listen = new CopyOnWriteArrayList<>();
   private final Set<Multiaddr> observed = new LinkedHashSet<>();
   private final Set<Multiaddr> undialable = new LinkedHashSet<>();
+  private boolean hideObserved;
   private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
   // addresses we do not listen on ourselves: relay circuit addresses of live reservations
   private final List<Supplier<List<Multiaddr>>> sources = new CopyOnWriteArrayList<>();
@@ -59,6 +60,9 @@ public final class HostAddrs {
     synchronized (this) {
       out = new ArrayList<>(candidates());
       out.removeAll(undialable);
+      if (hideObserved) {
+        out.removeAll(observed);
+      }
     }
     // outside the lock: a source may take its own
     sources.forEach(src -> src.get().stream().filter(a -> !out.contains(a)).forEach(out::add));
@@ -94,6 +98,23 @@ public final class HostAddrs {
       changed = !undialable.equals(addrs);
       undialable.clear();
       undialable.addAll(addrs);
+    }
+    if (changed) {
+      listeners.forEach(Runnable::run);
+    }
+  }
+
+  /**
+   * While on, the observed addresses are not advertised (AutoNAT still tests them). For a node seen
+   * behind NAT before AutoNAT's verdict: its NAT's public address is almost surely undialable, and
+   * peers' plain dials to it, leaving from their listen ports, would hold the very 4-tuple a hole
+   * punch needs (and time out). AutoNAT's verdict decides afterwards.
+   */
+  public void setHideObserved(boolean on) {
+    boolean changed;
+    synchronized (this) {
+      changed = hideObserved != on;
+      hideObserved = on;
     }
     if (changed) {
       listeners.forEach(Runnable::run);

@@ -57,6 +57,7 @@ final class TcpTransport {
   private final Class<? extends ServerChannel> serverChannel;
   private final Class<? extends Channel> clientChannel;
   private final HandshakeSlots handshakes;
+  private final HolePunchDials punches = new HolePunchDials();
   private final AtomicInteger open = new AtomicInteger();
   private final List<Channel> servers = new CopyOnWriteArrayList<>();
   private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
@@ -148,7 +149,32 @@ final class TcpTransport {
     if (local == null) {
       return CompletableFuture.failedFuture(new P2pException("hole punching needs a TCP listener"));
     }
-    return dial(addr, expected, initiator, local);
+    InetSocketAddress remote;
+    try {
+      InetSocketAddress u = addr.toInetSocketAddress();
+      remote = new InetSocketAddress(u.getHostString(), u.getPort());
+    } catch (IllegalArgumentException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    // The remote's SYN may reach our listener first: accept() then upgrades that connection with
+    // this role and completes p with it (see HolePunchDials), and our own connect fails.
+    HolePunchDials.Pending p = punches.start(remote, expected, initiator);
+    dial(addr, expected, initiator, local).whenComplete((c, e) -> {
+      if (e == null) {
+        punches.finish(remote, p);
+        if (!p.result.complete(c)) {
+          c.channel().close(); // the accepted connection won
+        }
+        return;
+      }
+      group.schedule(() -> {
+        punches.finish(remote, p);
+        if (!p.claimed) {
+          p.result.completeExceptionally(e);
+        }
+      }, HolePunchDials.ACCEPT_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+    });
+    return p.result;
   }
 
   /** A socket bound to a loopback address can reach only loopback addresses, and the other way round. */
@@ -246,13 +272,23 @@ final class TcpTransport {
     open.incrementAndGet();
     ch.closeFuture().addListener(x -> open.decrementAndGet());
     Multiaddr remote = Multiaddr.tcp((InetSocketAddress) ch.remoteAddress());
+    HolePunchDials.Pending punch = punches.claim((InetSocketAddress) ch.remoteAddress());
+    if (punch != null) {
+      log.info("inbound connection from {} is the hole punch to peer={}: upgraded as {}", remote, punch.peer,
+          punch.initiator ? "initiator" : "responder");
+    }
     // A handshake that never finishes gives its slot back after the dial timeout.
-    upgrader.upgrade(ch, false, null, remote, true, false)
+    upgrader.upgrade(ch, punch != null && punch.initiator, punch == null ? null : punch.peer, remote, true, false)
         .orTimeout(config.dialTimeout().toMillis(), TimeUnit.MILLISECONDS).whenComplete((c, e) -> {
           handshakes.release(ip);
           if (e != null) {
             log.info("inbound connection from {} failed to upgrade: {}", remote, e.toString());
             ch.close();
+            if (punch != null) {
+              punch.result.completeExceptionally(e);
+            }
+          } else if (punch != null && punch.result.complete(c)) {
+            return; // the hole punch's caller registers it
           } else if (established.getAsInt() >= config.maxConnections()) {
             log.info("refused peer={} addr={}: {} connections established, limit {}", c.remotePeer(), remote,
                 established.getAsInt(), config.maxConnections());

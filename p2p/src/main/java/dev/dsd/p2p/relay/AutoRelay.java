@@ -5,6 +5,10 @@ import dev.dsd.p2p.host.Connection;
 import dev.dsd.p2p.host.NettyHost;
 import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.multiaddr.Multiaddr;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -28,6 +32,10 @@ import org.slf4j.LoggerFactory;
  * {@code RELAY/p2p-circuit} addresses through the host. A relay that refuses or disconnects is
  * dropped and another is tried. Listeners hear when the advertised addresses change, so the node
  * can push identify and re-announce.
+ *
+ * <p>When it follows AutoNAT, a node that a peer observes at an IP none of its interfaces has (it is
+ * behind NAT) reserves at once, before AutoNAT's verdict: AutoNAT needs dial-backs to time out, which
+ * takes seconds, and a stage should be routable within seconds of joining. PUBLIC releases the slots.
  */
 public final class AutoRelay implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(AutoRelay.class);
@@ -46,6 +54,12 @@ public final class AutoRelay implements AutoCloseable {
   private final Map<PeerId, Long> failedUntil = new ConcurrentHashMap<>();
   private final List<Runnable> onChange = new CopyOnWriteArrayList<>();
   private volatile Reachability.Status reachability = Reachability.Status.UNKNOWN;
+  // Behind NAT a node knows it long before AutoNAT's verdict, whose dial-backs must first time out:
+  // a peer observes it at an IP that none of its listen addresses has. Following AutoNAT, it then
+  // reserves at once, provisionally, so that it is routable within seconds of joining; AutoNAT's
+  // PUBLIC (a forwarded port, a 1:1 NAT as in some clouds) releases the slots again.
+  private volatile boolean natSeen;
+  private volatile boolean following;
 
   public AutoRelay(NettyHost host, RelayClient client) {
     this.host = host;
@@ -90,11 +104,12 @@ public final class AutoRelay implements AutoCloseable {
     Reachability.Status old = reachability;
     reachability = r;
     // behind NAT, outbound connections leave from the listen port so the NAT maps them as hole punching needs
-    host.setDialFromListenPort(r == Reachability.Status.PRIVATE);
+    host.setDialFromListenPort(wantsRelay());
+    host.addrs().setHideObserved(natSeen && r == Reachability.Status.UNKNOWN);
     if (old != r) {
       log.info("reachability {} -> {}", old, r);
       run(() -> {
-        if (r != Reachability.Status.PRIVATE && !reservations.isEmpty()) {
+        if (!wantsRelay() && !reservations.isEmpty()) {
           reservations.clear();
           changed();
         }
@@ -108,6 +123,8 @@ public final class AutoRelay implements AutoCloseable {
    * host's current one: the node reserves relay slots exactly while AutoNAT finds it unreachable.
    */
   public AutoRelay followReachability() {
+    following = true;
+    host.onIdentify(i -> onObserved(i.observedAddr()));
     host.onReachability(r -> setReachability(r.status()));
     setReachability(host.reachability().status());
     return this;
@@ -157,8 +174,57 @@ public final class AutoRelay implements AutoCloseable {
     return s.startsWith("/ip4/127.") || s.startsWith("/ip6/::1/");
   }
 
+  /** Whether this node should hold relay slots now: found unreachable, or seen behind NAT with no verdict yet. */
+  public boolean wantsRelay() {
+    Reachability.Status r = reachability;
+    return r == Reachability.Status.PRIVATE || (r == Reachability.Status.UNKNOWN && natSeen);
+  }
+
+  /** Whether a peer has observed us at an IP none of our listen addresses has (see {@code natSeen}). */
+  public boolean natSeen() {
+    return natSeen;
+  }
+
+  /** identify's observedAddr from one peer: an IP that is not ours means address translation. */
+  void onObserved(Multiaddr observed) {
+    if (!following || natSeen || observed == null || observed.isCircuit()) {
+      return;
+    }
+    InetAddress seen = ip(observed);
+    if (seen == null || seen.isLoopbackAddress() || isOwn(seen)) {
+      return;
+    }
+    natSeen = true;
+    log.info("nat seen observed={} listen={}: reserving relay slots before AutoNAT's verdict (now {})", observed,
+        host.listenAddrs(), reachability);
+    host.setDialFromListenPort(wantsRelay());
+    host.addrs().setHideObserved(reachability == Reachability.Status.UNKNOWN);
+    run(this::tick);
+  }
+
+  /** One of our listen addresses, or of this machine's interfaces (a multi-homed host's other side). */
+  private boolean isOwn(InetAddress ip) {
+    if (host.listenAddrs().stream().map(AutoRelay::ip).anyMatch(ip::equals)) {
+      return true;
+    }
+    try {
+      return NetworkInterface.getByInetAddress(ip) != null;
+    } catch (SocketException e) {
+      return true; // cannot tell: claim nothing
+    }
+  }
+
+  private static InetAddress ip(Multiaddr a) {
+    try {
+      String h = a.toInetSocketAddress().getHostString();
+      return h.matches("[0-9.]+") || h.contains(":") ? InetAddress.getByName(h) : null;
+    } catch (IllegalArgumentException | UnknownHostException e) {
+      return null;
+    }
+  }
+
   private void tick() {
-    if (reachability != Reachability.Status.PRIVATE) {
+    if (!wantsRelay()) {
       return;
     }
     long now = System.nanoTime();
@@ -183,7 +249,7 @@ public final class AutoRelay implements AutoCloseable {
     pending.add(relay);
     client.reserve(relay).whenComplete((r, e) -> run(() -> {
       pending.remove(relay);
-      if (e != null || reachability != Reachability.Status.PRIVATE) {
+      if (e != null || !wantsRelay()) {
         if (e != null) {
           log.info("relay reservation failed relay={} error={}", relay, e.getMessage());
           failedUntil.put(relay, System.nanoTime() + RETRY_AFTER.toNanos());
@@ -204,7 +270,7 @@ public final class AutoRelay implements AutoCloseable {
         return;
       }
       timer.schedule(() -> {
-        if (reservations.containsKey(relay) && reachability == Reachability.Status.PRIVATE) {
+        if (reservations.containsKey(relay) && wantsRelay()) {
           reserve(relay);
         }
       }, renewMillis, TimeUnit.MILLISECONDS);

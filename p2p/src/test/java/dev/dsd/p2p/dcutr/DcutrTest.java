@@ -14,9 +14,16 @@ import dev.dsd.p2p.multiaddr.Multiaddr;
 import dev.dsd.p2p.relay.RelayClient;
 import dev.dsd.p2p.relay.RelayLimits;
 import dev.dsd.p2p.relay.RelayService;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -32,9 +39,6 @@ class DcutrTest {
   }
 
   @Test
-  @Disabled("flaky (2026-11-29): timed out once in a clean-clone CI run (40 s without a direct connection b -> a)"
-      + " after the change that lets only one side of a pair initiate DCUtR; passed 4 of 4 reruns. The"
-      + " one-initiator rule needs a look for a state that leaves neither side initiating (issue 13)")
   void relayedConnectionBecomesDirect() throws Exception {
     try (NettyHost r = host(); NettyHost a = host(); NettyHost b = host()) {
       RelayService relay = RelayService.start(r, RelayLimits.defaults());
@@ -64,6 +68,83 @@ class DcutrTest {
         assertEquals(0, a.connections().stream().filter(Connection::relayed).count());
       }
     }
+  }
+
+  /**
+   * A session already running over the relay when the direct connection comes up keeps running
+   * there (a stream cannot move between connections); new streams take the direct connection, and
+   * the relayed connection closes once that last stream has ended.
+   */
+  @Test
+  void aLiveRelayedStreamEndsOnTheRelayWhileNewStreamsGoDirect() throws Exception {
+    try (NettyHost r = host(); NettyHost a = host(); NettyHost b = host()) {
+      RelayService relay = RelayService.start(r, RelayLimits.defaults());
+      RelayClient ca = RelayClient.install(a);
+      RelayClient.install(b);
+      a.setDialFromListenPort(true);
+      b.setDialFromListenPort(true);
+      // a opens the session from its connect listener, which runs before DCUtR's (installed after it):
+      // the relayed connection is the only one then, so the session starts on the relay
+      CompletableFuture<Stream> live = new CompletableFuture<>();
+      BlockingQueue<String> echoes = new LinkedBlockingQueue<>();
+      a.onConnect(c -> {
+        if (c.relayed() && c.remotePeer().equals(b.peerId())) {
+          a.newStream(b.peerId(), List.of(EchoProtocol.ID), s -> s.channel().pipeline().addLast(
+              new ChannelInboundHandlerAdapter() {
+                @Override
+                public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                  echoes.add(((ByteBuf) msg).toString(StandardCharsets.UTF_8));
+                  ((ByteBuf) msg).release();
+                }
+              })).whenComplete((s, e) -> {
+                if (e != null) {
+                  live.completeExceptionally(e);
+                } else {
+                  live.complete(s);
+                }
+              });
+        }
+      });
+      try (Dcutr da = Dcutr.install(a); Dcutr db = Dcutr.install(b)) {
+        a.connect(r.listenAddrs().get(0).withPeer(r.peerId())).get(10, TimeUnit.SECONDS);
+        ca.reserve(r.peerId()).get(10, TimeUnit.SECONDS);
+        Connection relayed = b.connect(Multiaddr.circuit(r.listenAddrs().get(0).withPeer(r.peerId()))
+            .withPeer(a.peerId())).get(10, TimeUnit.SECONDS);
+        Stream session = live.get(10, TimeUnit.SECONDS);
+        assertTrue(session.channel().parent() instanceof dev.dsd.p2p.yamux.YamuxStreamChannel, "the session is relayed");
+        assertEquals("before", echo(session, echoes, "before"));
+        waitFor(() -> b.connections().stream().anyMatch(c -> c.remotePeer().equals(a.peerId()) && !c.relayed()),
+            "a direct connection b -> a");
+
+        Stream fresh = b.newStream(a.peerId(), List.of(EchoProtocol.ID), x -> { }).get(10, TimeUnit.SECONDS);
+        assertFalse(fresh.channel().parent() instanceof dev.dsd.p2p.yamux.YamuxStreamChannel, "a new stream goes direct");
+        assertTrue(EchoProtocol.roundTrip(fresh, 64 * 1024, 7).get(30, TimeUnit.SECONDS));
+        // the live session still works, over the relay, which stays while it lasts
+        Thread.sleep(2 * Dcutr.RELAYED_IDLE_CHECK.toMillis());
+        long relayedBefore = relay.relayedBytes();
+        assertEquals("after", echo(session, echoes, "after"));
+        assertTrue(relay.relayedBytes() > relayedBefore, "the live session's bytes still pass the relay");
+        assertTrue(relayed.isOpen(), "the relayed connection stays while a stream is on it");
+
+        session.channel().close();
+        waitFor(() -> !relayed.isOpen(), "the relayed connection closed once its last stream ended");
+        assertEquals(0, a.connections().stream().filter(Connection::relayed).count());
+        assertEquals(0, b.connections().stream().filter(Connection::relayed).count());
+      }
+    }
+  }
+
+  private static String echo(Stream s, BlockingQueue<String> echoes, String text) throws InterruptedException {
+    s.channel().writeAndFlush(Unpooled.copiedBuffer(text, StandardCharsets.UTF_8));
+    StringBuilder got = new StringBuilder();
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (got.length() < text.length() && System.nanoTime() < end) {
+      String part = echoes.poll(100, TimeUnit.MILLISECONDS);
+      if (part != null) {
+        got.append(part);
+      }
+    }
+    return got.toString();
   }
 
   static void waitFor(java.util.function.BooleanSupplier cond, String what) throws InterruptedException {

@@ -85,6 +85,32 @@ class AutoRelayReachabilityTest {
     assertTrue(auto.reservations().isEmpty(), auto.reservations().toString());
   }
 
+  /**
+   * A peer observing us at an IP no interface of ours has (what identify reports behind NAT; on
+   * loopback only the observation can be fed in) makes the node reserve before AutoNAT has decided;
+   * PUBLIC releases the slot. An observation at one of our own IPs does nothing.
+   */
+  @Test
+  void aNodeSeenBehindNatReservesBeforeAutoNatDecides() throws Exception {
+    NettyHost relay = relayServer();
+    NettyHost me = keep(new NettyHost(Identity.generate(), HostConfig.loopback()).start());
+    AutoRelay auto = keep(new AutoRelay(me, RelayClient.install(me))).followReachability();
+    me.connect(relay.listenAddrs().get(0).withPeer(relay.peerId())).get(10, TimeUnit.SECONDS);
+    auto.onObserved(me.listenAddrs().get(0));
+    auto.onObserved(Multiaddr.parse("/ip4/127.0.0.9/tcp/4001"));
+    Thread.sleep(300);
+    assertTrue(!auto.natSeen() && auto.reservations().isEmpty(), "our own or loopback IPs prove no NAT");
+
+    auto.onObserved(Multiaddr.parse("/ip4/203.0.113.11/tcp/4001"));
+    assertTrue(auto.natSeen());
+    awaitTrue(() -> auto.reservations().size() == 1, "a reservation while AutoNAT has no verdict");
+    assertEquals(Reachability.Status.UNKNOWN, me.reachability().status());
+    assertTrue(me.advertisedAddrs().stream().anyMatch(Multiaddr::isCircuit), me.advertisedAddrs().toString());
+
+    me.setReachability(new Reachability(Reachability.Status.PUBLIC, 2));
+    awaitTrue(() -> auto.reservations().isEmpty(), "released when AutoNAT finds us public");
+  }
+
   static void awaitTrue(BooleanSupplier cond, String message) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (!cond.getAsBoolean()) {
