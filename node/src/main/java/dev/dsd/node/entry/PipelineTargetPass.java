@@ -1,5 +1,6 @@
 package dev.dsd.node.entry;
 
+import dev.dsd.node.generate.tree.LocalTreeTargetPass;
 import dev.dsd.node.pipeline.PipelineProtocol;
 import dev.dsd.node.pipeline.Activations;
 import dev.dsd.node.pipeline.PipelineException;
@@ -199,19 +200,53 @@ public final class PipelineTargetPass implements TargetPass {
    */
   @Override
   public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
+    return send(keep, new int[0], tokens, null, drafts, rows);
+  }
+
+  /**
+   * A token-tree round (see {@link TargetPass#runTree}): the rows to keep go with the first pass,
+   * the tree's parents with each pass (relative to it); the stages check the tree, so a malformed
+   * one comes back as a BAD_REQUEST error and leaves the session as it was.
+   */
+  @Override
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+    if (parents.length != tokens.length) {
+      throw new IllegalArgumentException(parents.length + " parents for " + tokens.length + " positions");
+    }
+    boolean chain = java.util.Arrays.equals(parents, dev.dsd.pipeline.runtime.TreeShape.chain(parents.length));
+    return send(keep, keepRows, tokens, chain ? null : parents, new int[0], rows);
+  }
+
+  @Override
+  public boolean runsTrees() {
+    return true;
+  }
+
+  private TargetScores send(int keep, int[] keepRows, int[] tokens, int[] parents, int[] drafts, int rows) {
     if (closed) {
       throw new PipelineException("CLOSED", "the pipeline session is closed", null);
     }
-    if ((long) keep + tokens.length > maxTokens) { // the caller's mistake, refused before any chunk goes
-      throw new IllegalArgumentException("positions " + keep + ".." + (keep + tokens.length) + " exceed the session's "
+    int kept = keep + keepRows.length;
+    if ((long) kept + tokens.length > maxTokens) { // the caller's mistake, refused before any chunk goes
+      throw new IllegalArgumentException("positions " + kept + ".." + (kept + tokens.length) + " exceed the session's "
           + maxTokens);
     }
     int[] cuts = PrefillChunks.cuts(tokens.length, rows, options.prefillChunk());
     long firstRound = round + 1;
     for (int i = 0; i + 1 < cuts.length; i++) {
       boolean last = i + 2 == cuts.length;
-      Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(keep + cuts[i])
+      Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(i == 0 ? keep : kept + cuts[i])
           .setRows(last ? rows : 1);
+      if (i == 0) {
+        for (int r : keepRows) {
+          b.addKeepRows(r);
+        }
+      }
+      if (parents != null) {
+        for (int p : LocalTreeTargetPass.chunkParents(parents, cuts[i], cuts[i + 1])) {
+          b.addTreeParents(p + 1); // on the wire: 0 continues the cache
+        }
+      }
       for (int j = cuts[i]; j < cuts[i + 1]; j++) {
         b.addTokens(tokens[j]);
         if (penalties.active()) { // the last stage keeps the history its penalties need

@@ -21,6 +21,10 @@ import java.util.List;
  *     report with each generated token's log-probability
  * @param weights the weights format every stage must keep, or null for the fastest route of any one
  *     format (a route never mixes formats)
+ * @param tree token-tree speculation: {@code 0} off (a chain of drafts), {@code N > 0} draft nodes per
+ *     round, {@link #AUTO} for a budget chosen each round; used where the target and drafter can run
+ *     trees and the request needs no per-token history (no penalties, logprobs or adaptive
+ *     verification), else the chain is used. Speculation off ({@code speculation == 0}) turns it off.
  */
 public record GenerationRequest(
     String prompt,
@@ -33,7 +37,8 @@ public record GenerationRequest(
     List<String> stop,
     Penalties penalties,
     int logprobs,
-    WeightFormat weights) {
+    WeightFormat weights,
+    int tree) {
 
   /** {@link #speculation} value meaning "choose k each round". */
   public static final int AUTO = -1;
@@ -67,6 +72,28 @@ public record GenerationRequest(
     if (speculation < AUTO) {
       throw new GenerationException("speculation window must be off (0), K > 0 or auto, got " + speculation);
     }
+    if (tree < AUTO || tree > MAX_TREE) {
+      throw new GenerationException("tree must be off (0), N in 1.." + MAX_TREE + " draft nodes or auto, got " + tree);
+    }
+  }
+
+  /** Draft nodes a request may ask per round. */
+  public static final int MAX_TREE = 256;
+
+  /** {@link #tree} when a request does not say: what {@code dsd bench pipeline} measured faster (README). */
+  public static final int DEFAULT_TREE = AUTO;
+
+  /** With the default tree setting. */
+  public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
+      boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs, WeightFormat weights) {
+    this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, penalties, logprobs,
+        weights, DEFAULT_TREE);
+  }
+
+  /** The same request with token-tree speculation {@code tree} (0 off, N nodes, or {@link #AUTO}). */
+  public GenerationRequest withTree(int tree) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        penalties, logprobs, weights, tree);
   }
 
   /** Routed through the fastest route of any one weights format. */
@@ -78,22 +105,22 @@ public record GenerationRequest(
   /** The same request, routed only through stages of {@code format} (null: any one format). */
   public GenerationRequest withWeights(WeightFormat format) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, logprobs, format);
+        penalties, logprobs, format, tree);
   }
 
   public GenerationRequest withPenalties(Penalties p) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        p, logprobs, weights);
+        p, logprobs, weights, tree);
   }
 
   public GenerationRequest withLogprobs(int top) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, top, weights);
+        penalties, top, weights, tree);
   }
 
   public GenerationRequest withSpeculation(int k) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, k, adaptiveVerification, stop, penalties,
-        logprobs, weights);
+        logprobs, weights, tree);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

@@ -119,7 +119,7 @@ public final class StageServer implements AutoCloseable {
     List<StageBatchRunner.Row> rows = new ArrayList<>();
     for (StageRound j : batch) {
       try {
-        j.session().kv.truncate(j.round().getKeep());
+        j.session().prepare(j);
         rows.add(j.session().row(j));
         ready.add(j);
       } catch (RuntimeException e) {

@@ -14,10 +14,14 @@ package dev.dsd.pipeline.runtime;
 public final class TreeShape {
   /** The parent of a position that continues the cached prefix. */
   public static final int ROOT = -1;
-  /** Positions one tree may have: its mask row costs the square of it. */
-  public static final int MAX_NODES = 256;
-  /** Depth a tree may reach: the longest path of drafts one round can accept. */
-  public static final int MAX_DEPTH = 64;
+  /**
+   * Positions one tree call may have, the chain of pending tokens before the tree included (a
+   * first round carries the prompt's last prefill pass, up to 256 positions by default, with the
+   * tree on top): the mask costs positions x (cache + positions).
+   */
+  public static final int MAX_NODES = 1024;
+  /** Depth a position may reach (its chain of ancestors in the call, that prefill pass included). */
+  public static final int MAX_DEPTH = 1024;
 
   private TreeShape() {}
 

@@ -1,0 +1,105 @@
+package dev.dsd.node.generate.tree;
+
+import dev.dsd.node.generate.PrefillChunks;
+import dev.dsd.node.generate.TargetPass;
+import dev.dsd.node.generate.VocabMask;
+import dev.dsd.pipeline.runtime.StageBatchRunner;
+import dev.dsd.pipeline.runtime.StageKv;
+import dev.dsd.pipeline.runtime.TreeShape;
+import dev.dsd.verification.acceptance.LogitScores;
+import dev.dsd.verification.acceptance.TargetScores;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The whole target in this process on the batched stage runner (layers [0, L) as one stage), whose
+ * paged cache can keep an accepted path's rows: what a pipeline does, without the network. Scores
+ * are read at the session's temperature and top-p.
+ */
+public final class LocalTreeTargetPass implements TargetPass {
+  private final StageBatchRunner runner;
+  private final StageKv kv;
+  private final double temperature;
+  private final double topP;
+  private final int usable;
+
+  public LocalTreeTargetPass(StageBatchRunner runner, StageKv kv, double temperature, double topP, int usable) {
+    if (!runner.isFirst() || !runner.isLast()) {
+      throw new IllegalArgumentException("a local target runs every layer, not [" + runner.from() + ", " + runner.to()
+          + ")");
+    }
+    this.runner = runner;
+    this.kv = kv;
+    this.temperature = temperature;
+    this.topP = topP;
+    this.usable = usable;
+  }
+
+  @Override
+  public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
+    return runTree(keep, new int[0], tokens, TreeShape.chain(tokens.length), rows);
+  }
+
+  @Override
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+    if (keepRows.length == 0) {
+      kv.truncate(keep);
+    } else {
+      kv.compact(keep, keepRows);
+    }
+    // a long prompt runs as chain passes first; the tree (within the last rows) runs in the last one
+    int[] cuts = PrefillChunks.cuts(tokens.length, rows, PrefillChunks.DEFAULT_TOKENS);
+    float[] logits = null;
+    for (int i = 0; i + 1 < cuts.length; i++) {
+      int[] part = Arrays.copyOfRange(tokens, cuts[i], cuts[i + 1]);
+      StageBatchRunner.Row row = StageBatchRunner.Row.tokens(kv, part).withTree(chunkParents(parents, cuts[i],
+          cuts[i + 1]));
+      logits = runner.forward(List.of(row))[0];
+    }
+    int n = tokens.length - cuts[cuts.length - 2];
+    int vocab = runner.config().vocabSize();
+    float[] last = Arrays.copyOfRange(logits, (n - rows) * vocab, n * vocab);
+    VocabMask.apply(last, vocab, usable);
+    return new LogitScores(last, vocab, temperature, topP);
+  }
+
+  /**
+   * Parents of positions {@code [from, to)} relative to {@code from}; one whose parent lies before
+   * {@code from} continues what the earlier passes cached, which only a chain position may do.
+   */
+  public static int[] chunkParents(int[] parents, int from, int to) {
+    int[] p = new int[to - from];
+    for (int i = from; i < to; i++) {
+      int parent = parents[i];
+      if (parent >= from) {
+        p[i - from] = parent - from;
+      } else if (parent == i - 1 || (parent == TreeShape.ROOT && from == 0)) {
+        p[i - from] = TreeShape.ROOT;
+      } else {
+        throw new IllegalArgumentException("position " + i + " hangs under " + parent + ", which an earlier pass ran:"
+            + " a tree must fit in the last pass");
+      }
+    }
+    return p;
+  }
+
+  @Override
+  public boolean runsTrees() {
+    return true;
+  }
+
+  @Override
+  public List<String> route() {
+    return List.of("local");
+  }
+
+  @Override
+  public long bytesSent() {
+    return 0;
+  }
+
+  @Override
+  public void close() {
+    kv.close();
+  }
+}
