@@ -45,18 +45,26 @@ import java.util.function.Consumer;
  * earlier text ({@link RoundNovelty}).
  */
 public final class PipelineBench {
-  /** A decoding mode: window (0 off, K, or AUTO) and whether verification is adaptive. */
-  public record Mode(String name, int window, boolean adaptive) {
+  /**
+   * A decoding mode: window (0 off, K, or AUTO), whether verification is adaptive, and the token
+   * tree (0: a chain of drafts; N draft nodes per round; AUTO: the budget controller).
+   */
+  public record Mode(String name, int window, boolean adaptive, int tree) {
     public static Mode parse(String s) {
       return switch (s) {
-        case "off" -> new Mode("off", 0, false);
-        case "auto" -> new Mode("auto", GenerationRequest.AUTO, false);
-        case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true);
+        case "off" -> new Mode("off", 0, false, 0);
+        case "auto" -> new Mode("auto", GenerationRequest.AUTO, false, 0);
+        case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true, 0);
+        case "tree-auto" -> new Mode("tree-auto", GenerationRequest.AUTO, false, GenerationRequest.AUTO);
         default -> {
-          if (!s.matches("k[0-9]+")) {
-            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto or adaptive, got " + s);
+          if (s.matches("tree[0-9]+")) {
+            yield new Mode(s, GenerationRequest.AUTO, false, Integer.parseInt(s.substring(4)));
           }
-          yield new Mode(s, Integer.parseInt(s.substring(1)), false);
+          if (!s.matches("k[0-9]+")) {
+            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, adaptive, treeN (e.g. tree16) or"
+                + " tree-auto, got " + s);
+          }
+          yield new Mode(s, Integer.parseInt(s.substring(1)), false, 0);
         }
       };
     }
@@ -120,11 +128,16 @@ public final class PipelineBench {
           List<RoundNovelty.Round> rounds = new ArrayList<>();
           PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(),
               PipelineGenerator.RouteSource.of(swarm.route), draft::newDrafter, PipelineTargetPass.Options.greedy())
+              .withTreeDrafters(draft::newTreeDrafter)
               .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {
             gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
-                List.of()), TokenSink.NONE);
+                List.of()).withTree(0), TokenSink.NONE);
+            if (c.modes().stream().anyMatch(m -> m.tree() != 0)) {
+              gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
+                  List.of()).withTree(8), TokenSink.NONE);
+            }
           }
           List<Object[]> runs = new ArrayList<>();
           for (Sampling sampling : c.samplings()) {
@@ -169,7 +182,7 @@ public final class PipelineBench {
     double[] firstToken = new double[c.prompts().size()];
     for (int i = 0; i < c.prompts().size(); i++) {
       GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), sampling.temperature(),
-          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of());
+          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of()).withTree(m.tree());
       rounds.clear();
       GenerationResult r = gen.generate(req, TokenSink.NONE);
       int[] prompt = ck.tokenizer().encode(c.prompts().get(i));
@@ -217,21 +230,34 @@ public final class PipelineBench {
   }
 
   public static String header() {
-    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %9s %8s %7s %6s %6s", "lat ms", "sample", "mode",
-        "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "bytes/tok", "nll/tok",
-        "dist4", "div@", "edit");
+    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %7s %9s %8s %7s %6s %6s", "lat ms", "sample",
+        "mode", "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "tok/rnd", "bytes/tok",
+        "nll/tok", "dist4", "div@", "edit");
   }
 
   public static String format(Row r) {
-    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %9.0f %8.4f %7.3f %6.1f %6.1f",
+    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %7.2f %9.0f %8.4f %7.3f %6.1f %6.1f",
         r.latencyMs(), r.sampling(), r.mode(), r.tokens(), r.tokensPerSecond(), r.medianPromptTokensPerSecond(),
         r.medianFirstTokenMs(), r.acceptance(), r.novelAcceptance(), r.novelRoundShare(), r.roundsPerToken(),
-        r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
+        1 / r.roundsPerToken(), r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
-  /** Speedup of each mode over {@code off} at the same latency, for the summary. */
+  /**
+   * Speedup of each mode over {@code off} at the same latency, and of each tree mode over the chain
+   * ({@code auto}) in tok/s and tokens per round, for the summary.
+   */
   public static String ratios(List<Row> rows) {
     StringBuilder b = new StringBuilder();
+    for (Row r : rows) {
+      if (!r.mode().startsWith("tree")) {
+        continue;
+      }
+      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
+          && o.mode().equals("auto")).findFirst().ifPresent(chain -> b.append(String.format(
+              "latency %.0f ms %s: %s / auto (chain) = %.2fx tok/s, %.2fx tokens per round%n", r.latencyMs(),
+              r.sampling(), r.mode(), r.tokensPerSecond() / chain.tokensPerSecond(),
+              chain.roundsPerToken() / r.roundsPerToken())));
+    }
     for (Row r : rows) {
       rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
           && o.mode().equals("off")).findFirst().ifPresent(off -> {

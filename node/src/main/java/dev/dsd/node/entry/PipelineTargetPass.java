@@ -200,7 +200,7 @@ public final class PipelineTargetPass implements TargetPass {
    */
   @Override
   public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
-    return send(keep, new int[0], tokens, null, drafts, rows);
+    return send(keep, new int[0], tokens, null, drafts, rows, false, 0);
   }
 
   /**
@@ -209,12 +209,13 @@ public final class PipelineTargetPass implements TargetPass {
    * one comes back as a BAD_REQUEST error and leaves the session as it was.
    */
   @Override
-  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
     if (parents.length != tokens.length) {
       throw new IllegalArgumentException(parents.length + " parents for " + tokens.length + " positions");
     }
     boolean chain = java.util.Arrays.equals(parents, dev.dsd.pipeline.runtime.TreeShape.chain(parents.length));
-    return send(keep, keepRows, tokens, chain ? null : parents, new int[0], rows);
+    return send(keep, keepRows, tokens, chain ? null : parents, new int[0], rows, sample, seed);
   }
 
   @Override
@@ -222,7 +223,8 @@ public final class PipelineTargetPass implements TargetPass {
     return true;
   }
 
-  private TargetScores send(int keep, int[] keepRows, int[] tokens, int[] parents, int[] drafts, int rows) {
+  private TargetScores send(int keep, int[] keepRows, int[] tokens, int[] parents, int[] drafts, int rows,
+      boolean sample, long seed) {
     if (closed) {
       throw new PipelineException("CLOSED", "the pipeline session is closed", null);
     }
@@ -257,6 +259,9 @@ public final class PipelineTargetPass implements TargetPass {
         for (int d : drafts) {
           b.addDrafts(d);
         }
+        if (sample) {
+          b.setSample(true).setSampleSeed(seed);
+        }
       }
       first.send(PipelineMessage.newBuilder().setRound(b).build());
     }
@@ -270,7 +275,19 @@ public final class PipelineTargetPass implements TargetPass {
       stageBytes.addAndGet(stageOut);
     }
     lastTimings = res.getTimingsList();
-    return scores(res);
+    TargetScores scores = scores(res);
+    if (!sample) {
+      return scores;
+    }
+    int[] draws = new int[res.getRowsCount()];
+    for (int i = 0; i < draws.length; i++) {
+      draws[i] = res.getRows(i).getSampled();
+    }
+    try {
+      return new dev.dsd.verification.tree.SampledScores(scores, draws);
+    } catch (IllegalArgumentException e) {
+      throw new PipelineException("BAD_REPLY", "the last stage sent malformed draws: " + e.getMessage(), lastPeer);
+    }
   }
 
   private TargetScores scores(RoundResult res) {

@@ -119,7 +119,8 @@ public final class ResilientTargetPass implements TargetPass {
    * the caches do, until the next round names the path to keep.
    */
   @Override
-  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
     if (keep + keepRows.length > valid || (keepRows.length > 0 && keepRows[keepRows.length - 1] >= valid)) {
       throw new IllegalArgumentException("keep " + keep + " and rows " + Arrays.toString(keepRows) + " are beyond the "
           + valid + " positions sent");
@@ -133,8 +134,8 @@ public final class ResilientTargetPass implements TargetPass {
     for (int attempt = 0; ; attempt++) {
       try {
         TargetScores s = replay
-            ? current.runTree(0, new int[0], concat(kept, tokens), onTop(kept.length, parents), rows)
-            : current.runTree(keep, keepRows, tokens, parents, rows);
+            ? current.runTree(0, new int[0], concat(kept, tokens), onTop(kept.length, parents), rows, sample, seed)
+            : current.runTree(keep, keepRows, tokens, parents, rows, sample, seed);
         if (replay) {
           long stall = System.nanoTime() - failedAt;
           longestStallNanos = Math.max(longestStallNanos, stall);

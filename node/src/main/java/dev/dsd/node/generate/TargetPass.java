@@ -25,10 +25,19 @@ public interface TargetPass extends AutoCloseable {
    * the new positions, {@link dev.dsd.pipeline.runtime.TreeShape#ROOT} for one that continues the
    * cache) and returns the target's scores at the last {@code rows} positions.
    *
+   * With {@code sample}, the scores also carry one draw per row from the session's distribution
+   * ({@link TargetScores#sampled}), made rows in order from a generator seeded with {@code seed}.
+   *
    * @throws UnsupportedOperationException where the target cannot run trees ({@link #runsTrees})
    */
-  default TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+  default TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
     throw new UnsupportedOperationException(getClass().getSimpleName() + " runs chains only");
+  }
+
+  /** A tree round without draws. */
+  default TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+    return runTree(keep, keepRows, tokens, parents, rows, false, 0);
   }
 
   /** Whether {@link #runTree} works here. */

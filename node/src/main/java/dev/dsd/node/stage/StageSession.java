@@ -340,6 +340,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
         .addAllTimings(r.getTimingsList());
     if (open.getFullLogits()) {
       b.setLogits(Activations.encode(lastRows, rows, vocab, DType.F32));
+    } else if (r.getSample()) {
+      SampledRows.add(b, new LogitScores(lastRows, vocab, open.getTemperature(), open.getTopP()), r.getSampleSeed());
     } else {
       int[] drafts = r.getDraftsList().stream().mapToInt(Integer::intValue).toArray();
       double temp = open.getTemperature();

@@ -8,9 +8,9 @@ package dev.dsd.verification.tree;
  * </pre>
  *
  * where S(n) is the sum of the n best path scores (the draft's expected accepted tokens, EAGLE-2's
- * observation), c calibrates it against what the target actually accepted, b is the stages' cost of
- * one more position, and F the rest of a round (link latencies, the fixed part of each stage call,
- * drafting). On a slow link F dwarfs b and wide trees pay; on a fast link or under load (a busy
+ * observation), c calibrates it against what the target actually accepted, b is the cost of one
+ * more position (the stages' compute and the drafting, which grows the tree deeper), and F the rest
+ * of a round (link latencies, the fixed part of each stage call and of drafting). On a slow link F dwarfs b and wide trees pay; on a fast link or under load (a busy
  * stage's compute grows with positions) the budget shrinks. c, b and F are exponentially weighted
  * estimates from the rounds so far; b is the slope of stage compute over positions where the
  * rounds vary enough to show it, else the prior that a position costs a fourteenth of a one-token
@@ -78,7 +78,8 @@ public final class AutoTreeBudget implements TreeBudget {
       acceptedAvg = predictedAvg == 0 ? accepted : (1 - WEIGHT) * acceptedAvg + WEIGHT * accepted;
       predictedAvg = predictedAvg == 0 ? predicted : (1 - WEIGHT) * predictedAvg + WEIGHT * predicted;
     }
-    double compute = computeNanos < 0 ? roundNanos : computeNanos;
+    // what grows with positions: the stages' compute and the drafting (a bigger tree is grown deeper)
+    double compute = (computeNanos < 0 ? roundNanos : computeNanos) + draftNanos;
     double dP = positions - meanP;
     double dC = compute - meanC;
     meanP += w * dP;
@@ -87,7 +88,7 @@ public final class AutoTreeBudget implements TreeBudget {
     covPC = (1 - w) * (covPC + w * dP * dC);
     double prior = meanC / (meanP + PRIOR_POSITIONS_PER_CALL);
     perPositionNanos = varP > 1 ? Math.max(prior / 4, covPC / varP) : prior;
-    double fixed = roundNanos - perPositionNanos * positions + draftNanos;
+    double fixed = roundNanos + draftNanos - perPositionNanos * positions;
     fixedNanos = fixedNanos < 0 ? fixed : (1 - WEIGHT) * fixedNanos + WEIGHT * fixed;
     fixedNanos = Math.max(fixedNanos, 1);
     rounds++;

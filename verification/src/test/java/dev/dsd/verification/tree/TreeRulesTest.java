@@ -230,6 +230,36 @@ class TreeRulesTest {
     }
   }
 
+  /** The same exactness for following one target draw per node (what a last stage sends). */
+  @Test
+  void followingTargetDrawsMatchesTheTarget() {
+    Grower[] growers = {topK(3, 2, 1), topK(1, 1, 1, 1)};
+    int n = 15_000;
+    int[] ctx = {1, 4};
+    for (int g = 0; g < growers.length; g++) {
+      SplittableRandom r = new SplittableRandom(11 + g);
+      FollowSamples follow = new FollowSamples();
+      TreeRule rule = (tree, scores) -> follow.decide(tree, SampledScores.draw(scores, r.nextLong()));
+      long[] pair = new long[V * V];
+      long[] first = new long[V];
+      for (int i = 0; i < n; i++) {
+        int[] out = generate(ctx, 2, growers[g], rule, r);
+        first[out[0]]++;
+        pair[out[0] * V + out[1]]++;
+      }
+      double[] p1 = target(ctx);
+      double[] p12 = new double[V * V];
+      for (int a = 0; a < V; a++) {
+        double[] p2 = target(plus(ctx, a));
+        for (int b = 0; b < V; b++) {
+          p12[a * V + b] = p1[a] * p2[b];
+        }
+      }
+      assertFits(first, p1, n, "follow grower " + g + " first token");
+      assertFits(pair, p12, n, "follow grower " + g + " first two tokens");
+    }
+  }
+
   @Test
   void greedyFollowsTheArgmaxDownTheTree() {
     int[] ctx = {2, 3};

@@ -8,6 +8,7 @@ import dev.dsd.pipeline.runtime.StageKv;
 import dev.dsd.pipeline.runtime.TreeShape;
 import dev.dsd.verification.acceptance.LogitScores;
 import dev.dsd.verification.acceptance.TargetScores;
+import dev.dsd.verification.tree.SampledScores;
 import java.util.Arrays;
 import java.util.List;
 
@@ -41,7 +42,8 @@ public final class LocalTreeTargetPass implements TargetPass {
   }
 
   @Override
-  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
     if (keepRows.length == 0) {
       kv.truncate(keep);
     } else {
@@ -60,7 +62,8 @@ public final class LocalTreeTargetPass implements TargetPass {
     int vocab = runner.config().vocabSize();
     float[] last = Arrays.copyOfRange(logits, (n - rows) * vocab, n * vocab);
     VocabMask.apply(last, vocab, usable);
-    return new LogitScores(last, vocab, temperature, topP);
+    LogitScores scores = new LogitScores(last, vocab, temperature, topP);
+    return sample ? SampledScores.draw(scores, seed) : scores;
   }
 
   /**

@@ -29,7 +29,7 @@ import java.util.List;
  */
 public final class ModelTreeDrafter implements TreeDrafter {
   /** Candidates taken under each expanded node. */
-  public static final int CHILDREN = 4;
+  public static final int CHILDREN = 8;
   /** Nodes expanded per level. */
   public static final int WIDTH = 8;
   /** Scores below this are not worth a position. */

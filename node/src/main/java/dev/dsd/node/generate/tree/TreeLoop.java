@@ -62,6 +62,7 @@ public final class TreeLoop {
         drafter = dropLost(drafter, e);
       }
     }
+    java.util.SplittableRandom seeds = new java.util.SplittableRandom(req.seed() ^ 0x7EE5EEDL);
     int[] pending = prompt; // positions the target has not seen, the last accepted token (the root) at the end
     int keep = 0;
     int[] keepRows = new int[0];
@@ -91,8 +92,10 @@ public final class TreeLoop {
         int p = tree.parents()[i];
         parents[pending.length + i] = p == TreeShape.ROOT ? root : pending.length + p;
       }
-      TargetScores scores = target.runTree(keep, keepRows, input, parents, tree.size() + 1);
-      TreeRule.Verdict v = rule.decide(tree, scores);
+      // a sampling session verifies candidates by following the last stage's draws (a few bytes per node)
+      boolean follow = req.temperature() > 0 && candidatesOnly(tree);
+      TargetScores scores = target.runTree(keep, keepRows, input, parents, tree.size() + 1, follow, seeds.nextLong());
+      TreeRule.Verdict v = (follow ? FOLLOW : rule).decide(tree, scores);
       long t3 = System.nanoTime();
       budget.observe(tree.size(), predicted, v.accepted(), input.length, t3 - t2, target.lastComputeNanos(), t2 - t1);
       listener.round(tree.size(), v.accepted(), t2 - t1, t3 - t2);
@@ -151,6 +154,17 @@ public final class TreeLoop {
     return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
         acceptedTotal, new ArrayList<>(target.route()), target.bytesSent(), List.of(),
         firstToken == 0 ? 0 : (firstToken - t0) / 1e9);
+  }
+
+  private static final TreeRule FOLLOW = new dev.dsd.verification.tree.FollowSamples();
+
+  private static boolean candidatesOnly(DraftTree tree) {
+    for (double[] q : tree.childDistributions()) {
+      if (q != null) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** A lost drafter costs speed, not the generation: the loop goes on with empty trees. */
