@@ -80,14 +80,18 @@ public record GenerationRequest(
   /** Draft nodes a request may ask per round. */
   public static final int MAX_TREE = 256;
 
-  /** {@link #tree} when a request does not say: what {@code dsd bench pipeline} measured faster (README). */
+  /**
+   * {@link #tree} where a user does not say ({@code dsd generate --tree}, the API's {@code dsd_tree}):
+   * what {@code dsd bench pipeline} measured faster (README). Requests built in code without it run
+   * chains ({@code 0}), so callers that count drafts per round keep their meaning.
+   */
   public static final int DEFAULT_TREE = AUTO;
 
-  /** With the default tree setting. */
+  /** Without token trees (a chain of drafts). */
   public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
       boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs, WeightFormat weights) {
     this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, penalties, logprobs,
-        weights, DEFAULT_TREE);
+        weights, 0);
   }
 
   /** The same request with token-tree speculation {@code tree} (0 off, N nodes, or {@link #AUTO}). */

@@ -1,0 +1,61 @@
+package dev.dsd.verification.tree;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The tree budget follows what a round costs and what the draft's scores are worth. */
+class AutoTreeBudgetTest {
+  static double[] scores(int n, double decay) {
+    double[] s = new double[n];
+    double v = 0.9;
+    for (int i = 0; i < n; i++) {
+      s[i] = v;
+      v *= decay;
+    }
+    return s;
+  }
+
+  /** Rounds where the target accepts {@code accepted} of each tree and a round costs fixed + perNode * positions. */
+  static AutoTreeBudget trained(double fixedMs, double perNodeMs, double accepted) {
+    AutoTreeBudget b = new AutoTreeBudget();
+    double[] s = scores(AutoTreeBudget.MAX_NODES, 0.95);
+    for (int r = 0; r < 40; r++) {
+      int n = b.choose(s) + (r % 3 == 0 ? 4 : 0); // some variety, as trees of different sizes do
+      n = Math.min(n, s.length);
+      double predicted = 0;
+      for (int i = 0; i < n; i++) {
+        predicted += s[i];
+      }
+      long compute = (long) ((1 + perNodeMs * (n + 1)) * 1e6);
+      long round = compute + (long) (fixedMs * 1e6);
+      b.observe(n, predicted, (int) Math.round(Math.min(n, accepted)), n + 1, round, compute, 0);
+    }
+    return b;
+  }
+
+  @Test
+  void slowLinksGrowTreesAndCostlyPositionsShrinkThem() {
+    double[] s = scores(AutoTreeBudget.MAX_NODES, 0.95);
+    int slowLink = trained(100, 0.05, 3).choose(s);
+    int costly = trained(1, 2, 3).choose(s);
+    assertTrue(slowLink > costly, "slow link " + slowLink + " vs costly positions " + costly);
+    assertTrue(slowLink >= 32, "a 100 ms round with cheap positions takes a wide tree: " + slowLink);
+    assertTrue(costly <= 8, "positions costing 2 ms each against 1 ms of link: " + costly);
+  }
+
+  @Test
+  void anOverconfidentDraftIsCalibratedDown() {
+    AutoTreeBudget b = trained(20, 0.5, 0);
+    assertEquals(0.02, b.calibration(), 1e-9, "nothing accepted: the scores are worth the floor");
+    assertTrue(b.choose(scores(AutoTreeBudget.MAX_NODES, 0.95)) < 8);
+  }
+
+  @Test
+  void fixedBudgetsTakeWhatTheySay() {
+    assertEquals(5, TreeBudget.fixed(5).choose(scores(10, 0.9)));
+    assertEquals(3, TreeBudget.fixed(5).choose(scores(3, 0.9)));
+    assertEquals(AutoTreeBudget.START_NODES, new AutoTreeBudget().choose(scores(64, 0.9)));
+  }
+}
