@@ -49,10 +49,10 @@ public final class DraftModel implements AutoCloseable {
         req.penalties(), capacity);
   }
 
-  /** A tree drafter for one generation (scores at the request's temperature and top-p). */
+  /** A tree drafter for one generation (scores at the request's temperature). */
   public dev.dsd.node.generate.tree.TreeDrafter newTreeDrafter(GenerationRequest req, int capacity, int usableVocab) {
     return new dev.dsd.node.generate.tree.ModelTreeDrafter(runner, runner.openSession(UUID.randomUUID().toString(),
-        "local", Math.min(capacity, config().maxPositionEmbeddings())), req.temperature(), req.topP(), usableVocab);
+        "local", Math.min(capacity, config().maxPositionEmbeddings())), req.temperature(), usableVocab);
   }
 
   @Override

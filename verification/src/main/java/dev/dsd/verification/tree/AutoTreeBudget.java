@@ -8,7 +8,9 @@ package dev.dsd.verification.tree;
  * </pre>
  *
  * where S(n) is the sum of the n best path scores (the draft's expected accepted tokens, EAGLE-2's
- * observation), c calibrates it against what the target actually accepted, b is the cost of one
+ * observation), c calibrates it against what the target actually accepted, per band of score rank
+ * (a draft is more overconfident about its 40th-best node than about its best: c is measured for
+ * ranks 0-1, 2-3, 4-7, 8-15, 16-31 and 32-63, and a band not yet tried takes the last measured one), b is the cost of one
  * more position (the stages' compute and the drafting, which grows the tree deeper), and F the rest
  * of a round (link latencies, the fixed part of each stage call and of drafting). On a slow link F dwarfs b and wide trees pay; on a fast link or under load (a busy
  * stage's compute grows with positions) the budget shrinks. c, b and F are exponentially weighted
@@ -24,8 +26,10 @@ public final class AutoTreeBudget implements TreeBudget {
   private static final double WEIGHT = 0.2; // of the newest round in the running estimates
   private static final double PRIOR_POSITIONS_PER_CALL = 14;
 
-  private double acceptedAvg;
-  private double predictedAvg;
+  /** First rank of each calibration band. */
+  private static final int[] BANDS = {0, 2, 4, 8, 16, 32};
+  private final double[] acceptedAvg = new double[BANDS.length];
+  private final double[] predictedAvg = new double[BANDS.length];
   private double meanP;
   private double meanC;
   private double varP;
@@ -40,15 +44,15 @@ public final class AutoTreeBudget implements TreeBudget {
     if (rounds == 0) {
       return Math.min(START_NODES, limit);
     }
-    double c = calibration();
+    double[] c = bandCalibration();
     double best = -1;
     int bestN = 0;
     double sum = 0;
     for (int n = 0; n <= limit; n++) {
       if (n > 0) {
-        sum += sortedScores[n - 1];
+        sum += c[band(n - 1)] * sortedScores[n - 1];
       }
-      double rate = (1 + c * sum) / (fixedNanos + perPositionNanos * (n + 1));
+      double rate = (1 + sum) / (fixedNanos + perPositionNanos * (n + 1));
       if (rate > best) {
         best = rate;
         bestN = n;
@@ -57,9 +61,38 @@ public final class AutoTreeBudget implements TreeBudget {
     return bestN;
   }
 
-  /** Accepted over predicted nodes, in [0.02, 1.5]. */
+  /** Accepted over predicted nodes over all bands, in [0.02, 1.5]. */
   public double calibration() {
-    return predictedAvg <= 0 ? 1 : Math.max(0.02, Math.min(1.5, acceptedAvg / predictedAvg));
+    double a = 0;
+    double p = 0;
+    for (int b = 0; b < BANDS.length; b++) {
+      a += acceptedAvg[b];
+      p += predictedAvg[b];
+    }
+    return p <= 0 ? 1 : clamp(a / p);
+  }
+
+  /** Accepted over predicted nodes per band of score rank; an untried band takes the one before. */
+  public double[] bandCalibration() {
+    double[] c = new double[BANDS.length];
+    double last = 1;
+    for (int b = 0; b < BANDS.length; b++) {
+      last = predictedAvg[b] > 0 ? clamp(acceptedAvg[b] / predictedAvg[b]) : last;
+      c[b] = last;
+    }
+    return c;
+  }
+
+  private static double clamp(double c) {
+    return Math.max(0.02, Math.min(1.5, c));
+  }
+
+  private static int band(int rank) {
+    int b = 0;
+    while (b + 1 < BANDS.length && rank >= BANDS[b + 1]) {
+      b++;
+    }
+    return b;
   }
 
   public double perPositionNanos() {
@@ -71,12 +104,33 @@ public final class AutoTreeBudget implements TreeBudget {
   }
 
   @Override
-  public void observe(int nodes, double predicted, int accepted, int positions, long roundNanos, long computeNanos,
+  public void observe(double[] scores, int[] accepted, int positions, long roundNanos, long computeNanos,
       long draftNanos) {
     double w = rounds == 0 ? 1 : WEIGHT;
-    if (nodes > 0) {
-      acceptedAvg = predictedAvg == 0 ? accepted : (1 - WEIGHT) * acceptedAvg + WEIGHT * accepted;
-      predictedAvg = predictedAvg == 0 ? predicted : (1 - WEIGHT) * predictedAvg + WEIGHT * predicted;
+    if (scores.length > 0) { // each node's rank among the tree's scores says which band it counts in
+      Integer[] order = new Integer[scores.length];
+      for (int i = 0; i < order.length; i++) {
+        order[i] = i;
+      }
+      java.util.Arrays.sort(order, (a, b) -> scores[a] != scores[b] ? Double.compare(scores[b], scores[a])
+          : Integer.compare(a, b));
+      int[] bandOf = new int[scores.length];
+      double[] predicted = new double[BANDS.length];
+      double[] got = new double[BANDS.length];
+      for (int rank = 0; rank < order.length; rank++) {
+        bandOf[order[rank]] = band(rank);
+        predicted[band(rank)] += scores[order[rank]];
+      }
+      for (int node : accepted) {
+        got[bandOf[node]]++;
+      }
+      for (int b = 0; b < BANDS.length; b++) {
+        if (predicted[b] > 0) { // only bands this tree reached learn from it
+          boolean first = predictedAvg[b] == 0;
+          acceptedAvg[b] = first ? got[b] : (1 - WEIGHT) * acceptedAvg[b] + WEIGHT * got[b];
+          predictedAvg[b] = first ? predicted[b] : (1 - WEIGHT) * predictedAvg[b] + WEIGHT * predicted[b];
+        }
+      }
     }
     // what grows with positions: the stages' compute and the drafting (a bigger tree is grown deeper)
     double compute = (computeNanos < 0 ? roundNanos : computeNanos) + draftNanos;

@@ -13,16 +13,14 @@ public interface TreeBudget {
   /**
    * How the round went.
    *
-   * @param nodes draft nodes sent
-   * @param predicted the sum of their path scores
-   * @param accepted nodes accepted
+   * @param scores the path score of each node sent (the tree's node order)
+   * @param accepted the nodes the target accepted
    * @param positions positions the target ran (pending tokens + nodes)
    * @param roundNanos wall time of the target pass
    * @param computeNanos of it, time the stages computed (-1: all of it)
    * @param draftNanos time spent drafting
    */
-  void observe(int nodes, double predicted, int accepted, int positions, long roundNanos, long computeNanos,
-      long draftNanos);
+  void observe(double[] scores, int[] accepted, int positions, long roundNanos, long computeNanos, long draftNanos);
 
   /** Always {@code n} nodes (fewer when there are fewer candidates). */
   static TreeBudget fixed(int n) {
@@ -36,7 +34,7 @@ public interface TreeBudget {
       }
 
       @Override
-      public void observe(int nodes, double predicted, int accepted, int positions, long roundNanos, long computeNanos,
+      public void observe(double[] scores, int[] accepted, int positions, long roundNanos, long computeNanos,
           long draftNanos) { }
     };
   }

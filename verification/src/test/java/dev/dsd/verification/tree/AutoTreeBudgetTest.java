@@ -24,13 +24,14 @@ class AutoTreeBudgetTest {
     for (int r = 0; r < 40; r++) {
       int n = b.choose(s) + (r % 3 == 0 ? 4 : 0); // some variety, as trees of different sizes do
       n = Math.min(n, s.length);
-      double predicted = 0;
-      for (int i = 0; i < n; i++) {
-        predicted += s[i];
+      int k = (int) Math.round(Math.min(n, accepted));
+      int[] path = new int[k];
+      for (int i = 0; i < k; i++) {
+        path[i] = i; // the best nodes are the accepted ones
       }
       long compute = (long) ((1 + perNodeMs * (n + 1)) * 1e6);
       long round = compute + (long) (fixedMs * 1e6);
-      b.observe(n, predicted, (int) Math.round(Math.min(n, accepted)), n + 1, round, compute, 0);
+      b.observe(java.util.Arrays.copyOf(s, n), path, n + 1, round, compute, 0);
     }
     return b;
   }
@@ -50,6 +51,14 @@ class AutoTreeBudgetTest {
     AutoTreeBudget b = trained(20, 0.5, 0);
     assertEquals(0.02, b.calibration(), 1e-9, "nothing accepted: the scores are worth the floor");
     assertTrue(b.choose(scores(AutoTreeBudget.MAX_NODES, 0.95)) < 8);
+  }
+
+  @Test
+  void lowRankedNodesThatAreNeverAcceptedAreNotSent() {
+    // the best few nodes are accepted as predicted, the rest never: trees stop short of the dead weight
+    AutoTreeBudget b = trained(100, 0.05, 3);
+    double[] c = b.bandCalibration();
+    assertTrue(c[0] > 0.5 && c[c.length - 1] <= 0.05, java.util.Arrays.toString(c));
   }
 
   @Test

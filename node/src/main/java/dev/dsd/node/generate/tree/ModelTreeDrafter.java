@@ -23,8 +23,7 @@ import java.util.List;
  *
  * <p>Children are deterministic candidates (the draft's top tokens, distinct), so acceptance uses
  * the one-hot form of multi-draft sampling, exact at any temperature. Scores use the session's
- * temperature and top-p (temperature 1 for greedy sessions), so they estimate what the target will
- * sample. The cache holds the accepted context; tree levels are appended while growing and dropped
+ * temperature (1 for greedy sessions), so they estimate what the target will sample. The cache holds the accepted context; tree levels are appended while growing and dropped
  * after, and the accepted path is fed again (with the next token) at the next round, in one call.
  */
 public final class ModelTreeDrafter implements TreeDrafter {
@@ -38,17 +37,15 @@ public final class ModelTreeDrafter implements TreeDrafter {
   private final ShardRunner runner;
   private final ShardSession session;
   private final double temperature;
-  private final double topP;
   private final int vocab;
   private final int usable;
   private int[] pending; // accepted tokens not yet in the cache (the last one always)
-  private double lastPredicted;
+  private double[] lastScores = new double[0];
 
-  public ModelTreeDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, int usable) {
+  public ModelTreeDrafter(ShardRunner runner, ShardSession session, double temperature, int usable) {
     this.runner = runner;
     this.session = session;
     this.temperature = temperature;
-    this.topP = topP;
     this.vocab = runner.config().vocabSize();
     this.usable = usable;
   }
@@ -122,9 +119,10 @@ public final class ModelTreeDrafter implements TreeDrafter {
 
   private void addChildren(List<Candidate> all, int parent, double parentScore, int depth, float[] logits, int row) {
     VocabMask.applyRow(logits, row * vocab, vocab, usable);
-    double[] q = temperature > 0
-        ? Distributions.topP(Distributions.softmax(logits, row * vocab, vocab, temperature), topP)
-        : Distributions.softmax(logits, row * vocab, vocab, 1.0);
+    // scores rank candidates and estimate acceptance; top-p's renormalization (at most 1/top-p per
+    // level) is not worth a sort of the vocabulary per node, and candidates need no exact q: any
+    // deterministic candidates are verified exactly
+    double[] q = Distributions.softmax(logits, row * vocab, vocab, temperature > 0 ? temperature : 1.0);
     int[] top = new int[CHILDREN];
     Arrays.fill(top, -1);
     for (int v = 0; v < vocab; v++) { // the few best of the row, ties to the lower id
@@ -164,20 +162,20 @@ public final class ModelTreeDrafter implements TreeDrafter {
     int[] nodeOf = new int[all.size()];
     int[] tokens = new int[n];
     int[] parents = new int[n];
-    lastPredicted = 0;
+    lastScores = new double[n];
     for (int i = 0; i < n; i++) {
       Candidate c = chosen.get(i);
       nodeOf[c.index()] = i;
       tokens[i] = c.token();
       parents[i] = c.parent() < 0 ? TreeShape.ROOT : nodeOf[c.parent()];
-      lastPredicted += c.score();
+      lastScores[i] = c.score();
     }
     return new DraftTree(tokens, parents, new double[n + 1][]);
   }
 
   @Override
-  public double lastPredicted() {
-    return lastPredicted;
+  public double[] lastScores() {
+    return lastScores.clone();
   }
 
   @Override

@@ -19,8 +19,11 @@ public interface TreeDrafter extends AutoCloseable {
    */
   DraftTree propose(int maxNodes, int maxDepth, TreeBudget budget);
 
-  /** The sum of the last tree's path scores: the draft's own estimate of how many nodes stand. */
-  double lastPredicted();
+  /**
+   * The path score of each node of the last tree (the draft's probability of the node's whole
+   * path): their sum is the draft's own estimate of how many nodes stand.
+   */
+  double[] lastScores();
 
   /** The target accepted {@code path} (node indices of {@code tree}) and chose {@code next} after it. */
   void accepted(DraftTree tree, int[] path, int next);

@@ -74,11 +74,11 @@ public final class TreeLoop {
       int nodeRoom = Math.min(maxNodes, capacity - context);
       long t1 = System.nanoTime();
       DraftTree tree = DraftTree.empty();
-      double predicted = 0;
+      double[] scores0 = new double[0];
       if (drafter != null && depthRoom > 0 && nodeRoom > 0) {
         try {
           tree = drafter.propose(nodeRoom, depthRoom, budget);
-          predicted = drafter.lastPredicted();
+          scores0 = drafter.lastScores();
         } catch (RuntimeException e) {
           drafter = dropLost(drafter, e);
         }
@@ -97,7 +97,8 @@ public final class TreeLoop {
       TargetScores scores = target.runTree(keep, keepRows, input, parents, tree.size() + 1, follow, seeds.nextLong());
       TreeRule.Verdict v = (follow ? FOLLOW : rule).decide(tree, scores);
       long t3 = System.nanoTime();
-      budget.observe(tree.size(), predicted, v.accepted(), input.length, t3 - t2, target.lastComputeNanos(), t2 - t1);
+      budget.observe(scores0, v.path(), input.length, t3 - t2, target.lastComputeNanos(), t2 - t1);
+      double predicted = java.util.Arrays.stream(scores0).sum();
       listener.round(tree.size(), v.accepted(), t2 - t1, t3 - t2);
       log.debug("tree round={} nodes={} depth={} accepted={} predicted={} draftUs={} verifyUs={}", rounds + 1,
           tree.size(), tree.depth(), v.accepted(), String.format("%.2f", predicted), (t2 - t1) / 1000,
