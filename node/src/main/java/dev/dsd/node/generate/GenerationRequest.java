@@ -82,10 +82,12 @@ public record GenerationRequest(
 
   /**
    * {@link #tree} where a user does not say ({@code dsd generate --tree}, the API's {@code dsd_tree}):
-   * what {@code dsd bench pipeline} measured faster (README). Requests built in code without it run
-   * chains ({@code 0}), so callers that count drafts per round keep their meaning.
+   * what {@code dsd bench pipeline} measured faster (README, testnet/results/bench-pipeline-tree.txt):
+   * on the 4-stage 20 ms testnet of a shared 2-core machine the chain's {@code --spec auto} beat trees
+   * in tok/s, greedy and sampled, so trees are off unless asked for. Requests built in code without
+   * it run chains too.
    */
-  public static final int DEFAULT_TREE = AUTO;
+  public static final int DEFAULT_TREE = 0;
 
   /** Without token trees (a chain of drafts). */
   public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
