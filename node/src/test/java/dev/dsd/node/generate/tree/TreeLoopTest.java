@@ -85,6 +85,27 @@ class TreeLoopTest {
     }
   }
 
+  /** `dsd generate --tree` locally: the per-session runner feeds the accepted path again under each tree. */
+  @Test
+  void localGenerationWithTreesIsTheTargetsGreedyOutput() throws Exception {
+    Path target = models().resolve("pycoder-target");
+    List<String> prompts = prompts();
+    try (LocalGenerator gen = new LocalGenerator(target, models().resolve("pycoder-draft"), 1)) {
+      long tokens = 0;
+      long rounds = 0;
+      for (int i = 0; i < 4; i++) {
+        GenerationRequest chain = new GenerationRequest(prompts.get(i), NEW_TOKENS, 0, 1, 0, 0, false, List.of());
+        GenerationResult want = gen.generate(chain, TokenSink.NONE);
+        GenerationResult got = gen.generate(chain.withSpeculation(GenerationRequest.AUTO)
+            .withTree(i % 2 == 0 ? GenerationRequest.AUTO : 12), TokenSink.NONE);
+        assertArrayEquals(want.tokenIds(), got.tokenIds(), "prompt " + i);
+        tokens += got.tokenIds().length;
+        rounds += got.rounds();
+      }
+      assertTrue(tokens > 1.3 * rounds, tokens + " tokens in " + rounds + " rounds");
+    }
+  }
+
   @Test
   void sampledTreesRunToTheEnd() throws Exception {
     Path target = models().resolve("pycoder-target");
