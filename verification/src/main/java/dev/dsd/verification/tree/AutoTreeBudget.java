@@ -25,6 +25,10 @@ public final class AutoTreeBudget implements TreeBudget {
   public static final int START_NODES = 16;
   private static final double WEIGHT = 0.2; // of the newest round in the running estimates
   private static final double PRIOR_POSITIONS_PER_CALL = 14;
+  /** The smallest tree sent: it keeps the best band's calibration current. */
+  private static final int PROBE_NODES = 2;
+  /** Per round, how much an unreached band's evidence fades; once gone, it borrows the band before it. */
+  private static final double FADE = 0.95;
 
   /** First rank of each calibration band. */
   private static final int[] BANDS = {0, 2, 4, 8, 16, 32};
@@ -53,6 +57,9 @@ public final class AutoTreeBudget implements TreeBudget {
         sum += c[band(n - 1)] * sortedScores[n - 1];
       }
       double rate = (1 + sum) / (fixedNanos + perPositionNanos * (n + 1));
+      if (n < Math.min(PROBE_NODES, limit)) {
+        continue; // a probe always goes: without nodes nothing is learned and drafting would never resume
+      }
       if (rate > best) {
         best = rate;
         bestN = n;
@@ -129,6 +136,13 @@ public final class AutoTreeBudget implements TreeBudget {
           boolean first = predictedAvg[b] == 0;
           acceptedAvg[b] = first ? got[b] : (1 - WEIGHT) * acceptedAvg[b] + WEIGHT * got[b];
           predictedAvg[b] = first ? predicted[b] : (1 - WEIGHT) * predictedAvg[b] + WEIGHT * predicted[b];
+        } else { // stale evidence fades, so a band written off long ago is tried again when the best ones do well
+          acceptedAvg[b] *= FADE;
+          predictedAvg[b] *= FADE;
+          if (predictedAvg[b] < 1e-3) {
+            acceptedAvg[b] = 0;
+            predictedAvg[b] = 0;
+          }
         }
       }
     }

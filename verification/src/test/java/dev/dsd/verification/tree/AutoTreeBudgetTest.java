@@ -50,7 +50,21 @@ class AutoTreeBudgetTest {
   void anOverconfidentDraftIsCalibratedDown() {
     AutoTreeBudget b = trained(20, 0.5, 0);
     assertEquals(0.02, b.calibration(), 1e-9, "nothing accepted: the scores are worth the floor");
-    assertTrue(b.choose(scores(AutoTreeBudget.MAX_NODES, 0.95)) < 8);
+    int n = b.choose(scores(AutoTreeBudget.MAX_NODES, 0.95));
+    assertTrue(n >= 2 && n < 8, "small trees, but a probe still goes: " + n);
+  }
+
+  @Test
+  void aDraftThatStartsAgreeingGetsItsTreesBack() {
+    AutoTreeBudget b = trained(100, 0.05, 0);
+    double[] s = scores(AutoTreeBudget.MAX_NODES, 0.95);
+    for (int r = 0; r < 200; r++) { // the probes' best nodes are now accepted
+      int n = b.choose(s);
+      int[] path = n >= 2 ? new int[] {0, 1} : new int[0];
+      long compute = (long) ((1 + 0.05 * (n + 1)) * 1e6);
+      b.observe(java.util.Arrays.copyOf(s, n), path, n + 1, compute + 100_000_000L, compute, 0);
+    }
+    assertTrue(b.choose(s) > 8, "trees grow again: " + b.choose(s));
   }
 
   @Test
