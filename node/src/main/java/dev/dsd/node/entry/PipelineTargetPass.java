@@ -1,6 +1,5 @@
 package dev.dsd.node.entry;
 
-import dev.dsd.node.generate.tree.LocalTreeTargetPass;
 import dev.dsd.node.pipeline.PipelineProtocol;
 import dev.dsd.node.pipeline.Activations;
 import dev.dsd.node.pipeline.PipelineException;
@@ -245,7 +244,7 @@ public final class PipelineTargetPass implements TargetPass {
         }
       }
       if (parents != null) {
-        for (int p : LocalTreeTargetPass.chunkParents(parents, cuts[i], cuts[i + 1])) {
+        for (int p : dev.dsd.pipeline.runtime.TreeShape.chunk(parents, cuts[i], cuts[i + 1])) {
           b.addTreeParents(p + 1); // on the wire: 0 continues the cache
         }
       }

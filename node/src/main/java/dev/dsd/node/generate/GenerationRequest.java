@@ -82,7 +82,7 @@ public record GenerationRequest(
 
   /**
    * {@link #tree} where a user does not say ({@code dsd generate --tree}, the API's {@code dsd_tree}):
-   * what {@code dsd bench pipeline} measured faster (README, testnet/results/bench-pipeline-tree.txt):
+   * what {@code dsd bench pipeline} measured faster (README, testnet/results/bench-pipeline-tree.txt, run of commit 81dcd02):
    * on the 4-stage 20 ms testnet of a shared 2-core machine the chain's {@code --spec auto} beat trees
    * in tok/s, greedy and sampled, so trees are off unless asked for. Requests built in code without
    * it run chains too.

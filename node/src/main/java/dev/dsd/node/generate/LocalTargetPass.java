@@ -79,7 +79,7 @@ public final class LocalTargetPass implements TargetPass {
     float[] logits = null;
     for (int i = 0; i + 1 < cuts.length; i++) {
       int[] part = Arrays.copyOfRange(all, cuts[i], cuts[i + 1]);
-      int[] p = dev.dsd.node.generate.tree.LocalTreeTargetPass.chunkParents(allParents, cuts[i], cuts[i + 1]);
+      int[] p = TreeShape.chunk(allParents, cuts[i], cuts[i + 1]);
       logits = runner.forwardTree(session, part, session.length(), p);
     }
     lastInput = all;

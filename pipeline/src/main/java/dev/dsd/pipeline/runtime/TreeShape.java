@@ -74,4 +74,27 @@ public final class TreeShape {
       mask[rowOffset + newAt + j] = 0f;
     }
   }
+
+  /**
+   * Parents of positions {@code [from, to)} of a call cut into passes, relative to {@code from}: a
+   * position whose parent ran in an earlier pass continues what that pass cached, which only a
+   * chain position (parent = the position before) or a root of the first pass may do.
+   *
+   * @throws IllegalArgumentException when a tree does not fit in the pass
+   */
+  public static int[] chunk(int[] parents, int from, int to) {
+    int[] p = new int[to - from];
+    for (int i = from; i < to; i++) {
+      int parent = parents[i];
+      if (parent >= from) {
+        p[i - from] = parent - from;
+      } else if (parent == i - 1 || (parent == ROOT && from == 0)) {
+        p[i - from] = ROOT;
+      } else {
+        throw new IllegalArgumentException("position " + i + " hangs under " + parent + ", which an earlier pass ran:"
+            + " a tree must fit in the last pass");
+      }
+    }
+    return p;
+  }
 }

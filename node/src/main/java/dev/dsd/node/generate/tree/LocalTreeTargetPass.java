@@ -54,8 +54,8 @@ public final class LocalTreeTargetPass implements TargetPass {
     float[] logits = null;
     for (int i = 0; i + 1 < cuts.length; i++) {
       int[] part = Arrays.copyOfRange(tokens, cuts[i], cuts[i + 1]);
-      StageBatchRunner.Row row = StageBatchRunner.Row.tokens(kv, part).withTree(chunkParents(parents, cuts[i],
-          cuts[i + 1]));
+      StageBatchRunner.Row row = StageBatchRunner.Row.tokens(kv, part)
+          .withTree(TreeShape.chunk(parents, cuts[i], cuts[i + 1]));
       logits = runner.forward(List.of(row))[0];
     }
     int n = tokens.length - cuts[cuts.length - 2];
@@ -64,26 +64,6 @@ public final class LocalTreeTargetPass implements TargetPass {
     VocabMask.apply(last, vocab, usable);
     LogitScores scores = new LogitScores(last, vocab, temperature, topP);
     return sample ? SampledScores.draw(scores, seed) : scores;
-  }
-
-  /**
-   * Parents of positions {@code [from, to)} relative to {@code from}; one whose parent lies before
-   * {@code from} continues what the earlier passes cached, which only a chain position may do.
-   */
-  public static int[] chunkParents(int[] parents, int from, int to) {
-    int[] p = new int[to - from];
-    for (int i = from; i < to; i++) {
-      int parent = parents[i];
-      if (parent >= from) {
-        p[i - from] = parent - from;
-      } else if (parent == i - 1 || (parent == TreeShape.ROOT && from == 0)) {
-        p[i - from] = TreeShape.ROOT;
-      } else {
-        throw new IllegalArgumentException("position " + i + " hangs under " + parent + ", which an earlier pass ran:"
-            + " a tree must fit in the last pass");
-      }
-    }
-    return p;
   }
 
   @Override
