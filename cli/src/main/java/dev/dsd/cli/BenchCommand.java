@@ -274,8 +274,9 @@ final class BenchCommand implements Runnable {
       description = {
         "Tokens/s through N target stages + an entry that drafts, every node behind a link emulator that",
         "delays each message by the one-way latency (and caps its rate with --bandwidth): non-speculative",
-        "vs fixed windows vs auto vs adaptive (each also pipelined: pipe-k4, pipe-auto, ... keep several",
-        "rounds of a session in flight), greedy and sampled, on the held-out prompts",
+        "vs fixed windows vs auto vs adaptive vs token trees (treeN, tree-auto), each window mode also",
+        "pipelined (pipe-k4, pipe-auto, ... keep several rounds of a session in flight), greedy and sampled,",
+        "on the held-out prompts",
         "(models/heldout-prompts.json), in a seeded shuffled order. Times include session setup; ttft is the",
         "median time to first token; 'novel a' is acceptance on rounds that repeat no earlier 4-gram.",
         "Prints a table and writes JSON."
@@ -296,7 +297,7 @@ final class BenchCommand implements Runnable {
     @Option(names = "--latency", split = ",", defaultValue = "0,5,20,50", description = "One-way link latencies in ms (default: ${DEFAULT-VALUE}).")
     List<Double> latencies;
 
-    @Option(names = "--modes", split = ",", defaultValue = "off,k2,k4,k8,auto,adaptive", description = "Decoding modes (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--modes", split = ",", defaultValue = "off,k2,k4,k8,auto,adaptive,tree-auto", description = "Decoding modes: off, kN, auto, adaptive, treeN, tree-auto (default: ${DEFAULT-VALUE}).")
     List<String> modes;
 
     @Option(names = "--prompts", defaultValue = "5", description = "Held-out prompts per mode (default: ${DEFAULT-VALUE}).")

@@ -61,6 +61,13 @@ final class GenerateCommand implements Callable<Integer> {
           "drafts survive). Default: ${DEFAULT-VALUE} when a draft is present."})
   String spec;
 
+  @Option(names = "--tree", paramLabel = "off|N|auto",
+      description = {"Token-tree speculation: the draft proposes a tree of candidates (wide where it is unsure,",
+          "deep where it is sure) verified in one pass: off (a chain), N draft nodes per round, or auto",
+          "(budget chosen each round from acceptance and timings). Default: the faster one in",
+          "`dsd bench pipeline` (README)."})
+  String tree;
+
   @Option(names = "--adaptive", description = {"Adaptive verification (DSD): accept unimportant draft tokens",
       "(whitespace, punctuation, keywords) the target finds plausible. LOSSY: output may differ from the target's."})
   boolean adaptive;
@@ -128,7 +135,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
     GenerationRequest req = new GenerationRequest(text, maxTokens, defaults.temperature(temperature, 0),
         defaults.topP(topP), seed, k, adaptive, stop, penalties,
-        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs).withPipelined(pipelined);
+        logprobs == null ? GenerationRequest.NO_LOGPROBS : logprobs, null, pipelined, parseTree(tree));
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (Generator gen = open(k)) {
       GenerationResult r = gen.generate(req, (piece, ids) -> {
@@ -167,6 +174,28 @@ final class GenerateCommand implements Callable<Integer> {
     Path draftDir = k == 0 ? null : draft != null ? draft : model == null ? Defaults.draftModel() : null;
     return new LocalGenerator(dir, draftDir, dev.dsd.pipeline.runtime.RunnerOptions.defaults().withThreads(threads)
         .withWeights(weightOptions.format()).withCacheDir(weightOptions.cacheDir()));
+  }
+
+  static int parseTree(String s) {
+    if (s == null) {
+      return GenerationRequest.DEFAULT_TREE;
+    }
+    if (s.equals("off")) {
+      return 0;
+    }
+    if (s.equals("auto")) {
+      return GenerationRequest.AUTO;
+    }
+    try {
+      int n = Integer.parseInt(s);
+      if (n >= 0 && n <= GenerationRequest.MAX_TREE) {
+        return n;
+      }
+    } catch (NumberFormatException ignored) {
+      // falls through to the error
+    }
+    throw new CliException("--tree must be off, auto or N draft nodes in 0.." + GenerationRequest.MAX_TREE + ", got '"
+        + s + "'");
   }
 
   static int parseSpec(String s) {

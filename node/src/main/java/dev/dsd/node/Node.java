@@ -442,6 +442,8 @@ public final class Node implements AutoCloseable {
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
         PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
+        // trees need a draft here: a draft node's batched protocol proposes chains (README, tree speculation)
+        .withTreeDrafters(draft != null && vocab.equals(draftVocab) ? draft::newTreeDrafter : null)
         .withStageTimes(metrics::recordStageLatency).withResilience(metrics::recordResilience);
   }
 

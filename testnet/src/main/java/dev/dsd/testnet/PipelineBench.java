@@ -46,12 +46,13 @@ import java.util.function.Consumer;
  */
 public final class PipelineBench {
   /**
-   * A decoding mode: window (0 off, K, or AUTO), whether verification is adaptive, and whether
-   * rounds go pipelined (several in flight; the {@code pipe-} modes) or synchronously.
+   * A decoding mode: window (0 off, K, or AUTO), whether verification is adaptive, whether rounds go
+   * pipelined (several in flight; the {@code pipe-} modes) or synchronously, and the token tree (0: a
+   * chain of drafts; N draft nodes per round; AUTO: the budget controller).
    */
-  public record Mode(String name, int window, boolean adaptive, boolean pipelined) {
+  public record Mode(String name, int window, boolean adaptive, boolean pipelined, int tree) {
     public Mode(String name, int window, boolean adaptive) {
-      this(name, window, adaptive, false);
+      this(name, window, adaptive, false, 0);
     }
 
     public static Mode parse(String s) {
@@ -60,17 +61,21 @@ public final class PipelineBench {
         if (m.window() == 0) {
           throw new IllegalArgumentException("pipelining needs drafts: pipe-off is not a mode");
         }
-        return new Mode(s, m.window(), m.adaptive(), true);
+        return new Mode(s, m.window(), m.adaptive(), true, m.tree());
       }
       return switch (s) {
         case "off" -> new Mode("off", 0, false);
         case "auto" -> new Mode("auto", GenerationRequest.AUTO, false);
         case "learned" -> new Mode("learned", GenerationRequest.LEARNED, false);
         case "adaptive" -> new Mode("adaptive", GenerationRequest.AUTO, true);
+        case "tree-auto" -> new Mode("tree-auto", GenerationRequest.AUTO, false, false, GenerationRequest.AUTO);
         default -> {
+          if (s.matches("tree[0-9]+")) {
+            yield new Mode(s, GenerationRequest.AUTO, false, false, Integer.parseInt(s.substring(4)));
+          }
           if (!s.matches("k[0-9]+")) {
-            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, learned or adaptive, or pipe-kN, pipe-auto, "
-                + "pipe-adaptive, got " + s);
+            throw new IllegalArgumentException("mode must be off, kN (e.g. k4), auto, learned, adaptive, treeN (e.g. "
+                + "tree16), tree-auto, or pipe- and one of kN, auto, adaptive, got " + s);
           }
           yield new Mode(s, Integer.parseInt(s.substring(1)), false);
         }
@@ -136,12 +141,17 @@ public final class PipelineBench {
           List<RoundNovelty.Round> rounds = new ArrayList<>();
           PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(),
               PipelineGenerator.RouteSource.of(swarm.route), draft::newDrafter, PipelineTargetPass.Options.greedy())
+              .withTreeDrafters(draft::newTreeDrafter)
               .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {
             for (boolean pipelined : new boolean[] {false, true}) {
               gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
                   List.of()).withPipelined(pipelined), TokenSink.NONE);
+            }
+            if (c.modes().stream().anyMatch(m -> m.tree() != 0)) {
+              gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
+                  List.of()).withTree(8), TokenSink.NONE);
             }
           }
           List<Object[]> runs = new ArrayList<>();
@@ -187,7 +197,8 @@ public final class PipelineBench {
     double[] firstToken = new double[c.prompts().size()];
     for (int i = 0; i < c.prompts().size(); i++) {
       GenerationRequest req = new GenerationRequest(c.prompts().get(i), c.maxTokens(), sampling.temperature(),
-          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of()).withPipelined(m.pipelined());
+          sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of()).withPipelined(m.pipelined())
+          .withTree(m.tree());
       rounds.clear();
       GenerationResult r = gen.generate(req, TokenSink.NONE);
       int[] prompt = ck.tokenizer().encode(c.prompts().get(i));
@@ -235,21 +246,34 @@ public final class PipelineBench {
   }
 
   public static String header() {
-    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %9s %8s %7s %6s %6s", "lat ms", "sample", "mode",
-        "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "bytes/tok", "nll/tok",
-        "dist4", "div@", "edit");
+    return String.format("%7s %7s %9s %7s %8s %8s %8s %7s %8s %7s %8s %7s %9s %8s %7s %6s %6s", "lat ms", "sample",
+        "mode", "tokens", "tok/s", "median", "ttft ms", "accept", "novel a", "novel%", "rnd/tok", "tok/rnd", "bytes/tok",
+        "nll/tok", "dist4", "div@", "edit");
   }
 
   public static String format(Row r) {
-    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %9.0f %8.4f %7.3f %6.1f %6.1f",
+    return String.format("%7.1f %7s %9s %7d %8.2f %8.2f %8.1f %7.3f %8.3f %7.2f %8.3f %7.2f %9.0f %8.4f %7.3f %6.1f %6.1f",
         r.latencyMs(), r.sampling(), r.mode(), r.tokens(), r.tokensPerSecond(), r.medianPromptTokensPerSecond(),
         r.medianFirstTokenMs(), r.acceptance(), r.novelAcceptance(), r.novelRoundShare(), r.roundsPerToken(),
-        r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
+        1 / r.roundsPerToken(), r.bytesPerToken(), r.outputNll(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
-  /** Speedup of each mode over {@code off}, and of each pipelined mode over its synchronous one, at the same latency. */
+  /**
+   * Speedup of each mode over {@code off} at the same latency, of each pipelined mode over its
+   * synchronous one, and of each tree mode over the chain ({@code auto}) in tok/s and tokens per round.
+   */
   public static String ratios(List<Row> rows) {
     StringBuilder b = new StringBuilder();
+    for (Row r : rows) {
+      if (!r.mode().startsWith("tree")) {
+        continue;
+      }
+      rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
+          && o.mode().equals("auto")).findFirst().ifPresent(chain -> b.append(String.format(
+              "latency %.0f ms %s: %s / auto (chain) = %.2fx tok/s, %.2fx tokens per round%n", r.latencyMs(),
+              r.sampling(), r.mode(), r.tokensPerSecond() / chain.tokensPerSecond(),
+              chain.roundsPerToken() / r.roundsPerToken())));
+    }
     for (Row r : rows) {
       if (!r.mode().startsWith("pipe-")) {
         continue;

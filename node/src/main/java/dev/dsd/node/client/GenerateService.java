@@ -78,7 +78,8 @@ public final class GenerateService {
               r.getTopP() == 0 ? 1 : r.getTopP(), r.getSeed(), r.getSpeculation(), r.getAdaptive(), r.getStopList(),
               penalties, r.hasTopLogprobs() ? (int) Math.min(Integer.MAX_VALUE, r.getTopLogprobs() & 0xffffffffL)
                   : GenerationRequest.NO_LOGPROBS,
-              weights(r.getWeights())).withPipelined(r.hasPipelined() ? r.getPipelined() : null);
+              weights(r.getWeights()), r.hasPipelined() ? r.getPipelined() : null,
+              r.hasTree() ? r.getTree() : GenerationRequest.DEFAULT_TREE);
           log.info("client request peer={} promptChars={} maxTokens={} spec={}", s.remote(), r.getPrompt().length(),
               r.getMaxTokens(), r.getSpeculation());
           GenerationResult res = generators.apply(r.getModelId()).generate(req, (text, ids) -> {

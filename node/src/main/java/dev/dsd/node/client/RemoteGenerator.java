@@ -80,7 +80,7 @@ public final class RemoteGenerator implements Generator {
         .setSpeculation(req.speculation()).setAdaptive(req.adaptiveVerification()).addAllStop(req.stop())
         .setWeights(req.weights() == null ? "" : req.weights().id())
         .setRepetitionPenalty(req.penalties().repetition()).setPresencePenalty(req.penalties().presence())
-        .setFrequencyPenalty(req.penalties().frequency());
+        .setFrequencyPenalty(req.penalties().frequency()).setTree(req.tree());
     if (req.logprobs() != GenerationRequest.NO_LOGPROBS) {
       rb.setTopLogprobs(req.logprobs());
     }

@@ -1,5 +1,10 @@
 package dev.dsd.node.entry;
 
+import dev.dsd.node.generate.tree.TreeDrafter;
+import dev.dsd.node.generate.tree.TreeLoop;
+import dev.dsd.verification.tree.AutoTreeBudget;
+import dev.dsd.verification.tree.TreeBudget;
+import dev.dsd.verification.tree.TreeRule;
 import dev.dsd.node.pipeline.PipelineService;
 
 import dev.dsd.node.generate.Drafter;
@@ -50,6 +55,16 @@ public final class PipelineGenerator implements Generator {
   private final int usable;
   private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
   private final WindowMemory learnedWindows = WindowMemory.learned(0, MAX_AUTO_WINDOW);
+  /** Auto tree budgets by route and sampling, handed to one generation at a time. */
+  private final java.util.concurrent.ConcurrentHashMap<String, AutoTreeBudget> budgets =
+      new java.util.concurrent.ConcurrentHashMap<>();
+  private volatile TreeDrafterFactory treeDrafters;
+
+  /** Makes the tree drafter of one generation. */
+  @FunctionalInterface
+  public interface TreeDrafterFactory {
+    TreeDrafter create(GenerationRequest req, int capacity, int usableVocab);
+  }
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
@@ -126,6 +141,10 @@ public final class PipelineGenerator implements Generator {
     boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
     WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
+    if (kMax != 0 && req.tree() != 0 && treeDrafters != null && !req.penalties().active()
+        && req.logprobs() == GenerationRequest.NO_LOGPROBS && !req.adaptiveVerification()) {
+      return generateTree(req, prompt, sink, t0);
+    }
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
     AcceptanceRule rule = rules.rule(req);
     PipelineTargetPass.Options sampled = req.temperature() > 0 || req.adaptiveVerification()
@@ -182,6 +201,53 @@ public final class PipelineGenerator implements Generator {
           target.longestStallNanos() / 1_000_000, target.spotChecks());
       return r;
     }
+  }
+
+  /** Token-tree speculation ({@link GenerationRequest#tree}): the same session, trees instead of chains. */
+  private GenerationResult generateTree(GenerationRequest req, int[] prompt, TokenSink sink, long t0) {
+    boolean auto = req.tree() == GenerationRequest.AUTO;
+    int maxNodes = auto ? AutoTreeBudget.MAX_NODES : req.tree();
+    int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + maxNodes);
+    PipelineTargetPass.Options opts = req.temperature() > 0 ? options.withSampling(req.temperature(), req.topP())
+        : options;
+    try (ResilientTargetPass target = new ResilientTargetPass(router, req.weights(),
+            route -> PipelineTargetPass.open(service, route, capacity, opts, req.penalties(), prompt.length),
+            spotCheckProbability, req.seed());
+        TreeDrafter drafter = treeDrafters.create(req, capacity, usable)) {
+      String key = String.join(",", target.route()) + "|tree|t=" + req.temperature();
+      AutoTreeBudget kept = auto ? budgets.remove(key) : null; // one generation at a time learns on it
+      AutoTreeBudget adaptive = auto ? (kept != null ? kept : new AutoTreeBudget()) : null;
+      TreeBudget budget = auto ? adaptive : TreeBudget.fixed(maxNodes);
+      SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
+        roundListener.round(k, accepted, draftNanos, verifyNanos);
+        for (var t : target.lastTimings()) {
+          stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
+              t.getComputeMicros() / 1e6);
+        }
+        stageTimes.accept("round", verifyNanos / 1e9);
+      };
+      GenerationResult r;
+      try {
+        r = new TreeLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter,
+            TreeRule.of(req.temperature(), req.seed()), budget, maxNodes, capacity, sink, rounds, t0);
+      } finally {
+        resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
+      }
+      if (adaptive != null) {
+        budgets.put(key, adaptive);
+      }
+      log.info("generation done route={} tree={} tokens={} rounds={} tokensPerRound={} tokPerS={} bytes={} failovers={}",
+          r.route(), auto ? "auto" : maxNodes, r.tokenIds().length, r.rounds(),
+          String.format("%.2f", r.tokenIds().length / (double) Math.max(1, r.rounds())),
+          String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers());
+      return r;
+    }
+  }
+
+  /** Enables token-tree speculation with drafters from {@code factory} (null: chains only). */
+  public PipelineGenerator withTreeDrafters(TreeDrafterFactory factory) {
+    this.treeDrafters = factory;
+    return this;
   }
 
   /**

@@ -93,6 +93,8 @@ public final class PipelineTargetPass implements PipelinedTarget {
   private final int promptTokens;
   private final String id = UUID.randomUUID().toString();
   private final LinkedBlockingQueue<PipelineMessage> inbox = new LinkedBlockingQueue<>();
+  /** Sent rounds whose answer carries the last stage's draws (tree rounds at T > 0). */
+  private final java.util.NavigableSet<Long> sampledRounds = new java.util.concurrent.ConcurrentSkipListSet<>();
   private final AtomicLong stageBytes = new AtomicLong();
   private final PeerId lastPeer;
   private volatile MessageStream<PipelineMessage> first;
@@ -207,18 +209,54 @@ public final class PipelineTargetPass implements PipelinedTarget {
    */
   @Override
   public long send(int keep, int[] tokens, int[] drafts, int rows) {
+    return send(keep, new int[0], tokens, null, drafts, rows, false, 0);
+  }
+
+  /**
+   * A token-tree round (see {@link TargetPass#runTree}): the rows to keep go with the first pass,
+   * the tree's parents with each pass (relative to it); the stages check the tree, so a malformed
+   * one comes back as a BAD_REQUEST error and leaves the session as it was.
+   */
+  @Override
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
+    if (parents.length != tokens.length) {
+      throw new IllegalArgumentException(parents.length + " parents for " + tokens.length + " positions");
+    }
+    boolean chain = java.util.Arrays.equals(parents, dev.dsd.pipeline.runtime.TreeShape.chain(parents.length));
+    return await(send(keep, keepRows, tokens, chain ? null : parents, new int[0], rows, sample, seed));
+  }
+
+  @Override
+  public boolean runsTrees() {
+    return true;
+  }
+
+  private long send(int keep, int[] keepRows, int[] tokens, int[] parents, int[] drafts, int rows,
+      boolean sample, long seed) {
     if (closed) {
       throw new PipelineException("CLOSED", "the pipeline session is closed", null);
     }
-    if ((long) keep + tokens.length > maxTokens) { // the caller's mistake, refused before any chunk goes
-      throw new IllegalArgumentException("positions " + keep + ".." + (keep + tokens.length) + " exceed the session's "
+    int kept = keep + keepRows.length;
+    if ((long) kept + tokens.length > maxTokens) { // the caller's mistake, refused before any chunk goes
+      throw new IllegalArgumentException("positions " + kept + ".." + (kept + tokens.length) + " exceed the session's "
           + maxTokens);
     }
     int[] cuts = PrefillChunks.cuts(tokens.length, rows, options.prefillChunk());
     for (int i = 0; i + 1 < cuts.length; i++) {
       boolean last = i + 2 == cuts.length;
-      Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(keep + cuts[i])
+      Round.Builder b = Round.newBuilder().setSessionId(id).setRound(++round).setKeep(i == 0 ? keep : kept + cuts[i])
           .setRows(last ? rows : 1);
+      if (i == 0) {
+        for (int r : keepRows) {
+          b.addKeepRows(r);
+        }
+      }
+      if (parents != null) {
+        for (int p : dev.dsd.pipeline.runtime.TreeShape.chunk(parents, cuts[i], cuts[i + 1])) {
+          b.addTreeParents(p + 1); // on the wire: 0 continues the cache
+        }
+      }
       for (int j = cuts[i]; j < cuts[i + 1]; j++) {
         b.addTokens(tokens[j]);
         if (penalties.active()) { // the last stage keeps the history its penalties need
@@ -229,8 +267,14 @@ public final class PipelineTargetPass implements PipelinedTarget {
         for (int d : drafts) {
           b.addDrafts(d);
         }
+        if (sample) {
+          b.setSample(true).setSampleSeed(seed);
+        }
       }
       first.send(PipelineMessage.newBuilder().setRound(b).build());
+    }
+    if (sample) {
+      sampledRounds.add(round);
     }
     return round;
   }
@@ -243,7 +287,21 @@ public final class PipelineTargetPass implements PipelinedTarget {
     Long at = arrivals.remove(r);
     lastArrival = at == null ? -1 : at;
     arrivals.headMap(r).clear();
-    return scores(res);
+    TargetScores scores = scores(res);
+    boolean sample = sampledRounds.remove(r);
+    sampledRounds.headSet(r).clear();
+    if (!sample) {
+      return scores;
+    }
+    int[] draws = new int[res.getRowsCount()];
+    for (int i = 0; i < draws.length; i++) {
+      draws[i] = res.getRows(i).getSampled();
+    }
+    try {
+      return new dev.dsd.verification.tree.SampledScores(scores, draws);
+    } catch (IllegalArgumentException e) {
+      throw new PipelineException("BAD_REPLY", "the last stage sent malformed draws: " + e.getMessage(), lastPeer);
+    }
   }
 
   @Override

@@ -59,6 +59,8 @@ public final class ResilientTargetPass implements PipelinedTarget {
   private PipelineTargetPass current;
   private int[] history = new int[64]; // token ids at cached positions [0, valid)
   private int valid;
+  private int[] lastParents; // the last round's tree (null after a chain round), hung on position lastTreeAt - 1
+  private int lastTreeAt;
   private long bytesOfClosed;
   private int failovers;
   private int checks;
@@ -109,6 +111,7 @@ public final class ResilientTargetPass implements PipelinedTarget {
               stall / 1_000_000);
         }
         remember(keep, tokens);
+        lastParents = null;
         return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, drafts, rows) : s;
       } catch (PipelineException e) {
         if (attempt >= MAX_FAILOVERS) {
@@ -126,6 +129,71 @@ public final class ResilientTargetPass implements PipelinedTarget {
     }
   }
 
+  /**
+   * A tree round, with the same failover: the history is first compacted as the stages compact
+   * their caches (the accepted path moved down after {@code keep}), and a replay runs the whole
+   * compacted history as a chain with the tree on top. The history then holds every tree node, as
+   * the caches do, until the next round names the path to keep.
+   */
+  @Override
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
+    if (keep + keepRows.length > valid || (keepRows.length > 0 && keepRows[keepRows.length - 1] >= valid)) {
+      throw new IllegalArgumentException("keep " + keep + " and rows " + Arrays.toString(keepRows) + " are beyond the "
+          + valid + " positions sent");
+    }
+    int[] kept = Arrays.copyOf(history, keep + keepRows.length);
+    for (int j = 0; j < keepRows.length; j++) {
+      kept[keep + j] = history[keepRows[j]];
+    }
+    boolean replay = false;
+    long failedAt = 0;
+    for (int attempt = 0; ; attempt++) {
+      try {
+        TargetScores s = replay
+            ? current.runTree(0, new int[0], concat(kept, tokens), onTop(kept.length, parents), rows, sample, seed)
+            : current.runTree(keep, keepRows, tokens, parents, rows, sample, seed);
+        if (replay) {
+          long stall = System.nanoTime() - failedAt;
+          longestStallNanos = Math.max(longestStallNanos, stall);
+          log.info("failover done route={} replayed={} stallMs={}", current.route(), kept.length + tokens.length,
+              stall / 1_000_000);
+        }
+        remember(0, kept);
+        remember(kept.length, tokens);
+        lastParents = parents;
+        lastTreeAt = kept.length;
+        return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, new int[0], rows) : s;
+      } catch (PipelineException e) {
+        if (attempt >= MAX_FAILOVERS) {
+          throw new PipelineException(e.code(), "gave up after " + failovers + " failovers: " + e.getMessage(),
+              e.failedPeer());
+        }
+        if (failedAt == 0) {
+          failedAt = System.nanoTime();
+        }
+        failovers++;
+        avoidPeer(e);
+        switchRoute();
+        replay = true;
+      }
+    }
+  }
+
+  @Override
+  public boolean runsTrees() {
+    return true;
+  }
+
+  /** Parents of a replay: a chain of {@code prefix} positions, then the tree hung on its last one. */
+  static int[] onTop(int prefix, int[] parents) {
+    int[] out = dev.dsd.pipeline.runtime.TreeShape.chain(prefix + parents.length);
+    for (int i = 0; i < parents.length; i++) {
+      out[prefix + i] = parents[i] == dev.dsd.pipeline.runtime.TreeShape.ROOT ? prefix - 1 : prefix + parents[i];
+    }
+    return out;
+  }
+
   @Override
   public long send(int keep, int[] tokens, int[] drafts, int rows) {
     if (keep > valid) {
@@ -138,6 +206,7 @@ public final class ResilientTargetPass implements PipelinedTarget {
       inner = -1; // the route is broken: the await of this round (or an earlier one) fails over
     }
     remember(keep, tokens);
+    lastParents = null;
     long h = ++handles;
     inFlight.put(h, new Sent(keep, tokens.clone(), drafts.clone(), rows, inner));
     return h;
@@ -334,6 +403,9 @@ public final class ResilientTargetPass implements PipelinedTarget {
     List<Route.Stage> stages = new ArrayList<>(route.stages());
     stages.set(index, replacement);
     try (PipelineTargetPass shadow = opener.apply(new Route(route.modelId(), stages, 0, route.weights()))) {
+      if (lastParents != null) { // the last round was a tree: the replica runs it as one too
+        return shadow.runTree(0, new int[0], Arrays.copyOf(history, valid), onTop(lastTreeAt, lastParents), rows);
+      }
       return shadow.run(0, Arrays.copyOf(history, upTo), drafts, rows);
     } catch (PipelineException e) {
       log.warn("spot check on {} failed: {}", replacement.peer(), e.getMessage());
@@ -408,6 +480,10 @@ public final class ResilientTargetPass implements PipelinedTarget {
 
   /** Rebuilds the caches of a fresh route from the history (its answer is not needed). */
   private void replayOntoCurrent() {
+    if (lastParents != null) {
+      current.runTree(0, new int[0], Arrays.copyOf(history, valid), onTop(lastTreeAt, lastParents), 1);
+      return;
+    }
     current.run(0, Arrays.copyOf(history, valid), new int[0], 1);
   }
 

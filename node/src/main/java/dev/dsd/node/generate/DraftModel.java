@@ -49,6 +49,12 @@ public final class DraftModel implements AutoCloseable {
         req.penalties(), capacity);
   }
 
+  /** A tree drafter for one generation (scores at the request's temperature). */
+  public dev.dsd.node.generate.tree.TreeDrafter newTreeDrafter(GenerationRequest req, int capacity, int usableVocab) {
+    return new dev.dsd.node.generate.tree.ModelTreeDrafter(runner, runner.openSession(UUID.randomUUID().toString(),
+        "local", Math.min(capacity, config().maxPositionEmbeddings())), req.temperature(), usableVocab);
+  }
+
   @Override
   public void close() {
     runner.close();

@@ -23,6 +23,10 @@ import java.util.List;
  *     format (a route never mixes formats)
  * @param pipelined whether rounds of a pipeline generation go several at a time ({@link
  *     dev.dsd.node.generate.PipelinedLoop}), or null for the node's default ({@link #PIPELINED_DEFAULT})
+ * @param tree token-tree speculation: {@code 0} off (a chain of drafts), {@code N > 0} draft nodes per
+ *     round, {@link #AUTO} for a budget chosen each round; used where the target and drafter can run
+ *     trees and the request needs no per-token history (no penalties, logprobs or adaptive
+ *     verification), else the chain is used. Speculation off ({@code speculation == 0}) turns it off.
  */
 public record GenerationRequest(
     String prompt,
@@ -36,7 +40,8 @@ public record GenerationRequest(
     Penalties penalties,
     int logprobs,
     WeightFormat weights,
-    Boolean pipelined) {
+    Boolean pipelined,
+    int tree) {
 
   /**
    * Whether pipeline generations go pipelined when a request does not say: no, as measured by {@code
@@ -79,12 +84,34 @@ public record GenerationRequest(
     if (speculation < LEARNED) {
       throw new GenerationException("speculation window must be off (0), K > 0, auto or learned, got " + speculation);
     }
+    if (tree < AUTO || tree > MAX_TREE) {
+      throw new GenerationException("tree must be off (0), N in 1.." + MAX_TREE + " draft nodes or auto, got " + tree);
+    }
   }
 
+  /** Draft nodes a request may ask per round. */
+  public static final int MAX_TREE = 256;
+
+  /**
+   * {@link #tree} where a user does not say ({@code dsd generate --tree}, the API's {@code dsd_tree}):
+   * what {@code dsd bench pipeline} measured faster (README, testnet/results/bench-pipeline-tree.txt, run of commit 81dcd02):
+   * on the 4-stage 20 ms testnet of a shared 2-core machine the chain's {@code --spec auto} beat trees
+   * in tok/s, greedy and sampled, so trees are off unless asked for. Requests built in code without
+   * it run chains too.
+   */
+  public static final int DEFAULT_TREE = 0;
+
+  /** Without token trees (a chain of drafts), pipelined as the node's default says. */
   public GenerationRequest(String prompt, int maxTokens, double temperature, double topP, long seed, int speculation,
       boolean adaptiveVerification, List<String> stop, Penalties penalties, int logprobs, WeightFormat weights) {
     this(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop, penalties, logprobs,
-        weights, null);
+        weights, null, 0);
+  }
+
+  /** The same request with token-tree speculation {@code tree} (0 off, N nodes, or {@link #AUTO}). */
+  public GenerationRequest withTree(int tree) {
+    return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
+        penalties, logprobs, weights, pipelined, tree);
   }
 
   /** Whether this request's pipeline rounds go several at a time. */
@@ -95,7 +122,7 @@ public record GenerationRequest(
   /** The same request, pipelined or synchronous (null: the node's default). */
   public GenerationRequest withPipelined(Boolean p) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, logprobs, weights, p);
+        penalties, logprobs, weights, p, tree);
   }
 
   /** Routed through the fastest route of any one weights format. */
@@ -107,22 +134,22 @@ public record GenerationRequest(
   /** The same request, routed only through stages of {@code format} (null: any one format). */
   public GenerationRequest withWeights(WeightFormat format) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, logprobs, format, pipelined);
+        penalties, logprobs, format, pipelined, tree);
   }
 
   public GenerationRequest withPenalties(Penalties p) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        p, logprobs, weights, pipelined);
+        p, logprobs, weights, pipelined, tree);
   }
 
   public GenerationRequest withLogprobs(int top) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, speculation, adaptiveVerification, stop,
-        penalties, top, weights, pipelined);
+        penalties, top, weights, pipelined, tree);
   }
 
   public GenerationRequest withSpeculation(int k) {
     return new GenerationRequest(prompt, maxTokens, temperature, topP, seed, k, adaptiveVerification, stop, penalties,
-        logprobs, weights, pipelined);
+        logprobs, weights, pipelined, tree);
   }
 
   public static GenerationRequest greedy(String prompt, int maxTokens) {

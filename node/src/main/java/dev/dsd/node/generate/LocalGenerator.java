@@ -30,6 +30,8 @@ public final class LocalGenerator implements Generator {
   private final RuleChoice rules;
   private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
   private final WindowMemory learnedWindows = WindowMemory.learned(0, MAX_AUTO_WINDOW);
+  private final java.util.concurrent.ConcurrentHashMap<String, dev.dsd.verification.tree.AutoTreeBudget> treeBudgets =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   public LocalGenerator(Path modelDir, int threads) {
     this(modelDir, null, threads);
@@ -90,6 +92,10 @@ public final class LocalGenerator implements Generator {
     boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
     WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
+    if (k != 0 && req.tree() != 0 && !req.penalties().active() && req.logprobs() == GenerationRequest.NO_LOGPROBS
+        && !req.adaptiveVerification()) {
+      return generateTree(req, prompt, sink, rounds, t0);
+    }
     // auto carries its estimates across requests (this generator is one route; sampling accepts far less than
     // greedy, so each temperature keeps its own) and may turn drafting off
     AdaptiveWindow adaptive = auto ? windows.start("t=" + req.temperature()) : null;
@@ -106,6 +112,34 @@ public final class LocalGenerator implements Generator {
       GenerationResult r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
       if (adaptive != null) {
         windows.finish("t=" + req.temperature(), adaptive);
+      }
+      return r;
+    }
+  }
+
+  /** Token-tree speculation ({@link GenerationRequest#tree}) with the local draft. */
+  private GenerationResult generateTree(GenerationRequest req, int[] prompt, TokenSink sink,
+      SpeculativeLoop.RoundListener rounds, long t0) {
+    ModelConfig c = checkpoint.config();
+    boolean auto = req.tree() == GenerationRequest.AUTO;
+    int maxNodes = auto ? dev.dsd.verification.tree.AutoTreeBudget.MAX_NODES : req.tree();
+    int usable = Math.min(c.vocabSize(), checkpoint.tokenizer().vocabSize());
+    // a round feeds the accepted path again under the tree: room for both
+    int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length + req.maxTokens() + maxNodes
+        + dev.dsd.node.generate.tree.TreeLoop.MAX_TREE_DEPTH);
+    String key = "tree|t=" + req.temperature();
+    dev.dsd.verification.tree.AutoTreeBudget kept = auto ? treeBudgets.remove(key) : null;
+    dev.dsd.verification.tree.AutoTreeBudget adaptive = auto
+        ? (kept != null ? kept : new dev.dsd.verification.tree.AutoTreeBudget()) : null;
+    try (TargetPass target = new LocalTargetPass(runner, runner.openSession(UUID.randomUUID().toString(), "local",
+            capacity), rules.rule(req), usable);
+        dev.dsd.node.generate.tree.TreeDrafter drafter = draft.newTreeDrafter(req, capacity, usable)) {
+      GenerationResult r = new dev.dsd.node.generate.tree.TreeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()))
+          .run(req, prompt, target, drafter, dev.dsd.verification.tree.TreeRule.of(req.temperature(), req.seed()),
+              auto ? adaptive : dev.dsd.verification.tree.TreeBudget.fixed(maxNodes), maxNodes, capacity, sink, rounds,
+              t0);
+      if (adaptive != null) {
+        treeBudgets.put(key, adaptive);
       }
       return r;
     }

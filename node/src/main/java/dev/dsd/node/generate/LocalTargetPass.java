@@ -5,6 +5,7 @@ import dev.dsd.pipeline.runtime.ShardSession;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.TargetScores;
 import dev.dsd.verification.processing.PenaltyState;
+import dev.dsd.pipeline.runtime.TreeShape;
 import java.util.Arrays;
 import java.util.List;
 
@@ -23,6 +24,8 @@ public final class LocalTargetPass implements PipelinedTarget {
   private final PenaltyState penalties;
   private final java.util.TreeMap<Long, TargetScores> answers = new java.util.TreeMap<>();
   private long rounds;
+  private int[] lastInput = new int[0]; // the last round's tokens, at cache positions lastAt..
+  private int lastAt;
 
   public LocalTargetPass(ShardRunner runner, ShardSession session, AcceptanceRule rule, int usable) {
     this(runner, session, rule, usable, PrefillChunks.DEFAULT_TOKENS, null);
@@ -48,8 +51,60 @@ public final class LocalTargetPass implements PipelinedTarget {
     this.prefillChunk = prefillChunk;
   }
 
+  /**
+   * A tree round on the per-session runner, whose cache (ORT's own output tensors) cannot move rows:
+   * it keeps {@code [0, keep)} and feeds the accepted path's tokens again, as a chain under the
+   * tree, in the same call. Locally a few more positions per call cost less than a copy of the
+   * cache would; a pipeline stage compacts instead ({@link dev.dsd.pipeline.runtime.StageKv#compact}).
+   */
+  @Override
+  public TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
+    if (penalties != null) {
+      throw new IllegalArgumentException("a generation with penalties runs chains only");
+    }
+    int[] again = new int[keepRows.length];
+    for (int j = 0; j < keepRows.length; j++) {
+      int at = keepRows[j] - lastAt;
+      if (keepRows[j] < keep || at < 0 || at >= lastInput.length || (j > 0 && keepRows[j] <= keepRows[j - 1])) {
+        throw new IllegalArgumentException("kept rows " + Arrays.toString(keepRows) + " are not positions of the last"
+            + " round after " + keep);
+      }
+      again[j] = lastInput[at];
+    }
+    session.truncate(keep);
+    int[] all = Arrays.copyOf(again, again.length + tokens.length);
+    System.arraycopy(tokens, 0, all, again.length, tokens.length);
+    int[] allParents = TreeShape.chain(all.length);
+    for (int i = 0; i < parents.length; i++) {
+      allParents[again.length + i] = parents[i] == TreeShape.ROOT ? again.length - 1 : again.length + parents[i];
+    }
+    int[] cuts = PrefillChunks.cuts(all.length, rows, prefillChunk);
+    float[] logits = null;
+    for (int i = 0; i + 1 < cuts.length; i++) {
+      int[] part = Arrays.copyOfRange(all, cuts[i], cuts[i + 1]);
+      int[] p = TreeShape.chunk(allParents, cuts[i], cuts[i + 1]);
+      logits = runner.forwardTree(session, part, session.length(), p);
+    }
+    lastInput = all;
+    lastAt = keep;
+    int n = all.length - cuts[cuts.length - 2];
+    int vocab = runner.config().vocabSize();
+    float[] last = Arrays.copyOfRange(logits, (n - rows) * vocab, n * vocab);
+    VocabMask.apply(last, vocab, usable);
+    TargetScores scores = rule.scores(last, vocab);
+    return sample ? dev.dsd.verification.tree.SampledScores.draw(scores, seed) : scores;
+  }
+
+  @Override
+  public boolean runsTrees() {
+    return penalties == null;
+  }
+
   @Override
   public TargetScores run(int keep, int[] tokens, int[] drafts, int rows) {
+    lastInput = tokens.clone();
+    lastAt = keep;
     session.truncate(keep);
     int[] cuts = PrefillChunks.cuts(tokens.length, rows, prefillChunk);
     float[] logits = null;

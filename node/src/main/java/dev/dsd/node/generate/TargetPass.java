@@ -18,6 +18,33 @@ public interface TargetPass extends AutoCloseable {
    */
   TargetScores run(int keep, int[] tokens, int[] drafts, int rows);
 
+  /**
+   * A token-tree round: keeps cached positions {@code [0, keep)} and then {@code keepRows}
+   * (ascending cache positions from {@code keep} on: the path the last tree round accepted), moved
+   * down to follow {@code keep}; runs {@code tokens} with {@code parents} (one per token, relative to
+   * the new positions, {@link dev.dsd.pipeline.runtime.TreeShape#ROOT} for one that continues the
+   * cache) and returns the target's scores at the last {@code rows} positions.
+   *
+   * With {@code sample}, the scores also carry one draw per row from the session's distribution
+   * ({@link TargetScores#sampled}), made rows in order from a generator seeded with {@code seed}.
+   *
+   * @throws UnsupportedOperationException where the target cannot run trees ({@link #runsTrees})
+   */
+  default TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows, boolean sample,
+      long seed) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " runs chains only");
+  }
+
+  /** A tree round without draws. */
+  default TargetScores runTree(int keep, int[] keepRows, int[] tokens, int[] parents, int rows) {
+    return runTree(keep, keepRows, tokens, parents, rows, false, 0);
+  }
+
+  /** Whether {@link #runTree} works here. */
+  default boolean runsTrees() {
+    return false;
+  }
+
   /** The peers (or {@code local}) that ran each stage, in order. */
   List<String> route();
 

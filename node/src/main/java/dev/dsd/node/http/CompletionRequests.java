@@ -28,6 +28,8 @@ import java.util.concurrent.ThreadLocalRandom;
  *   <li>{@code dsd_adaptive}: relax verification on unimportant tokens (lossy; default false)
  *   <li>{@code dsd_pipelined}: several rounds in flight along the pipeline (true) or one at a time
  *       (false); absent: the node's default
+ *   <li>{@code dsd_tree}: token-tree speculation, {@code "off"} (or 0), N draft nodes per round, or
+ *       {@code "auto"}; default {@link GenerationRequest#DEFAULT_TREE}
  *   <li>{@code dsd_weights}: route only through stages keeping their weights in this format
  *       ({@code "f32"}, {@code "f16"}, {@code "q8"}, {@code "q4"}); default: the fastest of any one format
  * </ul>
@@ -151,8 +153,8 @@ final class CompletionRequests {
     try {
       GenerationRequest g = new GenerationRequest(prompt, maxTokens, temperature, topP,
           seed != null ? seed : ThreadLocalRandom.current().nextLong(), speculation(body),
-          bool(body, "dsd_adaptive", false), stop, penalties, logprobs, weights(body))
-          .withPipelined(field(body, "dsd_pipelined") == null ? null : bool(body, "dsd_pipelined", false));
+          bool(body, "dsd_adaptive", false), stop, penalties, logprobs, weights(body),
+          field(body, "dsd_pipelined") == null ? null : bool(body, "dsd_pipelined", false), tree(body));
       return new ApiRequest(chat, g, stream, includeUsage);
     } catch (GenerationException e) {
       throw ApiError.invalid(null, e.getMessage());
@@ -244,6 +246,25 @@ final class CompletionRequests {
       throw ApiError.invalid("stop", "stop strings must not be empty");
     }
     return out;
+  }
+
+  /** {@code dsd_tree}: "off" (or 0), "auto", or N draft nodes per round; absent: the default the benchmark chose. */
+  private static int tree(JsonNode body) {
+    JsonNode s = field(body, "dsd_tree");
+    if (s == null) {
+      return GenerationRequest.DEFAULT_TREE;
+    }
+    if (s.isTextual() && s.asText().equals("off")) {
+      return 0;
+    }
+    if (s.isTextual() && s.asText().equals("auto")) {
+      return GenerationRequest.AUTO;
+    }
+    if (s.isIntegralNumber() && s.canConvertToInt() && s.intValue() >= 0 && s.intValue() <= GenerationRequest.MAX_TREE) {
+      return s.intValue();
+    }
+    throw ApiError.invalid("dsd_tree", "dsd_tree must be \"off\", \"auto\" or N draft nodes in 1.."
+        + GenerationRequest.MAX_TREE + ", got " + brief(s));
   }
 
   private static int speculation(JsonNode body) {

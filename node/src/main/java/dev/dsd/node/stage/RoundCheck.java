@@ -1,5 +1,6 @@
 package dev.dsd.node.stage;
 
+import dev.dsd.pipeline.runtime.TreeShape;
 import dev.dsd.node.pipeline.proto.Round;
 import dev.dsd.node.pipeline.proto.Tensor;
 
@@ -49,8 +50,12 @@ final class RoundCheck {
       }
       t = h.getShape(0);
     }
-    if ((long) r.getKeep() + t > maxTokens) {
-      return "positions " + r.getKeep() + ".." + (r.getKeep() + t) + " exceed the session's " + maxTokens;
+    String tree = treeProblem(r, t, queuedLength, withPenalties);
+    if (tree != null) {
+      return tree;
+    }
+    if ((long) kept(r) + t > maxTokens) {
+      return "positions " + kept(r) + ".." + (kept(r) + t) + " exceed the session's " + maxTokens;
     }
     if (r.getRows() < 1 || r.getRows() > t || r.getDraftsCount() >= r.getRows() + 1 || r.getDraftsCount() > t) {
       return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
@@ -72,5 +77,53 @@ final class RoundCheck {
       }
     }
     return null;
+  }
+
+  /** Cache positions a round keeps before its new ones: {@code keep} plus the rows it moves down. */
+  static int kept(Round r) {
+    return r.getKeep() + r.getKeepRowsCount();
+  }
+
+  /** The tree's parents, relative to the round's new positions ({@link TreeShape#ROOT}: the cache); null for a chain. */
+  static int[] parents(Round r) {
+    if (r.getTreeParentsCount() == 0) {
+      return null;
+    }
+    int[] p = new int[r.getTreeParentsCount()];
+    for (int i = 0; i < p.length; i++) {
+      p[i] = r.getTreeParents(i) - 1;
+    }
+    return p;
+  }
+
+  private static String treeProblem(Round r, int t, int queuedLength, boolean withPenalties) {
+    if (r.getKeepRowsCount() > TreeShape.MAX_DEPTH) {
+      return r.getKeepRowsCount() + " kept rows exceed the limit of " + TreeShape.MAX_DEPTH + " (one accepted path)";
+    }
+    long prev = Integer.toUnsignedLong(r.getKeep()) - 1;
+    for (int row : r.getKeepRowsList()) {
+      long v = Integer.toUnsignedLong(row);
+      if (v <= prev || v >= queuedLength) {
+        return "kept rows " + r.getKeepRowsList() + " are not ascending positions in [" + r.getKeep() + ", "
+            + queuedLength + ")";
+      }
+      prev = v;
+    }
+    if (r.getTreeParentsCount() == 0) {
+      return null;
+    }
+    if (withPenalties) {
+      return "a session with penalties takes chain rounds only";
+    }
+    if (r.getTreeParentsCount() != t) {
+      return r.getTreeParentsCount() + " tree parents for " + t + " positions";
+    }
+    for (int i = 0; i < t; i++) { // uint32 on the wire: anything past the index (2^31 and up too) is refused here
+      if (Integer.toUnsignedLong(r.getTreeParents(i)) > i) {
+        return "position " + i + " has parent " + (Integer.toUnsignedLong(r.getTreeParents(i)) - 1)
+            + ": a parent must be an earlier position";
+      }
+    }
+    return TreeShape.problem(parents(r), TreeShape.MAX_NODES, TreeShape.MAX_DEPTH);
   }
 }

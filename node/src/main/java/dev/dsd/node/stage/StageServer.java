@@ -122,7 +122,7 @@ public final class StageServer implements AutoCloseable {
         continue; // cancelled after the scheduler took it for this call
       }
       try {
-        j.session().kv.truncate(j.round().getKeep());
+        j.session().prepare(j);
         rows.add(j.session().row(j));
         ready.add(j);
       } catch (RuntimeException e) {

@@ -55,6 +55,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   private volatile PeerId downstreamPeer;
   private boolean last;
   private long lastRound;
+  private long preparedRound = -1; // the round the cache was last rolled back for (runBatch's thread only)
   private final AtomicBoolean ended = new AtomicBoolean();
   private long kvBytes; // charged to the upstream peer's quota: kvTokens positions' worth
   private int kvTokens;
@@ -189,7 +190,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       }
       if (over == null) {
         try { // the shard's budget, across all peers: refused here rather than failing a whole batched call
-          kv.charge(r.getKeep() + positions(r));
+          kv.charge(RoundCheck.kept(r) + positions(r));
         } catch (RuntimeLimitException e) {
           fail(Error.Code.LIMIT, e.getMessage()); // the shard is full: the session ends, its memory is freed
           return;
@@ -225,16 +226,36 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     }
     lastRound = r.getRound();
     int t = positions(r);
-    queuedLength = r.getKeep() + t;
+    queuedLength = RoundCheck.kept(r) + t;
     ledger.submitted(r.getRound(), queuedLength);
     scheduler.submit(new StageRound(this, r, t, hidden, queued));
   }
 
+  /**
+   * Rolls the cache back to what this round keeps: a truncation, or for a round after a tree the
+   * accepted path compacted after {@code keep}. Done once per round, so a batched call retried row
+   * by row does not move the rows twice.
+   */
+  void prepare(StageRound j) {
+    Round r = j.round();
+    if (preparedRound == r.getRound()) {
+      return;
+    }
+    if (r.getKeepRowsCount() == 0) {
+      kv.truncate(r.getKeep());
+    } else {
+      kv.compact(r.getKeep(), r.getKeepRowsList().stream().mapToInt(Integer::intValue).toArray());
+    }
+    preparedRound = r.getRound();
+  }
+
   /** This round's share of a batched call. */
   StageBatchRunner.Row row(StageRound j) {
-    return shard.batch().isFirst()
+    StageBatchRunner.Row row = shard.batch().isFirst()
         ? StageBatchRunner.Row.tokens(kv, j.round().getTokensList().stream().mapToInt(Integer::intValue).toArray())
         : StageBatchRunner.Row.hidden(kv, j.hidden(), j.positions());
+    int[] parents = RoundCheck.parents(j.round());
+    return parents == null ? row : row.withTree(parents);
   }
 
   /** Sends a computed round on: hidden states to the next stage, or the score summary to the entry. */
@@ -366,7 +387,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   }
 
   private String growKv(Round r) {
-    int need = r.getKeep() + positions(r);
+    int need = RoundCheck.kept(r) + positions(r);
     if (need <= kvTokens) {
       return null;
     }
@@ -394,6 +415,8 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
         .addAllTimings(r.getTimingsList());
     if (open.getFullLogits()) {
       b.setLogits(Activations.encode(lastRows, rows, vocab, DType.F32));
+    } else if (r.getSample()) {
+      SampledRows.add(b, new LogitScores(lastRows, vocab, open.getTemperature(), open.getTopP()), r.getSampleSeed());
     } else {
       int[] drafts = r.getDraftsList().stream().mapToInt(Integer::intValue).toArray();
       double temp = open.getTemperature();

@@ -598,7 +598,7 @@ class PipelineFuzzTest {
       Round.Builder r = good.toBuilder();
       int t = s.first ? good.getTokensCount() : good.getHidden().getShape(0);
       String label;
-      switch (rnd.nextInt(s.first ? 17 : 22)) {
+      switch (rnd.nextInt(s.first ? 20 : 25)) {
         case 0 -> {
           String[] ids = {referenceId, "", newId(), s.id + "x", s.id.substring(1)};
           int i = rnd.nextInt(ids.length);
@@ -664,9 +664,50 @@ class PipelineFuzzTest {
           r.setSessionId(referenceId).setRound(1_000_000 + rnd.nextInt(1000)).setKeep(0);
           label = "healthy session's id, rolled back to nothing";
         }
+        case 11 -> label = badTreeParents(r, t);
+        case 12 -> label = badKeepRows(r, s);
+        case 13 -> {
+          r.clearTreeParents();
+          int n = t + (t > 1 && rnd.nextBoolean() ? -1 : 1);
+          for (int i = 0; i < n; i++) {
+            r.addTreeParents(i);
+          }
+          label = "tree parents not one per position";
+        }
         default -> label = s.first ? firstStageField(r) : laterStageField(r, t);
       }
       return new Mutation(label, PipelineMessage.newBuilder().setRound(r).build(), Expect.REFUSED);
+    }
+
+    /** A token tree whose parent list is not a tree: a forward or self reference (a cycle), or garbage. */
+    String badTreeParents(Round.Builder r, int t) {
+      r.clearTreeParents();
+      int at = rnd.nextInt(t);
+      for (int i = 0; i < t; i++) {
+        r.addTreeParents(i); // wire form: parent + 1, so i is the chain
+      }
+      int[] bad = {at + 1, at + 2 + rnd.nextInt(1000), -1, Integer.MIN_VALUE + rnd.nextInt(10)}; // self, later, 2^32-1, 2^31+
+      r.setTreeParents(at, bad[rnd.nextInt(bad.length)]);
+      return "tree parent not an earlier position";
+    }
+
+    /** Rows to keep that are not ascending cache positions at or after keep. */
+    String badKeepRows(Round.Builder r, Live s) {
+      r.clearKeepRows();
+      switch (rnd.nextInt(3)) {
+        case 0 -> {
+          r.setKeep(0).addKeepRows(1).addKeepRows(0);
+          return "kept rows descending";
+        }
+        case 1 -> {
+          r.setKeep(0).addKeepRows(0).addKeepRows(0);
+          return "kept rows repeated";
+        }
+        default -> {
+          r.addKeepRows(s.length + rnd.nextInt(8));
+          return "kept row beyond the cache";
+        }
+      }
     }
 
     /** Wrong inputs for the first stage, which takes token ids. */

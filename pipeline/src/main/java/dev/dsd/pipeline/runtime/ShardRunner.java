@@ -165,7 +165,36 @@ public final class ShardRunner implements AutoCloseable {
     }
     long[] ids = Arrays.stream(tokens).asLongStream().toArray();
     return run(s, tokens.length, ShardGraphBuilder.INPUT_IDS, () -> OnnxTensor.createTensor(env, LongBuffer.wrap(ids),
-        new long[] {ids.length}));
+        new long[] {ids.length}), -1, null);
+  }
+
+  /**
+   * First shard: runs token ids as (part of) a token tree growing on the cache's first {@code base}
+   * positions ({@link TreeShape}). {@code parents} covers every position from {@code base} on, the
+   * cached ones first and then the new ones, relative to {@code base}; a new position attends to
+   * {@code [0, base)}, its ancestors and itself, at rotary position base + depth. A drafter grows a
+   * tree level by level this way, then truncates the cache back to {@code base}.
+   */
+  public float[] forwardTree(ShardSession s, int[] tokens, int base, int[] parents) {
+    if (!isFirst()) {
+      throw new IllegalStateException("layers [" + from + ", " + to + ") take hidden states, not token ids");
+    }
+    if (base < 0 || base > s.length() || parents.length != s.length() - base + tokens.length) {
+      throw new IllegalArgumentException("a tree on " + base + " of " + s.length() + " cached positions needs "
+          + (s.length() - Math.max(0, base) + tokens.length) + " parents, got " + parents.length);
+    }
+    String bad = TreeShape.problem(parents, TreeShape.MAX_NODES, TreeShape.MAX_DEPTH);
+    if (bad != null) {
+      throw new IllegalArgumentException(bad);
+    }
+    for (int t : tokens) {
+      if (t < 0 || t >= config.vocabSize()) {
+        throw new IllegalArgumentException("token id " + t + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+      }
+    }
+    long[] ids = Arrays.stream(tokens).asLongStream().toArray();
+    return run(s, tokens.length, ShardGraphBuilder.INPUT_IDS, () -> OnnxTensor.createTensor(env, LongBuffer.wrap(ids),
+        new long[] {ids.length}), base, parents);
   }
 
   /** Later shards: runs hidden states [t, H] (row-major) through the hosted layers. */
@@ -183,14 +212,15 @@ public final class ShardRunner implements AutoCloseable {
       }
     }
     return run(s, t, ShardGraphBuilder.HIDDEN_IN, () -> OnnxTensor.createTensor(env, FloatBuffer.wrap(hidden),
-        new long[] {t, config.hiddenSize()}));
+        new long[] {t, config.hiddenSize()}), -1, null);
   }
 
   private interface InputMaker {
     OnnxTensor make() throws OrtException;
   }
 
-  private float[] run(ShardSession s, int t, String inputName, InputMaker input) {
+  /** {@code parents} null: a chain after the cache; else a tree on {@code base} (see {@link #forwardTree}). */
+  private float[] run(ShardSession s, int t, String inputName, InputMaker input, int base, int[] parents) {
     s.lock.lock();
     List<OnnxTensor> temp = new ArrayList<>();
     OrtSession.Result result = null;
@@ -208,10 +238,21 @@ public final class ShardRunner implements AutoCloseable {
       sessions.charge(s, total); // before anything runs: a refused call leaves the session as it was
       long[] positions = new long[t];
       float[] mask = new float[t * total];
+      if (parents != null && parents.length != past - base + t) {
+        throw new IllegalArgumentException("the cache changed under a tree call"); // checked by forwardTree
+      }
+      int[] depth = parents == null ? null : TreeShape.depths(parents);
       for (int i = 0; i < t; i++) {
-        positions[i] = past + i;
-        for (int j = past + i + 1; j < total; j++) {
-          mask[i * total + j] = Float.NEGATIVE_INFINITY;
+        if (depth == null) {
+          positions[i] = past + i;
+          for (int j = past + i + 1; j < total; j++) {
+            mask[i * total + j] = Float.NEGATIVE_INFINITY;
+          }
+        } else {
+          int k = past - base + i; // index among the tree's positions
+          positions[i] = Math.min(base + depth[k], config.maxPositionEmbeddings() - 1);
+          java.util.Arrays.fill(mask, i * total + base, (i + 1) * total, Float.NEGATIVE_INFINITY);
+          TreeShape.openAncestors(mask, i * total, base, parents, k);
         }
       }
       Map<String, OnnxTensor> in = new HashMap<>();

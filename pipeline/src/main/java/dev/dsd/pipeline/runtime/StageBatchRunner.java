@@ -42,14 +42,22 @@ public final class StageBatchRunner implements AutoCloseable {
   /**
    * One session's share of a call: its cache and its new positions, token ids on the first shard
    * ({@code hidden} null) or {@code n} hidden-state rows [n, H] on later shards ({@code tokens} null).
+   * {@code parents} null: the new positions are a chain; else they form a token tree
+   * ({@link TreeShape}): each attends to the cache, its ancestors and itself, at rotary position
+   * cached length + depth.
    */
-  public record Row(StageKv kv, int[] tokens, float[] hidden, int n) {
+  public record Row(StageKv kv, int[] tokens, float[] hidden, int n, int[] parents) {
     public static Row tokens(StageKv kv, int[] tokens) {
-      return new Row(kv, tokens, null, tokens.length);
+      return new Row(kv, tokens, null, tokens.length, null);
     }
 
     public static Row hidden(StageKv kv, float[] hidden, int n) {
-      return new Row(kv, null, hidden, n);
+      return new Row(kv, null, hidden, n, null);
+    }
+
+    /** The same positions as a token tree. */
+    public Row withTree(int[] parents) {
+      return new Row(kv, tokens, hidden, n, parents);
     }
   }
 
@@ -167,7 +175,7 @@ public final class StageBatchRunner implements AutoCloseable {
     }
     ShardSession ticket = sessions.open(id, owner, maxTokens);
     try {
-      return new StageKv(ticket, sessions, to - from, config.kvDim(), lock);
+      return new StageKv(ticket, sessions, to - from, config.kvDim(), config.numKvHeads(), lock);
     } catch (RuntimeException e) {
       ticket.close();
       throw e;
@@ -219,6 +227,16 @@ public final class StageBatchRunner implements AutoCloseable {
         throw new IllegalArgumentException("layers [" + from + ", " + to + ") take hidden states [" + r.n() + ", " + h
             + "]");
       }
+      if (r.parents() != null) {
+        if (r.parents().length != r.n()) {
+          throw new IllegalArgumentException("session " + kv.id() + ": " + r.parents().length + " parents for " + r.n()
+              + " positions");
+        }
+        String bad = TreeShape.problem(r.parents(), TreeShape.MAX_NODES, TreeShape.MAX_DEPTH);
+        if (bad != null) {
+          throw new IllegalArgumentException("session " + kv.id() + ": " + bad);
+        }
+      }
       if (kv.length + r.n() > kv.maxTokens()) {
         throw new RuntimeLimitException("session " + kv.id() + ": " + kv.length + " cached + " + r.n()
             + " new tokens exceed its " + kv.maxTokens() + "-token limit");
@@ -258,16 +276,22 @@ public final class StageBatchRunner implements AutoCloseable {
       if (hidden != null) {
         System.arraycopy(r.hidden(), 0, hidden, row * t * h, r.n() * h);
       }
+      int[] depth = r.parents() == null ? null : TreeShape.depths(r.parents());
       for (int i = 0; i < t; i++) {
         int at = row * t + i;
         // padded positions sit past the row's end; their outputs are dropped and nothing sees them
         if (ids != null) {
           ids[at] = i < r.n() ? r.tokens()[i] : 0;
         }
-        positions[at] = Math.min(len + i, config.maxPositionEmbeddings() - 1);
         int m = at * s;
         Arrays.fill(mask, m, m + len, 0f);
-        Arrays.fill(mask, m + p, m + p + Math.min(i, r.n() - 1) + 1, 0f);
+        if (depth != null && i < r.n()) { // a tree node sees its own path only
+          positions[at] = Math.min(len + depth[i], config.maxPositionEmbeddings() - 1);
+          TreeShape.openAncestors(mask, m, p, r.parents(), i);
+        } else {
+          positions[at] = Math.min(len + i, config.maxPositionEmbeddings() - 1);
+          Arrays.fill(mask, m + p, m + p + Math.min(i, r.n() - 1) + 1, 0f);
+        }
       }
     }
     List<OnnxTensor> temp = new ArrayList<>();

@@ -19,12 +19,14 @@ public final class StageKv implements AutoCloseable {
   private final ShardSessions sessions;
   private final Object lock;
   private final int pageFloats; // kvH * PAGE * hd
+  private final int kvH;
   float[][][] keys; // [layer][page][kvH * PAGE * hd]
   float[][][] values;
   volatile int length; // written under the runner's lock, read without it (a stage checks rounds while a call runs)
   private volatile boolean closed;
 
-  StageKv(ShardSession ticket, ShardSessions sessions, int layers, int kvDim, Object lock) {
+  StageKv(ShardSession ticket, ShardSessions sessions, int layers, int kvDim, int kvHeads, Object lock) {
+    this.kvH = kvHeads;
     this.ticket = ticket;
     this.sessions = sessions;
     this.lock = lock;
@@ -87,6 +89,53 @@ public final class StageKv implements AutoCloseable {
       }
       length = n;
       ticket.touch();
+    }
+  }
+
+  /**
+   * Keeps positions {@code [0, keep)} and then {@code rows} (ascending cache positions at or after
+   * {@code keep}), moved down to follow {@code keep} consecutively: after a token tree's verdict the
+   * accepted path's keys and values stay, computed at rotary positions keep + depth, which are
+   * exactly the consecutive positions they now occupy; rejected branches are dropped. Nothing is
+   * recomputed; each kept row is copied once per layer and head.
+   */
+  public void compact(int keep, int[] rows) {
+    synchronized (lock) {
+      checkOpen();
+      if (keep < 0 || keep > length) {
+        throw new IllegalArgumentException("session " + id() + ": cannot keep " + keep + ", cache holds " + length);
+      }
+      for (int j = 0; j < rows.length; j++) {
+        if (rows[j] < keep + j || rows[j] >= length || (j > 0 && rows[j] <= rows[j - 1])) {
+          throw new IllegalArgumentException("session " + id() + ": kept rows must be ascending positions in [" + keep
+              + ", " + length + "), got " + Arrays.toString(rows));
+        }
+      }
+      for (int j = 0; j < rows.length; j++) {
+        int from = rows[j];
+        int to = keep + j;
+        if (from == to) {
+          continue;
+        }
+        for (int l = 0; l < keys.length; l++) {
+          move(keys[l], from, to);
+          move(values[l], from, to);
+        }
+      }
+      length = keep + rows.length;
+      ticket.touch();
+    }
+  }
+
+  /** Copies position {@code from} to {@code to} in every head of one layer's pages. */
+  private void move(float[][] pages, int from, int to) {
+    int kvDim = pageFloats / PAGE;
+    int heads = kvH;
+    int hd = kvDim / heads;
+    float[] src = pages[from / PAGE];
+    float[] dst = pages[to / PAGE];
+    for (int h = 0; h < heads; h++) {
+      System.arraycopy(src, (h * PAGE + from % PAGE) * hd, dst, (h * PAGE + to % PAGE) * hd, hd);
     }
   }
 

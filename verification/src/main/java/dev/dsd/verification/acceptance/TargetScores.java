@@ -38,4 +38,14 @@ public interface TargetScores {
   default TokenLogprob logprob(int row, int token, int top) {
     throw new UnsupportedOperationException("these scores carry no logprobs");
   }
+
+  /**
+   * A token drawn from {@link #distribution} at the row, where the scores carry draws (a pipeline
+   * round that asked its last stage to sample, or {@link dev.dsd.verification.tree.SampledScores}).
+   *
+   * @throws UnsupportedOperationException where they carry none
+   */
+  default int sampled(int row) {
+    throw new UnsupportedOperationException("these scores carry no draws");
+  }
 }

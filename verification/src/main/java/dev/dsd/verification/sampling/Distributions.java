@@ -45,18 +45,34 @@ public final class Distributions {
     if (topP >= 1) {
       return p;
     }
-    Integer[] order = new Integer[p.length];
-    for (int i = 0; i < p.length; i++) {
-      order[i] = i;
-    }
-    Arrays.sort(order, (a, b) -> p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
-    double[] out = new double[p.length];
+    // The cut in the order (probability descending, id ascending), without sorting boxed ids: sort
+    // the values, find the value v at which the running mass reaches topP (the same additions in the
+    // same order as walking the sorted tokens), keep every token above v and, of those equal to v,
+    // the lowest ids until the count matches. A pipeline's last stage cuts every row of a tree round.
+    double[] sorted = p.clone();
+    Arrays.sort(sorted);
     double mass = 0;
-    for (int idx : order) {
-      out[idx] = p[idx];
-      mass += p[idx];
+    int k = sorted.length - 1;
+    for (; k >= 0; k--) {
+      mass += sorted[k];
       if (mass >= topP) {
         break;
+      }
+    }
+    int kept = sorted.length - Math.max(k, 0);
+    double cut = sorted[Math.max(k, 0)];
+    int above = 0;
+    for (double v : p) {
+      above += v > cut ? 1 : 0;
+    }
+    int ties = kept - above;
+    double[] out = new double[p.length];
+    for (int i = 0; i < p.length; i++) {
+      if (p[i] > cut) {
+        out[i] = p[i];
+      } else if (p[i] == cut && ties > 0) {
+        out[i] = p[i];
+        ties--;
       }
     }
     for (int i = 0; i < out.length; i++) {
