@@ -442,6 +442,7 @@ public final class Node implements AutoCloseable {
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
         PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
+        .withAdaptiveMaxGap(dev.dsd.node.generate.AdaptiveCalibration.maxGap(tokenizerFile.getParent()))
         .withStageTimes(metrics::recordStageLatency).withResilience(metrics::recordResilience);
   }
 
