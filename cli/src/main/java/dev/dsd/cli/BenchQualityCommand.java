@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
       "Adaptive verification judged by quality next to speed: the pair generates in this process,",
       "losslessly and with adaptive verification, greedy and sampled, on prompts that stop before a",
       "line break (models/quality-prompts.json). Per mode: tok/s, acceptance, tokens per round, next-line",
-      "exact match against the file's real next line, distinct 3/4-grams, and against the lossless output",
+      "exact match and character similarity against the file's real next line, distinct 3/4-grams, and against the lossless output",
       "the first differing token and the edit distance.",
       "Without --calibrate: the held-out prompts, at the model's calibrated gap (or --gaps).",
       "With --calibrate: the training prompts, sweeping --gaps; the largest gap whose quality stays",
@@ -75,6 +75,10 @@ final class BenchQualityCommand implements Callable<Integer> {
   @Option(names = "--budget-line", defaultValue = "0.025",
       description = "Most next-line exact match may drop below lossless (default: ${DEFAULT-VALUE}).")
   double budgetLine;
+
+  @Option(names = "--budget-similarity", defaultValue = "0.02",
+      description = "Most next-line similarity may drop below lossless (default: ${DEFAULT-VALUE}).")
+  double budgetSimilarity;
 
   @Option(names = "--budget-distinct4", defaultValue = "0.02",
       description = "Most distinct 4-grams may drop below lossless (default: ${DEFAULT-VALUE}).")
@@ -135,10 +139,10 @@ final class BenchQualityCommand implements Callable<Integer> {
       throws java.io.IOException {
     List<ThresholdCalibration.Point> points = new ArrayList<>();
     for (QualityBench.Row r : rows) {
-      points.add(new ThresholdCalibration.Point(r.sampling(), r.maxGap(), r.nextLineExact(), r.distinct4(),
-          r.acceptance()));
+      points.add(new ThresholdCalibration.Point(r.sampling(), r.maxGap(), r.nextLineExact(), r.nextLineSimilarity(),
+          r.distinct4(), r.acceptance()));
     }
-    var budget = new ThresholdCalibration.Budget(budgetLine, budgetDistinct4);
+    var budget = new ThresholdCalibration.Budget(budgetLine, budgetSimilarity, budgetDistinct4);
     ThresholdCalibration.Choice choice = ThresholdCalibration.choose(points, budget);
     choice.verdicts().forEach(System.out::println);
     ObjectMapper m = new ObjectMapper();
@@ -147,8 +151,9 @@ final class BenchQualityCommand implements Callable<Integer> {
     o.put("rule", "a rejected draft of an unimportant class is kept where it trails the target's argmax by less "
         + "than max_gap in probability (dev.dsd.verification.acceptance.AdaptiveAcceptance)");
     o.put("chosen_by", "largest gap such that it and every smaller gap swept keep next-line exact match and "
-        + "distinct 4-grams within the budget of lossless and raise acceptance, for every sampling");
-    o.putObject("budget").put("next_line_exact_drop", budgetLine).put("distinct4_drop", budgetDistinct4);
+        + "similarity and distinct 4-grams within the budget of lossless and raise acceptance, for every sampling");
+    o.putObject("budget").put("next_line_exact_drop", budgetLine).put("next_line_similarity_drop", budgetSimilarity)
+        .put("distinct4_drop", budgetDistinct4);
     o.put("draft", draftDir.getFileName().toString());
     o.put("calibration_prompts", n);
     o.put("command", command);

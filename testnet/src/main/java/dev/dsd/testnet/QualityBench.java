@@ -25,8 +25,9 @@ import java.util.function.Consumer;
  * (whole target, local draft, fixed window k) for each prompt, losslessly and with adaptive
  * verification at each max gap, greedy and sampled. Per (sampling, gap) it reports tok/s,
  * acceptance, tokens per round, and against the lossless output of the same prompt and seed: the
- * first differing token (median) and the token edit distance (mean); distinct 3- and 4-grams; and
- * the share of prompts whose next line the output reproduces exactly ({@link #nextLineMatches}).
+ * first differing token (median) and the token edit distance (mean); distinct 3- and 4-grams; the
+ * share of prompts whose next line the output reproduces exactly ({@link #nextLineMatches}) and how
+ * close it comes ({@link #nextLineSimilarity}).
  *
  * <p>Runs are interleaved: for each prompt every (sampling, gap) pair runs once, in an order shuffled
  * by the seed, after one unmeasured warm-up generation, so load on a shared machine hits all modes
@@ -48,7 +49,8 @@ public final class QualityBench {
 
   /** One (sampling, gap) over all prompts. Divergence and edit distance are NaN for the lossless rows. */
   public record Row(String sampling, String mode, double maxGap, int prompts, int tokens, double seconds,
-      double tokensPerSecond, double acceptance, double tokensPerRound, double nextLineExact, double distinct3,
+      double tokensPerSecond, double acceptance, double tokensPerRound, double nextLineExact,
+      double nextLineSimilarity, double distinct3,
       double distinct4, double medianFirstDivergence, double meanEditDistance) {}
 
   /** The {@code set} ("calibration" or "heldout") of a prompts file. */
@@ -79,6 +81,23 @@ public final class QualityBench {
     int end = output.indexOf('\n', 1);
     String line = end < 0 ? output.substring(1) : output.substring(1, end);
     return line.stripTrailing().equals(reference.stripTrailing());
+  }
+
+  /**
+   * How close the output's next line comes to {@code reference}: 1 - (character edit distance / the
+   * longer length), trailing whitespace aside; 0 where the output does not first end the prompt's
+   * line (as for {@link #nextLineMatches}), 1 for an exact match. Exact match alone sits near 0 for a
+   * small model; this shows a lossy rule's damage before it reaches whole lines.
+   */
+  public static double nextLineSimilarity(String output, String reference) {
+    if (!output.startsWith("\n")) {
+      return 0;
+    }
+    int end = output.indexOf('\n', 1);
+    String a = (end < 0 ? output.substring(1) : output.substring(1, end)).stripTrailing();
+    String b = reference.stripTrailing();
+    int longer = Math.max(a.length(), b.length());
+    return longer == 0 ? 1 : 1 - (double) Quality.editDistance(a.codePoints().toArray(), b.codePoints().toArray()) / longer;
   }
 
   public static List<Row> run(Config c, Consumer<String> log) {
@@ -134,6 +153,7 @@ public final class QualityBench {
     int rounds = 0;
     double seconds = 0;
     int exact = 0;
+    double similar = 0;
     double d3 = 0;
     double d4 = 0;
     double[] first = new double[rs.length];
@@ -146,6 +166,7 @@ public final class QualityBench {
       rounds += r.rounds();
       seconds += r.seconds();
       exact += nextLineMatches(r.text(), c.prompts().get(i).reference()) ? 1 : 0;
+      similar += nextLineSimilarity(r.text(), c.prompts().get(i).reference());
       d3 += Quality.distinctN(r.tokenIds(), 3);
       d4 += Quality.distinctN(r.tokenIds(), 4);
       first[i] = Quality.firstDivergence(r.tokenIds(), lossless[i].tokenIds());
@@ -154,7 +175,8 @@ public final class QualityBench {
     int n = rs.length;
     boolean base = gap == 0;
     return new Row(sampling(temperature), base ? "lossless" : "adaptive", gap, n, tokens, seconds, tokens / seconds,
-        drafted == 0 ? 0 : (double) accepted / drafted, (double) tokens / rounds, (double) exact / n, d3 / n, d4 / n,
+        drafted == 0 ? 0 : (double) accepted / drafted, (double) tokens / rounds, (double) exact / n, similar / n,
+        d3 / n, d4 / n,
         base ? Double.NaN : PipelineBench.median(first), base ? Double.NaN : edit / n);
   }
 
@@ -163,14 +185,14 @@ public final class QualityBench {
   }
 
   public static String header() {
-    return String.format("%7s %9s %6s %7s %8s %7s %8s %7s %7s %7s %6s %6s", "sample", "mode", "gap", "tokens", "tok/s",
-        "accept", "tok/rnd", "line=", "dist3", "dist4", "div@", "edit");
+    return String.format("%7s %9s %6s %7s %8s %7s %8s %7s %7s %7s %7s %6s %6s", "sample", "mode", "gap", "tokens",
+        "tok/s", "accept", "tok/rnd", "line=", "line~", "dist3", "dist4", "div@", "edit");
   }
 
   public static String format(Row r) {
-    return String.format("%7s %9s %6.3f %7d %8.2f %7.3f %8.3f %7.3f %7.3f %7.3f %6.1f %6.1f", r.sampling(), r.mode(),
-        r.maxGap(), r.tokens(), r.tokensPerSecond(), r.acceptance(), r.tokensPerRound(), r.nextLineExact(),
-        r.distinct3(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
+    return String.format("%7s %9s %6.3f %7d %8.2f %7.3f %8.3f %7.3f %7.3f %7.3f %7.3f %6.1f %6.1f", r.sampling(),
+        r.mode(), r.maxGap(), r.tokens(), r.tokensPerSecond(), r.acceptance(), r.tokensPerRound(), r.nextLineExact(),
+        r.nextLineSimilarity(), r.distinct3(), r.distinct4(), r.medianFirstDivergence(), r.meanEditDistance());
   }
 
   /** The rows with what they were measured on; {@code extra} (may be null) is merged in (e.g. the calibration choice). */

@@ -33,4 +33,12 @@ class QualityTest {
     assertFalse(QualityBench.nextLineMatches("\n    return xy\n", "    return x"), "the whole line");
     assertFalse(QualityBench.nextLineMatches(", y)\n    return x\n", "    return x"), "must end the prompt's line first");
   }
+
+  @Test
+  void nextLineSimilarityIsOneMinusCharacterEditDistanceOverTheLongerLine() {
+    assertEquals(1.0, QualityBench.nextLineSimilarity("\n    return x\n", "    return x"));
+    assertEquals(1 - 1 / 12.0, QualityBench.nextLineSimilarity("\n    return y\nz", "    return x"), 1e-12);
+    assertEquals(1 - 2 / 12.0, QualityBench.nextLineSimilarity("\n    return", "    return x"), 1e-12, "cut short");
+    assertEquals(0.0, QualityBench.nextLineSimilarity("x)\n    return x", "    return x"), "did not end the line");
+  }
 }

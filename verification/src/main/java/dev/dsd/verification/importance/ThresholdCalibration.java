@@ -24,16 +24,19 @@ public final class ThresholdCalibration {
    * @param sampling e.g. "greedy" or "T=0.8"; each is compared with its own lossless run
    * @param maxGap 0 for the lossless run
    * @param nextLineExact share of prompts whose next line the output reproduced exactly
+   * @param nextLineSimilarity mean character-level similarity of the output's next line to the real one
    * @param distinct4 mean distinct 4-grams of the outputs
    * @param acceptance accepted / drafted tokens
    */
-  public record Point(String sampling, double maxGap, double nextLineExact, double distinct4, double acceptance) {}
+  public record Point(String sampling, double maxGap, double nextLineExact, double nextLineSimilarity,
+      double distinct4, double acceptance) {}
 
   /** Most each quality figure may drop below lossless, in absolute terms (0.02 = two points). */
-  public record Budget(double nextLineExactDrop, double distinct4Drop) {
+  public record Budget(double nextLineExactDrop, double nextLineSimilarityDrop, double distinct4Drop) {
     public Budget {
-      if (!(nextLineExactDrop >= 0 && distinct4Drop >= 0)) {
-        throw new IllegalArgumentException("budget drops must be >= 0, got " + nextLineExactDrop + ", " + distinct4Drop);
+      if (!(nextLineExactDrop >= 0 && nextLineSimilarityDrop >= 0 && distinct4Drop >= 0)) {
+        throw new IllegalArgumentException("budget drops must be >= 0, got " + nextLineExactDrop + ", "
+            + nextLineSimilarityDrop + ", " + distinct4Drop);
       }
     }
   }
@@ -80,6 +83,10 @@ public final class ThresholdCalibration {
     if (p.nextLineExact() < base.nextLineExact() - b.nextLineExactDrop() - 1e-12) {
       return String.format("%s next-line exact match %.3f < lossless %.3f - %.3f", p.sampling(), p.nextLineExact(),
           base.nextLineExact(), b.nextLineExactDrop());
+    }
+    if (p.nextLineSimilarity() < base.nextLineSimilarity() - b.nextLineSimilarityDrop() - 1e-12) {
+      return String.format("%s next-line similarity %.3f < lossless %.3f - %.3f", p.sampling(), p.nextLineSimilarity(),
+          base.nextLineSimilarity(), b.nextLineSimilarityDrop());
     }
     if (p.distinct4() < base.distinct4() - b.distinct4Drop() - 1e-12) {
       return String.format("%s distinct 4-grams %.3f < lossless %.3f - %.3f", p.sampling(), p.distinct4(),
