@@ -11,12 +11,16 @@ import java.nio.file.Path;
  * {@code adaptive-verification.json} (written by {@code dsd bench quality --calibrate}; only
  * {@code max_gap} is read, the rest of the file records how it was chosen). Without the file the
  * built-in {@link #DEFAULT_MAX_GAP} holds. Either way adaptive verification runs only when a
- * request asks for it.
+ * request asks for it. A pipeline entry reads the file from its local copy of the model; where it
+ * has none, the default holds.
  */
 public final class AdaptiveCalibration {
   public static final String FILE = "adaptive-verification.json";
-  /** Gap used where a model ships no calibration; see the README's adaptive section for how it was measured. */
-  public static final double DEFAULT_MAX_GAP = 0.1;
+  /**
+   * Gap where a model ships no calibration: 0, nothing relaxed (the output is the lossless one). A gap
+   * is only as good as the pair it was measured on; an uncalibrated pair has no evidence for any.
+   */
+  public static final double DEFAULT_MAX_GAP = 0;
   /** The file is a few kilobytes; anything huge is not one. */
   public static final long MAX_FILE_BYTES = 1 << 20;
 

@@ -12,7 +12,8 @@ import dev.dsd.verification.importance.TokenImportance;
  *       function words), and</li>
  *   <li>the target itself is unsure there: the token trails the target's most likely token by less
  *       than {@code maxGap} in probability ({@link TargetUncertainty#gap}), which also means the
- *       target's own top-2 margin is below {@code maxGap}.</li>
+ *       target's own top-2 margin is below {@code maxGap}; for the argmax itself (which only
+ *       sampling can reject) the top-2 margin must be below {@code maxGap}.</li>
  * </ul>
  *
  * Every other decision is the lossless rule's, and {@code maxGap = 0} is exactly lossless.
@@ -56,11 +57,15 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
 
   /** Whether draft {@code x} at {@code row} may stand although the lossless rule rejected it; counts those. */
   boolean relax(int row, int x, TargetScores target) {
-    if (!importance.unimportant(x)) {
+    if (!importance.unimportant(x) || !(target.probability(row, x) > 0)) {
       return false;
     }
-    double gap = TargetUncertainty.gap(target.probability(row, target.argmax(row)), target.probability(row, x));
-    if (gap < maxGap && target.probability(row, x) > 0) {
+    int a = target.argmax(row);
+    // the argmax itself trails nothing; only sampling rejects it (the draft gave it more than the
+    // target), and then the target is unsure only if its top-2 margin is small (sampling rows are whole)
+    double unsure = x == a ? TargetUncertainty.margin(target.distribution(row))
+        : TargetUncertainty.gap(target.probability(row, a), target.probability(row, x));
+    if (unsure < maxGap) {
       relaxed++;
       return true;
     }
