@@ -149,7 +149,8 @@ final class BenchQualityCommand implements Callable<Integer> {
     ObjectNode o = m.createObjectNode();
     o.put("max_gap", choice.maxGap());
     o.put("rule", "a rejected draft of an unimportant class is kept where it trails the target's argmax by less "
-        + "than max_gap in probability (dev.dsd.verification.acceptance.AdaptiveAcceptance)");
+        + "than max_gap in probability (the argmax itself, rejected under sampling, where the target's top-2 margin "
+        + "is below max_gap); dev.dsd.verification.acceptance.AdaptiveAcceptance");
     o.put("chosen_by", "largest gap such that it and every smaller gap swept keep next-line exact match and "
         + "similarity and distinct 4-grams within the budget of lossless and raise acceptance, for every sampling");
     o.putObject("budget").put("next_line_exact_drop", budgetLine).put("next_line_similarity_drop", budgetSimilarity)
