@@ -20,7 +20,8 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Benchmarks (medians of repeated runs; machines are noisy, compare ratios from one run).",
-    subcommands = {BenchCommand.Shard.class, BenchCommand.Batch.class, BenchCommand.P2p.class, BenchCommand.Pipeline.class})
+    subcommands = {BenchCommand.Shard.class, BenchCommand.Batch.class, BenchCommand.P2p.class, BenchCommand.Pipeline.class,
+        BenchQualityCommand.class})
 final class BenchCommand implements Runnable {
   @Override
   public void run() {

@@ -68,8 +68,9 @@ final class GenerateCommand implements Callable<Integer> {
           "`dsd bench pipeline` (README)."})
   String tree;
 
-  @Option(names = "--adaptive", description = {"Adaptive verification (DSD): accept unimportant draft tokens",
-      "(whitespace, punctuation, keywords) the target finds plausible. LOSSY: output may differ from the target's."})
+  @Option(names = "--adaptive", description = {"Adaptive verification (DSD): also accept unimportant draft tokens",
+      "(whitespace, punctuation, keywords) where the target itself is unsure (its choice leads by less than the",
+      "model's calibrated gap, adaptive-verification.json). LOSSY: output may differ from the target's."})
   boolean adaptive;
 
   @Option(names = "--max-tokens", defaultValue = "128", description = "New tokens at most (default: ${DEFAULT-VALUE}).")

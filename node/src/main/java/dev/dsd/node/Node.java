@@ -444,6 +444,7 @@ public final class Node implements AutoCloseable {
         PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
         // trees need a draft here: a draft node's batched protocol proposes chains (README, tree speculation)
         .withTreeDrafters(draft != null && vocab.equals(draftVocab) ? draft::newTreeDrafter : null)
+        .withAdaptiveMaxGap(dev.dsd.node.generate.AdaptiveCalibration.maxGap(tokenizerFile.getParent()))
         .withStageTimes(metrics::recordStageLatency).withResilience(metrics::recordResilience);
   }
 

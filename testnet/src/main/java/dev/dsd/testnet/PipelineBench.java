@@ -142,6 +142,7 @@ public final class PipelineBench {
           PipelineGenerator gen = new PipelineGenerator(swarm.entry, ck.tokenizer(), ck.config(),
               PipelineGenerator.RouteSource.of(swarm.route), draft::newDrafter, PipelineTargetPass.Options.greedy())
               .withTreeDrafters(draft::newTreeDrafter)
+              .withAdaptiveMaxGap(dev.dsd.node.generate.AdaptiveCalibration.maxGap(c.target()))
               .withRoundListener((k, accepted, d, v) -> rounds.add(new RoundNovelty.Round(k, accepted)));
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {

@@ -39,14 +39,22 @@ public final class Quality {
 
   /** Distinct 4-grams over all 4-grams of the token ids; 1 for outputs too short to have any. */
   public static double distinct4(int[] ids) {
-    if (ids.length < 4) {
+    return distinctN(ids, 4);
+  }
+
+  /** Distinct n-grams over all n-grams of the token ids; 1 for outputs too short to have any. */
+  public static double distinctN(int[] ids, int n) {
+    if (n < 1) {
+      throw new IllegalArgumentException("n-grams need n >= 1, got " + n);
+    }
+    if (ids.length < n) {
       return 1;
     }
     Set<String> grams = new HashSet<>();
-    for (int i = 0; i + 4 <= ids.length; i++) {
-      grams.add(Arrays.toString(Arrays.copyOfRange(ids, i, i + 4)));
+    for (int i = 0; i + n <= ids.length; i++) {
+      grams.add(Arrays.toString(Arrays.copyOfRange(ids, i, i + n)));
     }
-    return (double) grams.size() / (ids.length - 3);
+    return (double) grams.size() / (ids.length - n + 1);
   }
 
   /** The first index where the two differ; the shorter length when one is a prefix of the other. */

@@ -51,7 +51,7 @@ public final class PipelineGenerator implements Generator {
   private final RouteSource router;
   private final DrafterFactory drafters;
   private final PipelineTargetPass.Options options;
-  private final RuleChoice rules;
+  private RuleChoice rules;
   private final int usable;
   private final WindowMemory windows = new WindowMemory(0, MAX_AUTO_WINDOW);
   private final WindowMemory learnedWindows = WindowMemory.learned(0, MAX_AUTO_WINDOW);
@@ -254,6 +254,12 @@ public final class PipelineGenerator implements Generator {
    * Probability that a round is re-run with one stage swapped for a replica and the answers
    * compared (0 disables; each check replays the session's tokens on the replica).
    */
+  /** Adaptive verification's max gap: the model's calibrated one ({@link dev.dsd.node.generate.AdaptiveCalibration}). */
+  public PipelineGenerator withAdaptiveMaxGap(double maxGap) {
+    this.rules = rules.withAdaptiveMaxGap(maxGap);
+    return this;
+  }
+
   public PipelineGenerator withSpotChecks(double probability) {
     if (!(probability >= 0 && probability <= 1)) {
       throw new IllegalArgumentException("spot-check probability must be in [0, 1], got " + probability);

@@ -56,7 +56,8 @@ public final class LocalGenerator implements Generator {
       this.draft = draftDir == null ? null : DraftModel.load(draftDir, c.vocabSize(), ck.tokenizer().vocabSize(), threads);
       this.checkpoint = ck;
       this.runner = r;
-      this.rules = new RuleChoice(ck.tokenizer(), Math.min(c.vocabSize(), ck.tokenizer().vocabSize()));
+      this.rules = new RuleChoice(ck.tokenizer(), Math.min(c.vocabSize(), ck.tokenizer().vocabSize()),
+          AdaptiveCalibration.maxGap(modelDir));
     } catch (RuntimeException e) {
       if (r != null) {
         r.close();
@@ -86,6 +87,17 @@ public final class LocalGenerator implements Generator {
 
   /** As {@link #generate(GenerationRequest, TokenSink)}, telling {@code rounds} how each round went (the simulator's traces). */
   public GenerationResult generate(GenerationRequest req, TokenSink sink, SpeculativeLoop.RoundListener rounds) {
+    return generate(req, sink, rounds, this.rules);
+  }
+
+  /** How this generator picks acceptance rules (its adaptive max gap is the model's calibrated one). */
+  public RuleChoice rules() {
+    return rules;
+  }
+
+  /** As above with another rule choice, e.g. {@link RuleChoice#withAdaptiveMaxGap} in a calibration sweep. */
+  public GenerationResult generate(GenerationRequest req, TokenSink sink, SpeculativeLoop.RoundListener rounds,
+      RuleChoice rules) {
     long t0 = System.nanoTime();
     ModelConfig c = checkpoint.config();
     int[] prompt = PromptCheck.encode(checkpoint.tokenizer(), req, c);

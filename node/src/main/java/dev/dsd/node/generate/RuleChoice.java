@@ -9,24 +9,46 @@ import dev.dsd.verification.importance.TokenImportance;
 
 /**
  * Which acceptance rule a request gets: greedy exact at temperature 0, speculative sampling above,
- * adaptive (lossy) only when asked. Token importance is derived from the vocabulary once.
+ * adaptive (lossy) only when asked, with the pair's calibrated max gap ({@link AdaptiveCalibration}).
+ * Token importance is derived from the vocabulary once.
  */
 public final class RuleChoice {
-  /** Adaptive verification keeps an unimportant draft token when the target gives it at least this. */
-  public static final double ADAPTIVE_MIN_PROBABILITY = 0.1;
-
   private final Tokenizer tokenizer;
   private final int usable;
+  private final double adaptiveMaxGap;
   private TokenImportance importance;
 
+  /** With the built-in {@link AdaptiveCalibration#DEFAULT_MAX_GAP}. */
   public RuleChoice(Tokenizer tokenizer, int usableVocab) {
+    this(tokenizer, usableVocab, AdaptiveCalibration.DEFAULT_MAX_GAP);
+  }
+
+  public RuleChoice(Tokenizer tokenizer, int usableVocab, double adaptiveMaxGap) {
+    this(tokenizer, usableVocab, adaptiveMaxGap, null);
+  }
+
+  private RuleChoice(Tokenizer tokenizer, int usableVocab, double adaptiveMaxGap, TokenImportance importance) {
+    if (!(adaptiveMaxGap >= 0 && adaptiveMaxGap < 1)) {
+      throw new IllegalArgumentException("adaptive max gap must be in [0, 1), got " + adaptiveMaxGap);
+    }
     this.tokenizer = tokenizer;
     this.usable = usableVocab;
+    this.adaptiveMaxGap = adaptiveMaxGap;
+    this.importance = importance;
+  }
+
+  /** The same choice with another adaptive max gap (a calibration sweep), sharing the importance table. */
+  public RuleChoice withAdaptiveMaxGap(double maxGap) {
+    return new RuleChoice(tokenizer, usable, maxGap, importance());
+  }
+
+  public double adaptiveMaxGap() {
+    return adaptiveMaxGap;
   }
 
   public AcceptanceRule rule(GenerationRequest req) {
     return req.adaptiveVerification()
-        ? new AdaptiveAcceptance(importance(), ADAPTIVE_MIN_PROBABILITY, req.temperature(), req.topP(), req.seed())
+        ? new AdaptiveAcceptance(importance(), adaptiveMaxGap, req.temperature(), req.topP(), req.seed())
         : req.temperature() == 0 ? new GreedyAcceptance()
         : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
   }

@@ -101,4 +101,41 @@ class LocalGeneratorTest {
       assertEquals("stop", cut.finishReason());
     }
   }
+
+  /**
+   * Adaptive verification at gap 0 relaxes nothing, so it must give the lossless output token for
+   * token, greedy and sampled (the adaptive rule consumes random numbers as speculative sampling does).
+   */
+  @Test
+  void adaptiveAtGapZeroIsTheLosslessOutput() throws Exception {
+    Path t = target();
+    try (LocalGenerator spec = new LocalGenerator(t, draft(5), 1)) {
+      RuleChoice zero = spec.rules().withAdaptiveMaxGap(0);
+      for (String p : PROMPTS) {
+        for (double temp : new double[] {0, 0.8}) {
+          GenerationRequest lossless = new GenerationRequest(p, 30, temp, temp > 0 ? 0.95 : 1, 9, 4, false, List.of());
+          GenerationRequest adaptive = new GenerationRequest(p, 30, temp, temp > 0 ? 0.95 : 1, 9, 4, true, List.of());
+          assertArrayEquals(spec.generate(lossless, TokenSink.NONE).tokenIds(),
+              spec.generate(adaptive, TokenSink.NONE, SpeculativeLoop.RoundListener.NONE, zero).tokenIds(),
+              "prompt '" + p + "' T=" + temp);
+        }
+      }
+    }
+  }
+
+  @Test
+  void theCalibratedGapComesFromTheModelDirectory() throws Exception {
+    Path t = target();
+    assertEquals(AdaptiveCalibration.DEFAULT_MAX_GAP, AdaptiveCalibration.maxGap(t), "no file: the built-in gap");
+    java.nio.file.Files.writeString(t.resolve(AdaptiveCalibration.FILE), "{\"max_gap\": 0.04, \"budget\": {}}");
+    assertEquals(0.04, AdaptiveCalibration.maxGap(t));
+    try (LocalGenerator g = new LocalGenerator(t, 1)) {
+      assertEquals(0.04, g.rules().adaptiveMaxGap());
+    }
+    java.nio.file.Files.writeString(t.resolve(AdaptiveCalibration.FILE), "{\"max_gap\": 1.5}");
+    GenerationException e = assertThrows(GenerationException.class, () -> AdaptiveCalibration.maxGap(t));
+    assertTrue(e.getMessage().contains("max_gap must be a number in [0, 1)"), e.getMessage());
+    java.nio.file.Files.writeString(t.resolve(AdaptiveCalibration.FILE), "not json");
+    assertThrows(GenerationException.class, () -> AdaptiveCalibration.maxGap(t));
+  }
 }

@@ -1,35 +1,75 @@
 package dev.dsd.verification.acceptance;
 
+import dev.dsd.verification.importance.TargetUncertainty;
 import dev.dsd.verification.importance.TokenImportance;
-import dev.dsd.verification.sampling.Distributions;
-import java.util.SplittableRandom;
 
 /**
  * DSD's adaptive verification. LOSSY: the output is no longer exactly the target's. A draft token
- * the lossless rule would reject is still accepted when it is unimportant ({@link TokenImportance})
- * and the target gives it at least {@code minProbability}; important tokens keep the lossless rule
- * (greedy exact at temperature 0, speculative sampling otherwise). Off unless asked for.
+ * the lossless rule rejects is kept only where both hold:
+ *
+ * <ul>
+ *   <li>its class is unimportant ({@link TokenImportance}: whitespace, punctuation, keywords and
+ *       function words), and</li>
+ *   <li>the target itself is unsure there: the token trails the target's most likely token by less
+ *       than {@code maxGap} in probability ({@link TargetUncertainty#gap}), which also means the
+ *       target's own top-2 margin is below {@code maxGap}; for the argmax itself (which only
+ *       sampling can reject) the top-2 margin must be below {@code maxGap}.</li>
+ * </ul>
+ *
+ * Every other decision is the lossless rule's, and {@code maxGap = 0} is exactly lossless.
+ *
+ * <p><b>Greedy (temperature 0).</b> Drafts are kept while each equals the target's argmax or is
+ * relaxable; at the first other draft the argmax follows. The gap is read from softmax at
+ * temperature 1 (what {@link TargetScores#distribution} holds for greedy sessions).
+ *
+ * <p><b>Sampling (temperature &gt; 0).</b> Speculative sampling whose acceptance probability is
+ * raised from min(1, p(x)/q(x)) to 1 for relaxable tokens, with p the session's distribution (after
+ * temperature and top-p) and the gap read from that p; a rejected draft is corrected from
+ * norm(max(0, p - q)) as in the lossless rule, and the random numbers are consumed as there (see
+ * {@link SpeculativeSampling}). At one position the output then differs from p by at most the
+ * draft's excess mass on relaxable tokens, sum over relaxable x of max(0, q(x) - p(x)), in total
+ * variation. A token the target gives no mass (outside top-p) is never kept. Off unless a request
+ * asks for it.
  */
 public final class AdaptiveAcceptance implements AcceptanceRule {
   private final TokenImportance importance;
-  private final double minProbability;
+  private final double maxGap;
   private final double temperature;
   private final double topP;
   private final SpeculativeSampling sampling; // null when greedy
-  private final SplittableRandom random;
   private long relaxed;
 
-  public AdaptiveAcceptance(TokenImportance importance, double minProbability, double temperature, double topP,
-      long seed) {
-    if (!(minProbability > 0 && minProbability <= 1)) {
-      throw new IllegalArgumentException("relaxed threshold must be in (0, 1], got " + minProbability);
+  /**
+   * @param maxGap in [0, 1): a rejected unimportant draft is kept when the target's argmax is less
+   *     than this much more likely (0: lossless); the node reads the calibrated value from the
+   *     model's {@code adaptive-verification.json}
+   */
+  public AdaptiveAcceptance(TokenImportance importance, double maxGap, double temperature, double topP, long seed) {
+    if (!(maxGap >= 0 && maxGap < 1)) {
+      throw new IllegalArgumentException("adaptive verification's max gap must be in [0, 1), got " + maxGap);
     }
     this.importance = importance;
-    this.minProbability = minProbability;
+    this.maxGap = maxGap;
     this.temperature = temperature;
     this.topP = topP;
-    this.sampling = temperature > 0 ? new SpeculativeSampling(temperature, topP, seed) : null;
-    this.random = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
+    this.sampling = temperature > 0 ? new SpeculativeSampling(temperature, topP, seed, this::relax) : null;
+  }
+
+  /** Whether draft {@code x} at {@code row} may stand although the lossless rule rejected it; counts those. */
+  boolean relax(int row, int x, TargetScores target) {
+    if (!importance.unimportant(x) || !(target.probability(row, x) > 0)) {
+      return false;
+    }
+    int a = target.argmax(row);
+    // the argmax itself trails nothing; only sampling rejects it (the draft gave it more than the
+    // target), and then the target is unsure only if its top-2 margin is small (sampling rows are whole)
+    double unsure = x == a ? TargetUncertainty.margin(target.distribution(row))
+        : TargetUncertainty.gap(target.probability(row, a), target.probability(row, x));
+    if (unsure < maxGap) {
+      relaxed++;
+      return true;
+    }
+    return false;
   }
 
   @Override
@@ -39,33 +79,27 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
 
   @Override
   public Verdict decide(int[] draft, double[][] q, TargetScores target) {
+    if (sampling != null) {
+      return sampling.decide(draft, q, target);
+    }
     for (int i = 0; i < draft.length; i++) {
-      int x = draft[i];
-      double px = target.probability(i, x);
-      boolean lossless = sampling == null ? x == target.argmax(i)
-          : random.nextDouble() < Math.min(1.0, px / (q == null ? 1.0 : q[i][x]));
-      if (lossless) {
-        continue;
+      if (draft[i] != target.argmax(i) && !relax(i, draft[i], target)) {
+        return new Verdict(i, target.argmax(i));
       }
-      if (importance.unimportant(x) && px >= minProbability) {
-        relaxed++;
-        continue;
-      }
-      // an important token was rejected: continue exactly as the lossless rule does from here
-      int next = sampling == null ? target.argmax(i) : sampling.correction(target.distribution(i), x, q == null ? null : q[i]);
-      return new Verdict(i, next);
     }
-    int k = draft.length;
-    if (k == target.rows()) {
-      return new Verdict(k, NO_BONUS);
+    if (draft.length == target.rows()) { // a pipelined round: the next round's first row verifies on
+      return new Verdict(draft.length, NO_BONUS);
     }
-    int next = sampling == null ? target.argmax(k) : Distributions.draw(target.distribution(k), random.nextDouble());
-    return new Verdict(k, next);
+    return new Verdict(draft.length, target.argmax(draft.length));
   }
 
-  /** Drafts accepted only because they were unimportant. */
+  /** Drafts kept only because they were relaxable. */
   public long relaxedAcceptances() {
     return relaxed;
+  }
+
+  public double maxGap() {
+    return maxGap;
   }
 
   @Override

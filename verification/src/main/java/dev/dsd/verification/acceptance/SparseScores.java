@@ -6,8 +6,8 @@ import java.util.Arrays;
  * The part of the target's output that acceptance needs, small enough to send from the last
  * pipeline stage to the entry instead of {@code (k+1) × vocab} logits: per row the argmax and the
  * tokens the distribution gives mass to. A greedy session needs only the argmax, plus (for
- * adaptive verification) the probability of each draft token; a sampling session needs the whole
- * distribution, but after top-p it is usually a small support. Built by {@link #summarize}, whose
+ * adaptive verification) the probabilities of each draft token and of the argmax; a sampling
+ * session needs the whole distribution, but after top-p it is usually a small support. Built by {@link #summarize}, whose
  * verdicts equal those on the full scores for every rule (a test checks it).
  *
  * @param ids per row the token ids with mass (ascending), or null where the row is dense
@@ -17,7 +17,7 @@ public record SparseScores(int vocab, int[] argmax, int[][] ids, double[][] prob
 
   /**
    * Summarizes {@code full} for rules reading {@code drafts}. Sampling rows are sent whole (sparse
-   * when at most half the vocabulary has mass, else dense); greedy rows carry the draft token only.
+   * when at most half the vocabulary has mass, else dense); greedy rows carry the draft token and the argmax.
    */
   public static SparseScores summarize(TargetScores full, int[] drafts, boolean sampling) {
     int rows = full.rows();
@@ -45,8 +45,12 @@ public record SparseScores(int vocab, int[] argmax, int[][] ids, double[][] prob
           }
         }
       } else if (r < drafts.length) {
-        ids[r] = new int[] {drafts[r]};
-        probs[r] = new double[] {full.probability(r, drafts[r])};
+        // the draft token and the argmax: adaptive verification reads how far one trails the other
+        int a = Math.min(drafts[r], argmax[r]);
+        int b = Math.max(drafts[r], argmax[r]);
+        ids[r] = a == b ? new int[] {a} : new int[] {a, b};
+        probs[r] = a == b ? new double[] {full.probability(r, a)}
+            : new double[] {full.probability(r, a), full.probability(r, b)};
       } else {
         ids[r] = new int[0];
         probs[r] = new double[0];

@@ -9,19 +9,37 @@ import java.util.SplittableRandom;
  * norm(max(0, p - q)); if all k are kept, a bonus token is drawn from p at position k+1. With p and
  * q both after the same temperature and top-p, each output token is distributed exactly as when
  * sampling the target alone. A deterministic drafter (q = null) is treated as q = one-hot.
+ *
+ * <p>{@link AdaptiveAcceptance} reuses this rule with a {@link Relaxation}: a draft the test above
+ * rejects is kept anyway where the relaxation allows it. The random stream is consumed exactly as
+ * without it (one number per tested draft, one per correction or bonus token), so where nothing is
+ * relaxed the output is token for token the lossless one for the same seed.
  */
 public final class SpeculativeSampling implements AcceptanceRule {
+  /** Whether a draft token the lossless test rejected at a row is kept anyway (lossy). */
+  interface Relaxation {
+    boolean keep(int row, int token, TargetScores target);
+
+    Relaxation NEVER = (row, token, target) -> false;
+  }
+
   private final double temperature;
   private final double topP;
   private final SplittableRandom random;
+  private final Relaxation relaxation;
 
   public SpeculativeSampling(double temperature, double topP, long seed) {
+    this(temperature, topP, seed, Relaxation.NEVER);
+  }
+
+  SpeculativeSampling(double temperature, double topP, long seed, Relaxation relaxation) {
     if (!(temperature > 0)) {
       throw new IllegalArgumentException("speculative sampling needs temperature > 0; use GreedyAcceptance for 0");
     }
     this.temperature = temperature;
     this.topP = topP;
     this.random = new SplittableRandom(seed);
+    this.relaxation = relaxation;
   }
 
   @Override
@@ -37,7 +55,7 @@ public final class SpeculativeSampling implements AcceptanceRule {
       if (qx <= 0) {
         throw new IllegalArgumentException("draft token " + x + " has zero draft probability");
       }
-      if (random.nextDouble() < Math.min(1.0, target.probability(i, x) / qx)) {
+      if (random.nextDouble() < Math.min(1.0, target.probability(i, x) / qx) || relaxation.keep(i, x, target)) {
         continue;
       }
       return new Verdict(i, correction(target.distribution(i), x, q == null ? null : q[i]));
@@ -68,6 +86,6 @@ public final class SpeculativeSampling implements AcceptanceRule {
 
   @Override
   public boolean lossless() {
-    return true;
+    return relaxation == Relaxation.NEVER;
   }
 }
