@@ -97,22 +97,33 @@ public final class ResilientTargetPass implements PipelinedTarget {
     if (keep > valid) {
       throw new IllegalArgumentException("keep " + keep + " is beyond the " + valid + " positions sent");
     }
+    return withFailover(keep + tokens.length, replay -> {
+      TargetScores s = replay
+          ? current.run(0, concat(Arrays.copyOf(history, keep), tokens), drafts, rows)
+          : current.run(keep, tokens, drafts, rows);
+      remember(keep, tokens);
+      lastParents = null;
+      return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, drafts, rows) : s;
+    });
+  }
+
+  /**
+   * Runs a synchronous round ({@code round}, told whether to replay the history first) until it
+   * succeeds: after a failure the failed peer is avoided, the route switched and the round replayed,
+   * at most {@link #MAX_FAILOVERS} times. {@code replayed} positions are what a replay sends.
+   */
+  private TargetScores withFailover(int replayed, java.util.function.Function<Boolean, TargetScores> round) {
     boolean replay = false;
     long failedAt = 0;
     for (int attempt = 0; ; attempt++) {
       try {
-        TargetScores s = replay
-            ? current.run(0, concat(Arrays.copyOf(history, keep), tokens), drafts, rows)
-            : current.run(keep, tokens, drafts, rows);
+        TargetScores s = round.apply(replay);
         if (replay) {
           long stall = System.nanoTime() - failedAt;
           longestStallNanos = Math.max(longestStallNanos, stall);
-          log.info("failover done route={} replayed={} stallMs={}", current.route(), keep + tokens.length,
-              stall / 1_000_000);
+          log.info("failover done route={} replayed={} stallMs={}", current.route(), replayed, stall / 1_000_000);
         }
-        remember(keep, tokens);
-        lastParents = null;
-        return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, drafts, rows) : s;
+        return s;
       } catch (PipelineException e) {
         if (attempt >= MAX_FAILOVERS) {
           throw new PipelineException(e.code(), "gave up after " + failovers + " failovers: " + e.getMessage(),
@@ -146,38 +157,16 @@ public final class ResilientTargetPass implements PipelinedTarget {
     for (int j = 0; j < keepRows.length; j++) {
       kept[keep + j] = history[keepRows[j]];
     }
-    boolean replay = false;
-    long failedAt = 0;
-    for (int attempt = 0; ; attempt++) {
-      try {
-        TargetScores s = replay
-            ? current.runTree(0, new int[0], concat(kept, tokens), onTop(kept.length, parents), rows, sample, seed)
-            : current.runTree(keep, keepRows, tokens, parents, rows, sample, seed);
-        if (replay) {
-          long stall = System.nanoTime() - failedAt;
-          longestStallNanos = Math.max(longestStallNanos, stall);
-          log.info("failover done route={} replayed={} stallMs={}", current.route(), kept.length + tokens.length,
-              stall / 1_000_000);
-        }
-        remember(0, kept);
-        remember(kept.length, tokens);
-        lastParents = parents;
-        lastTreeAt = kept.length;
-        return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, new int[0], rows) : s;
-      } catch (PipelineException e) {
-        if (attempt >= MAX_FAILOVERS) {
-          throw new PipelineException(e.code(), "gave up after " + failovers + " failovers: " + e.getMessage(),
-              e.failedPeer());
-        }
-        if (failedAt == 0) {
-          failedAt = System.nanoTime();
-        }
-        failovers++;
-        avoidPeer(e);
-        switchRoute();
-        replay = true;
-      }
-    }
+    return withFailover(kept.length + tokens.length, replay -> {
+      TargetScores s = replay
+          ? current.runTree(0, new int[0], concat(kept, tokens), onTop(kept.length, parents), rows, sample, seed)
+          : current.runTree(keep, keepRows, tokens, parents, rows, sample, seed);
+      remember(0, kept);
+      remember(kept.length, tokens);
+      lastParents = parents;
+      lastTreeAt = kept.length;
+      return spotCheck > 0 && random.nextDouble() < spotCheck ? check(s, new int[0], rows) : s;
+    });
   }
 
   @Override
