@@ -26,7 +26,7 @@ final class RoundCheck {
     if (Integer.toUnsignedLong(r.getKeep()) > queuedLength) { // uint32: 2^31 and up are negative ints
       return "keep " + Integer.toUnsignedString(r.getKeep()) + " is beyond the " + queuedLength + " cached positions";
     }
-    boolean first = shard.batch().isFirst();
+    boolean first = shard.batch().range().isFirst();
     int t;
     if (first) {
       if (r.hasHidden() || r.getTokensCount() == 0) {

@@ -202,7 +202,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       }
     }
     float[] hidden = null;
-    if (problem == null && !shard.batch().isFirst()) {
+    if (problem == null && !shard.batch().range().isFirst()) {
       // decoded before the cache is truncated: bad bytes or a NaN must leave the session as it was
       try {
         hidden = Activations.decode(r.getHidden(), shard.config().hiddenSize());
@@ -251,7 +251,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
 
   /** This round's share of a batched call. */
   StageBatchRunner.Row row(StageRound j) {
-    StageBatchRunner.Row row = shard.batch().isFirst()
+    StageBatchRunner.Row row = shard.batch().range().isFirst()
         ? StageBatchRunner.Row.tokens(kv, j.round().getTokensList().stream().mapToInt(Integer::intValue).toArray())
         : StageBatchRunner.Row.hidden(kv, j.hidden(), j.positions());
     int[] parents = RoundCheck.parents(j.round());
@@ -383,7 +383,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */
   /** New positions a round runs: its tokens on the first stage, its hidden rows later on. */
   private int positions(Round r) {
-    return shard.batch().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
+    return shard.batch().range().isFirst() ? r.getTokensCount() : r.getHidden().getShape(0);
   }
 
   private String growKv(Round r) {

@@ -81,7 +81,7 @@ public final class BatchRunner implements AutoCloseable {
     }
     this.weights = w;
     int layers = config.numLayers();
-    this.bytesPerToken = 2L * layers * config.kvDim() * Float.BYTES;
+    this.bytesPerToken = new LayerRange(config, 0, layers).kvBytesPerToken();
     List<String> outs = new ArrayList<>();
     outs.add(BatchGraphBuilder.LOGITS);
     for (int i = 0; i < layers; i++) {

@@ -37,6 +37,7 @@ import org.slf4j.LoggerFactory;
 public final class ShardRunner implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ShardRunner.class);
 
+  private final LayerRange range;
   private final ModelConfig config;
   private final int from;
   private final int to;
@@ -57,9 +58,7 @@ public final class ShardRunner implements AutoCloseable {
    * {@code modelId} (the checkpoint's hash), layers and format; a null id never uses the cache.
    */
   public ShardRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options, String modelId) {
-    if (from < 0 || from >= to || to > config.numLayers()) {
-      throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + config.numLayers() + ")");
-    }
+    this.range = new LayerRange(config, from, to);
     this.config = config;
     this.from = from;
     this.to = to;
@@ -82,10 +81,10 @@ public final class ShardRunner implements AutoCloseable {
       throw e;
     }
     this.weights = w;
-    long bytesPerToken = 2L * (to - from) * config.kvDim() * Float.BYTES;
+    long bytesPerToken = range.kvBytesPerToken();
     this.sessions = new ShardSessions(options, bytesPerToken);
     List<String> outs = new ArrayList<>();
-    outs.add(isLast() ? ShardGraphBuilder.LOGITS : ShardGraphBuilder.HIDDEN_OUT);
+    outs.add(range.isLast() ? ShardGraphBuilder.LOGITS : ShardGraphBuilder.HIDDEN_OUT);
     for (int i = from; i < to; i++) {
       outs.add(ShardGraphBuilder.presentKey(i));
       outs.add(ShardGraphBuilder.presentValue(i));
@@ -124,17 +123,9 @@ public final class ShardRunner implements AutoCloseable {
     return to;
   }
 
-  public boolean isFirst() {
-    return from == 0;
-  }
-
-  public boolean isLast() {
-    return to == config.numLayers();
-  }
-
-  /** Width of one output row: vocabulary size for the last shard, hidden size otherwise. */
-  public int outputWidth() {
-    return isLast() ? config.vocabSize() : config.hiddenSize();
+  /** The layers this runner hosts, and whether they take tokens or return logits. */
+  public LayerRange range() {
+    return range;
   }
 
   public ShardSessions sessions() {
@@ -155,7 +146,7 @@ public final class ShardRunner implements AutoCloseable {
 
   /** First shard: runs token ids through the hosted layers. */
   public float[] forwardTokens(ShardSession s, int[] tokens) {
-    if (!isFirst()) {
+    if (!range.isFirst()) {
       throw new IllegalStateException("layers [" + from + ", " + to + ") take hidden states, not token ids");
     }
     for (int t : tokens) {
@@ -176,7 +167,7 @@ public final class ShardRunner implements AutoCloseable {
    * tree level by level this way, then truncates the cache back to {@code base}.
    */
   public float[] forwardTree(ShardSession s, int[] tokens, int base, int[] parents) {
-    if (!isFirst()) {
+    if (!range.isFirst()) {
       throw new IllegalStateException("layers [" + from + ", " + to + ") take hidden states, not token ids");
     }
     if (base < 0 || base > s.length() || parents.length != s.length() - base + tokens.length) {
@@ -199,7 +190,7 @@ public final class ShardRunner implements AutoCloseable {
 
   /** Later shards: runs hidden states [t, H] (row-major) through the hosted layers. */
   public float[] forwardHidden(ShardSession s, float[] hidden, int t) {
-    if (isFirst()) {
+    if (range.isFirst()) {
       throw new IllegalStateException("layers [0, " + to + ") take token ids, not hidden states");
     }
     if (t < 1 || hidden.length != (long) t * config.hiddenSize()) {

@@ -61,6 +61,7 @@ public final class StageBatchRunner implements AutoCloseable {
     }
   }
 
+  private final LayerRange range;
   private final ModelConfig config;
   private final int from;
   private final int to;
@@ -85,9 +86,7 @@ public final class StageBatchRunner implements AutoCloseable {
    */
   public StageBatchRunner(ModelConfig config, WeightSource source, int from, int to, RunnerOptions options,
       String modelId) {
-    if (from < 0 || from >= to || to > config.numLayers()) {
-      throw new IllegalArgumentException("layer range [" + from + ", " + to + ") outside [0, " + config.numLayers() + ")");
-    }
+    this.range = new LayerRange(config, from, to);
     this.config = config;
     this.from = from;
     this.to = to;
@@ -109,10 +108,10 @@ public final class StageBatchRunner implements AutoCloseable {
       throw e;
     }
     this.weights = w;
-    long bytesPerToken = 2L * (to - from) * config.kvDim() * Float.BYTES;
+    long bytesPerToken = range.kvBytesPerToken();
     this.sessions = new ShardSessions(options, bytesPerToken);
     List<String> outs = new ArrayList<>();
-    outs.add(isLast() ? StageBatchGraphBuilder.LOGITS : StageBatchGraphBuilder.HIDDEN_OUT);
+    outs.add(range.isLast() ? StageBatchGraphBuilder.LOGITS : StageBatchGraphBuilder.HIDDEN_OUT);
     for (int i = from; i < to; i++) {
       outs.add(StageBatchGraphBuilder.newKey(i));
       outs.add(StageBatchGraphBuilder.newValue(i));
@@ -136,17 +135,9 @@ public final class StageBatchRunner implements AutoCloseable {
     return to;
   }
 
-  public boolean isFirst() {
-    return from == 0;
-  }
-
-  public boolean isLast() {
-    return to == config.numLayers();
-  }
-
-  /** Width of one output row: vocabulary size for the last shard, hidden size otherwise. */
-  public int outputWidth() {
-    return isLast() ? config.vocabSize() : config.hiddenSize();
+  /** The layers this runner hosts, and whether they take tokens or return logits. */
+  public LayerRange range() {
+    return range;
   }
 
   /** The open sessions and the limits they count against (count, KV budget, idle timeout). */
@@ -184,7 +175,7 @@ public final class StageBatchRunner implements AutoCloseable {
 
   /**
    * Runs every row's new positions after its cached ones, all rows in one call, and returns per row
-   * its {@code n * outputWidth()} outputs (row-major). A session appears at most once per call.
+   * its {@code n * range.outputWidth()} outputs (row-major). A session appears at most once per call.
    */
   public float[][] forward(List<Row> rows) {
     synchronized (lock) {
@@ -213,7 +204,7 @@ public final class StageBatchRunner implements AutoCloseable {
       if (r.n() < 1) {
         throw new IllegalArgumentException("session " + kv.id() + ": a row needs at least one new position");
       }
-      if (isFirst()) {
+      if (range.isFirst()) {
         if (r.tokens() == null || r.tokens().length != r.n()) {
           throw new IllegalArgumentException("layers [0, " + to + ") take token ids");
         }
@@ -265,8 +256,8 @@ public final class StageBatchRunner implements AutoCloseable {
     int hd = config.headDim();
     int h = config.hiddenSize();
     int layers = to - from;
-    long[] ids = isFirst() ? new long[b * t] : null;
-    float[] hidden = isFirst() ? null : new float[b * t * h];
+    long[] ids = range.isFirst() ? new long[b * t] : null;
+    float[] hidden = range.isFirst() ? null : new float[b * t * h];
     long[] positions = new long[b * t];
     float[] mask = new float[b * t * s];
     Arrays.fill(mask, Float.NEGATIVE_INFINITY);
@@ -325,7 +316,7 @@ public final class StageBatchRunner implements AutoCloseable {
       }
       result = session.run(in);
       FloatBuffer out = ((OnnxTensor) result.get(outputNames[0]).orElseThrow()).getFloatBuffer();
-      int width = outputWidth();
+      int width = range.outputWidth();
       float[][] split = new float[b][];
       for (int row = 0; row < b; row++) {
         split[row] = new float[rows.get(row).n() * width];

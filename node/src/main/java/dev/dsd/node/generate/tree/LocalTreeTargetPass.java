@@ -25,7 +25,7 @@ public final class LocalTreeTargetPass implements TargetPass {
   private final int usable;
 
   public LocalTreeTargetPass(StageBatchRunner runner, StageKv kv, double temperature, double topP, int usable) {
-    if (!runner.isFirst() || !runner.isLast()) {
+    if (!runner.range().isFirst() || !runner.range().isLast()) {
       throw new IllegalArgumentException("a local target runs every layer, not [" + runner.from() + ", " + runner.to()
           + ")");
     }
