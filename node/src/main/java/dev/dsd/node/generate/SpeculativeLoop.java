@@ -1,13 +1,10 @@
 package dev.dsd.node.generate;
 
-import dev.dsd.pipeline.tokenizer.StreamingDecoder;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.TargetScores;
 import dev.dsd.verification.window.WindowPolicy;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Set;
 
 /**
@@ -20,12 +17,10 @@ import java.util.Set;
  */
 public final class SpeculativeLoop {
   private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SpeculativeLoop.class);
-  private final Tokenizer tokenizer;
-  private final Set<Integer> eos;
+  private final TokenOutput output;
 
   public SpeculativeLoop(Tokenizer tokenizer, Set<Integer> eos) {
-    this.tokenizer = tokenizer;
-    this.eos = Set.copyOf(eos);
+    this.output = new TokenOutput(tokenizer, eos);
   }
 
   /** How the last round went, for logs and the adaptive window. */
@@ -49,18 +44,10 @@ public final class SpeculativeLoop {
    */
   public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, Drafter drafter,
       AcceptanceRule rule, WindowPolicy window, int capacity, TokenSink sink, RoundListener listener, long t0) {
-    long firstToken = 0;
-    StreamingDecoder text = tokenizer.streamingDecoder();
-    StopMatcher stop = new StopMatcher(req.stop());
-    int[] out = new int[req.maxTokens()];
-    int n = 0;
+    TokenOutput.Run out = output.start(req, sink, t0);
     int rounds = 0;
     long drafted = 0;
     long acceptedTotal = 0;
-    String finish = "length";
-    boolean wantLogprobs = req.logprobs() != GenerationRequest.NO_LOGPROBS;
-    List<TokenChoice> logprobs = new ArrayList<>();
-    int logprobsSent = 0; // logprobs already handed to the sink with text
     if (drafter != null) {
       try {
         drafter.start(prompt);
@@ -70,10 +57,9 @@ public final class SpeculativeLoop {
     }
     int[] pendingInput = prompt; // positions the target has not seen yet, the last accepted token at the end
     int keep = 0;
-    generation:
-    while (n < req.maxTokens()) {
+    while (!out.done()) {
       int context = keep + pendingInput.length; // accepted tokens so far
-      int room = Math.min(req.maxTokens() - n - 1, capacity - context);
+      int room = Math.min(req.maxTokens() - out.count() - 1, capacity - context);
       int k = drafter == null ? 0 : Math.max(0, Math.min(window.next(), room));
       long t1 = System.nanoTime();
       int[] drafts;
@@ -109,47 +95,13 @@ public final class SpeculativeLoop {
       pendingInput = new int[] {v.next()};
       int[] produced = Arrays.copyOf(drafts, v.accepted() + 1);
       produced[v.accepted()] = v.next();
-      for (int j = 0; j < produced.length; j++) {
-        int tok = produced[j];
-        if (eos.contains(tok)) {
-          finish = "stop";
-          break generation;
-        }
-        out[n++] = tok;
-        if (firstToken == 0) {
-          firstToken = System.nanoTime();
-        }
-        if (wantLogprobs) { // row j of this round is the distribution token j was chosen from
-          logprobs.add(TokenChoice.of(scores.logprob(j, tok, req.logprobs()), tokenizer));
-        }
-        String piece = stop.feed(text.push(tok));
-        if (!piece.isEmpty()) {
-          List<TokenChoice> fresh = List.copyOf(logprobs.subList(logprobsSent, logprobs.size()));
-          logprobsSent = logprobs.size();
-          if (!sink.accept(piece, new int[] {tok}, fresh)) {
-            finish = "cancelled";
-            break generation;
-          }
-        }
-        if (stop.stopped()) {
-          finish = "stop";
-          break generation;
-        }
-        if (n == req.maxTokens()) {
-          break generation;
+      for (int j = 0; j < produced.length; j++) { // row j of this round is the distribution token j was chosen from
+        if (!out.emit(produced[j], scores, j, req)) {
+          break;
         }
       }
     }
-    if (!stop.stopped()) {
-      String rest = stop.feed(text.flush()) + stop.finish();
-      if (!rest.isEmpty()) {
-        sink.accept(rest, new int[0], List.copyOf(logprobs.subList(logprobsSent, logprobs.size())));
-      }
-    }
-    double seconds = (System.nanoTime() - t0) / 1e9;
-    List<String> route = new ArrayList<>(target.route());
-    return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
-        acceptedTotal, route, target.bytesSent(), logprobs, firstToken == 0 ? 0 : (firstToken - t0) / 1e9);
+    return out.finish(prompt, rounds, drafted, acceptedTotal, target);
   }
 
   /**

@@ -6,20 +6,20 @@ import java.util.List;
  * Holds back just enough streamed text to recognise a stop string that spans pieces, and cuts the
  * output before the first stop string found.
  */
-public final class StopMatcher {
+final class StopMatcher {
   private final List<String> stops;
   private final int holdBack;
   private final StringBuilder all = new StringBuilder();
   private int released;
   private boolean stopped;
 
-  public StopMatcher(List<String> stops) {
+  StopMatcher(List<String> stops) {
     this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     this.holdBack = this.stops.stream().mapToInt(String::length).max().orElse(1) - 1;
   }
 
   /** Adds new text; returns what can be shown now. */
-  public String feed(String piece) {
+  String feed(String piece) {
     if (stopped) {
       return "";
     }
@@ -34,7 +34,7 @@ public final class StopMatcher {
   }
 
   /** Releases what was held back once generation ends without a stop string. */
-  public String finish() {
+  String finish() {
     return stopped ? "" : release(all.length());
   }
 
@@ -55,11 +55,11 @@ public final class StopMatcher {
     return best;
   }
 
-  public boolean stopped() {
+  boolean stopped() {
     return stopped;
   }
 
-  public String text() {
+  String text() {
     return all.toString();
   }
 }

@@ -13,21 +13,21 @@ import java.util.Set;
  * text, matched against the stop strings, given its logprobs and streamed to the sink, until the
  * output ends (EOS, stop string, max tokens, or a sink that cancels).
  */
-final class TokenOutput {
+public final class TokenOutput {
   private final Tokenizer tokenizer;
   private final Set<Integer> eos;
 
-  TokenOutput(Tokenizer tokenizer, Set<Integer> eos) {
+  public TokenOutput(Tokenizer tokenizer, Set<Integer> eos) {
     this.tokenizer = tokenizer;
     this.eos = Set.copyOf(eos);
   }
 
-  Run start(GenerationRequest req, TokenSink sink, long t0) {
+  public Run start(GenerationRequest req, TokenSink sink, long t0) {
     return new Run(req, sink, t0);
   }
 
   /** One generation's output so far. */
-  final class Run {
+  public final class Run {
     private final TokenSink sink;
     private final long t0;
     private final StreamingDecoder text = tokenizer.streamingDecoder();
@@ -49,12 +49,17 @@ final class TokenOutput {
       this.wantLogprobs = req.logprobs() != GenerationRequest.NO_LOGPROBS;
     }
 
-    boolean done() {
+    public boolean done() {
       return done;
     }
 
+    /** Tokens output so far. */
+    public int count() {
+      return n;
+    }
+
     /** The next accepted token, chosen from row {@code row} of {@code scores}; false once the output has ended. */
-    boolean emit(int tok, TargetScores scores, int row, GenerationRequest req) {
+    public boolean emit(int tok, TargetScores scores, int row, GenerationRequest req) {
       if (done) {
         return false;
       }
@@ -91,7 +96,7 @@ final class TokenOutput {
       return false;
     }
 
-    GenerationResult finish(int[] prompt, long rounds, long drafted, long accepted, TargetPass target) {
+    public GenerationResult finish(int[] prompt, long rounds, long drafted, long accepted, TargetPass target) {
       if (!stop.stopped()) {
         String rest = stop.feed(text.flush()) + stop.finish();
         if (!rest.isEmpty()) {

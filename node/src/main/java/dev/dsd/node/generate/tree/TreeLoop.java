@@ -3,19 +3,16 @@ package dev.dsd.node.generate.tree;
 import dev.dsd.node.generate.GenerationRequest;
 import dev.dsd.node.generate.GenerationResult;
 import dev.dsd.node.generate.SpeculativeLoop;
-import dev.dsd.node.generate.StopMatcher;
+import dev.dsd.node.generate.TokenOutput;
 import dev.dsd.node.generate.TargetPass;
 import dev.dsd.node.generate.TokenSink;
 import dev.dsd.pipeline.runtime.TreeShape;
-import dev.dsd.pipeline.tokenizer.StreamingDecoder;
 import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.TargetScores;
 import dev.dsd.verification.tree.DraftTree;
 import dev.dsd.verification.tree.TreeBudget;
 import dev.dsd.verification.tree.TreeRule;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Set;
 
 /**
@@ -30,12 +27,10 @@ public final class TreeLoop {
   private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(TreeLoop.class);
   /** The longest path of drafts a round may carry. */
   public static final int MAX_TREE_DEPTH = 32;
-  private final Tokenizer tokenizer;
-  private final Set<Integer> eos;
+  private final TokenOutput output;
 
   public TreeLoop(Tokenizer tokenizer, Set<Integer> eos) {
-    this.tokenizer = tokenizer;
-    this.eos = Set.copyOf(eos);
+    this.output = new TokenOutput(tokenizer, eos);
   }
 
   /**
@@ -46,15 +41,13 @@ public final class TreeLoop {
   public GenerationResult run(GenerationRequest req, int[] prompt, TargetPass target, TreeDrafter drafter,
       TreeRule rule, TreeBudget budget, int maxNodes, int capacity, TokenSink sink,
       SpeculativeLoop.RoundListener listener, long t0) {
-    long firstToken = 0;
-    StreamingDecoder text = tokenizer.streamingDecoder();
-    StopMatcher stop = new StopMatcher(req.stop());
-    int[] out = new int[req.maxTokens()];
-    int n = 0;
+    if (req.logprobs() != GenerationRequest.NO_LOGPROBS) { // a tree's score rows are its nodes, not output positions
+      throw new IllegalArgumentException("a tree generation reports no logprobs");
+    }
+    TokenOutput.Run out = output.start(req, sink, t0);
     int rounds = 0;
     long drafted = 0;
     long acceptedTotal = 0;
-    String finish = "length";
     if (drafter != null) {
       try {
         drafter.start(prompt);
@@ -66,11 +59,10 @@ public final class TreeLoop {
     int[] pending = prompt; // positions the target has not seen, the last accepted token (the root) at the end
     int keep = 0;
     int[] keepRows = new int[0];
-    generation:
-    while (n < req.maxTokens()) {
+    while (!out.done()) {
       int cached = keep + keepRows.length;
       int context = cached + pending.length;
-      int depthRoom = Math.min(req.maxTokens() - n - 1, MAX_TREE_DEPTH);
+      int depthRoom = Math.min(req.maxTokens() - out.count() - 1, MAX_TREE_DEPTH);
       int nodeRoom = Math.min(maxNodes, capacity - context);
       long t1 = System.nanoTime();
       DraftTree tree = DraftTree.empty();
@@ -123,38 +115,12 @@ public final class TreeLoop {
       int[] produced = Arrays.copyOf(tree.pathTokens(v.path()), v.accepted() + 1);
       produced[v.accepted()] = v.next();
       for (int tok : produced) {
-        if (eos.contains(tok)) {
-          finish = "stop";
-          break generation;
-        }
-        out[n++] = tok;
-        if (firstToken == 0) {
-          firstToken = System.nanoTime();
-        }
-        String piece = stop.feed(text.push(tok));
-        if (!piece.isEmpty() && !sink.accept(piece, new int[] {tok}, List.of())) {
-          finish = "cancelled";
-          break generation;
-        }
-        if (stop.stopped()) {
-          finish = "stop";
-          break generation;
-        }
-        if (n == req.maxTokens()) {
-          break generation;
+        if (!out.emit(tok, scores, 0, req)) {
+          break;
         }
       }
     }
-    if (!stop.stopped()) {
-      String rest = stop.feed(text.flush()) + stop.finish();
-      if (!rest.isEmpty()) {
-        sink.accept(rest, new int[0], List.of());
-      }
-    }
-    double seconds = (System.nanoTime() - t0) / 1e9;
-    return new GenerationResult(stop.text(), Arrays.copyOf(out, n), prompt.length, finish, seconds, rounds, drafted,
-        acceptedTotal, new ArrayList<>(target.route()), target.bytesSent(), List.of(),
-        firstToken == 0 ? 0 : (firstToken - t0) / 1e9);
+    return out.finish(prompt, rounds, drafted, acceptedTotal, target);
   }
 
   private static final TreeRule FOLLOW = new dev.dsd.verification.tree.FollowSamples();
