@@ -3,7 +3,8 @@
 # from whatever WORKDIR already holds: installs the corpus packages, builds and tokenizes the corpus and
 # copies the shipped tokenizer only where missing, then continues WORKDIR/target.pt (model, optimizer,
 # schedule, data position, RNG) or starts it. Progress: WORKDIR/target.log.
-# Usage: tools/train/train_target.sh [WORKDIR] [TOTAL_STEPS]
+# Usage: [THREADS=n] tools/train/train_target.sh [WORKDIR] [TOTAL_STEPS]
+# THREADS (default 1): torch threads; at nice 19 more threads only soak up otherwise idle cores.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; repo="$(cd "$here/../.." && pwd)"
 work="${1:-/work/dsd-train}"; steps="${2:-20000}"
@@ -20,7 +21,8 @@ if [[ -n "$missing" ]] || ! $py -c 'import torch, numpy, regex' 2>/dev/null; the
 fi
 [[ -f "$work/tokenizer.json" ]] || cp "$repo/models/pycoder-target/tokenizer.json" "$work/tokenizer.json"
 [[ -f "$work/corpus/manifest.json" ]] || nice -n 19 $py corpus.py build "$work" >> "$work/setup.log" 2>&1
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-nohup nice -n 19 $py train.py --role target --workdir "$work" --threads 1 --schedule wsd \
+threads="${THREADS:-1}"
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+nohup nice -n 19 $py train.py --role target --workdir "$work" --threads "$threads" --schedule wsd \
   --total-steps "$steps" --batch 8 --micro-batch 4 --seq 512 --lr 1e-3 --warmup 200 >> "$work/target.log" 2>&1 &
 echo "started pid=$! log=$work/target.log"
