@@ -4,7 +4,6 @@ import dev.dsd.node.generate.tree.TreeDrafter;
 import dev.dsd.node.generate.tree.TreeLoop;
 import dev.dsd.verification.tree.AutoTreeBudget;
 import dev.dsd.verification.tree.TreeBudget;
-import dev.dsd.verification.tree.TreeRule;
 import dev.dsd.node.pipeline.PipelineService;
 
 import dev.dsd.node.generate.Drafter;
@@ -142,7 +141,7 @@ public final class PipelineGenerator implements Generator {
     WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
     if (kMax != 0 && req.tree() != 0 && treeDrafters != null && !req.penalties().active()
-        && req.logprobs() == GenerationRequest.NO_LOGPROBS && !req.adaptiveVerification()) {
+        && req.logprobs() == GenerationRequest.NO_LOGPROBS) {
       return generateTree(req, prompt, sink, t0);
     }
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + kMax);
@@ -229,7 +228,7 @@ public final class PipelineGenerator implements Generator {
       GenerationResult r;
       try {
         r = new TreeLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter,
-            TreeRule.of(req.temperature(), req.seed()), budget, maxNodes, capacity, sink, rounds, t0);
+            rules.treeRule(req), budget, maxNodes, capacity, sink, rounds, t0);
       } finally {
         resilience.record(target.failovers(), target.longestStallNanos(), target.spotChecks());
       }

@@ -224,7 +224,10 @@ public final class PipelineTargetPass implements PipelinedTarget {
       throw new IllegalArgumentException(parents.length + " parents for " + tokens.length + " positions");
     }
     boolean chain = java.util.Arrays.equals(parents, dev.dsd.pipeline.runtime.TreeShape.chain(parents.length));
-    return await(send(keep, keepRows, tokens, chain ? null : parents, new int[0], rows, sample, seed));
+    // the nodes (all positions after the root row) go as drafts, so a greedy row carries each child's
+    // probability next to the argmax: adaptive verification reads how far one trails the other
+    int[] nodes = sample || rows < 2 ? new int[0] : java.util.Arrays.copyOfRange(tokens, tokens.length - rows + 1, tokens.length);
+    return await(send(keep, keepRows, tokens, chain ? null : parents, nodes, rows, sample, seed));
   }
 
   @Override

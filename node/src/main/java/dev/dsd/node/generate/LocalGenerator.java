@@ -104,9 +104,8 @@ public final class LocalGenerator implements Generator {
     boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
     WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int k = draft == null ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
-    if (k != 0 && req.tree() != 0 && !req.penalties().active() && req.logprobs() == GenerationRequest.NO_LOGPROBS
-        && !req.adaptiveVerification()) {
-      return generateTree(req, prompt, sink, rounds, t0);
+    if (k != 0 && req.tree() != 0 && !req.penalties().active() && req.logprobs() == GenerationRequest.NO_LOGPROBS) {
+      return generateTree(req, prompt, sink, rounds, rules, t0);
     }
     // auto carries its estimates across requests (this generator is one route; sampling accepts far less than
     // greedy, so each temperature keeps its own) and may turn drafting off
@@ -131,7 +130,7 @@ public final class LocalGenerator implements Generator {
 
   /** Token-tree speculation ({@link GenerationRequest#tree}) with the local draft. */
   private GenerationResult generateTree(GenerationRequest req, int[] prompt, TokenSink sink,
-      SpeculativeLoop.RoundListener rounds, long t0) {
+      SpeculativeLoop.RoundListener rounds, RuleChoice rules, long t0) {
     ModelConfig c = checkpoint.config();
     boolean auto = req.tree() == GenerationRequest.AUTO;
     int maxNodes = auto ? dev.dsd.verification.tree.AutoTreeBudget.MAX_NODES : req.tree();
@@ -147,7 +146,7 @@ public final class LocalGenerator implements Generator {
             capacity), rules.rule(req), usable);
         dev.dsd.node.generate.tree.TreeDrafter drafter = draft.newTreeDrafter(req, capacity, usable)) {
       GenerationResult r = new dev.dsd.node.generate.tree.TreeLoop(checkpoint.tokenizer(), new HashSet<>(c.eosTokenIds()))
-          .run(req, prompt, target, drafter, dev.dsd.verification.tree.TreeRule.of(req.temperature(), req.seed()),
+          .run(req, prompt, target, drafter, rules.treeRule(req),
               auto ? adaptive : dev.dsd.verification.tree.TreeBudget.fixed(maxNodes), maxNodes, capacity, sink, rounds,
               t0);
       if (adaptive != null) {

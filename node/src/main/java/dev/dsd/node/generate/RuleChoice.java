@@ -4,8 +4,11 @@ import dev.dsd.pipeline.tokenizer.Tokenizer;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.AdaptiveAcceptance;
 import dev.dsd.verification.acceptance.GreedyAcceptance;
+import dev.dsd.verification.acceptance.Relaxation;
 import dev.dsd.verification.acceptance.SpeculativeSampling;
+import dev.dsd.verification.acceptance.UnsureUnimportant;
 import dev.dsd.verification.importance.TokenImportance;
+import dev.dsd.verification.tree.TreeRule;
 
 /**
  * Which acceptance rule a request gets: greedy exact at temperature 0, speculative sampling above,
@@ -51,6 +54,15 @@ public final class RuleChoice {
         ? new AdaptiveAcceptance(importance(), adaptiveMaxGap, req.temperature(), req.topP(), req.seed())
         : req.temperature() == 0 ? new GreedyAcceptance()
         : new SpeculativeSampling(req.temperature(), req.topP(), req.seed());
+  }
+
+  /**
+   * The same choice for a token tree: greedy or multi-draft sampling, relaxed per node by the same
+   * adaptive rule as chains when the request asks for it.
+   */
+  public TreeRule treeRule(GenerationRequest req) {
+    return TreeRule.of(req.temperature(), req.seed(),
+        req.adaptiveVerification() ? new UnsureUnimportant(importance(), adaptiveMaxGap) : Relaxation.NEVER);
   }
 
   private synchronized TokenImportance importance() {

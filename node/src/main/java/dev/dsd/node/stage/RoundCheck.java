@@ -60,6 +60,13 @@ final class RoundCheck {
     if (r.getRows() < 1 || r.getRows() > t || r.getDraftsCount() >= r.getRows() + 1 || r.getDraftsCount() > t) {
       return "rows " + r.getRows() + " and " + r.getDraftsCount() + " drafts do not fit " + t + " positions";
     }
+    int[] draftRows = draftRows(r, t);
+    for (int i = 0; draftRows != null && i < draftRows.length; i++) {
+      if (draftRows[i] < 0 || draftRows[i] >= r.getRows()) {
+        return "draft " + i + " of the tree hangs under position " + (draftRows[i] + t - r.getRows())
+            + ", outside the " + r.getRows() + " scored rows";
+      }
+    }
     int vocab = shard.config().vocabSize();
     if (withPenalties) {
       if (r.getPenaltyTokensCount() != t) {
@@ -94,6 +101,26 @@ final class RoundCheck {
       p[i] = r.getTreeParents(i) - 1;
     }
     return p;
+  }
+
+  /**
+   * For a tree round, the scores row each draft is tested at: the drafts are the tree's nodes, the
+   * last positions, and a node is tested at its parent's row. Null for a chain, whose draft i is
+   * tested at row i. Rows outside the scores come back as they are (negative or past the rows).
+   */
+  static int[] draftRows(Round r, int t) {
+    int[] parents = parents(r);
+    if (parents == null) {
+      return null;
+    }
+    int d = r.getDraftsCount();
+    int firstRow = t - r.getRows();
+    int[] rows = new int[d];
+    for (int i = 0; i < d; i++) {
+      int parent = parents[t - d + i];
+      rows[i] = parent == TreeShape.ROOT ? -1 - firstRow : parent - firstRow;
+    }
+    return rows;
   }
 
   private static String treeProblem(Round r, int t, int queuedLength, boolean withPenalties) {

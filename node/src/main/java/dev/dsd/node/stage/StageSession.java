@@ -420,7 +420,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     } else {
       int[] drafts = r.getDraftsList().stream().mapToInt(Integer::intValue).toArray();
       double temp = open.getTemperature();
-      SparseScores s = SparseScores.summarize(new LogitScores(lastRows, vocab, temp, open.getTopP()), drafts, temp > 0);
+      int[] draftRows = RoundCheck.draftRows(r, t); // checked: each inside the rows
+      LogitScores full = new LogitScores(lastRows, vocab, temp, open.getTopP());
+      SparseScores s = draftRows == null ? SparseScores.summarize(full, drafts, temp > 0)
+          : SparseScores.summarize(full, drafts, draftRows, temp > 0);
       for (int row = 0; row < rows; row++) {
         Row.Builder rb = Row.newBuilder().setArgmax(s.argmax()[row]);
         if (s.ids()[row] == null) {

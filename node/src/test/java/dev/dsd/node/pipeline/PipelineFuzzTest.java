@@ -674,6 +674,14 @@ class PipelineFuzzTest {
           }
           label = "tree parents not one per position";
         }
+        case 14 -> {
+          // a chain-shaped tree whose one draft, the last position, hangs under a position no row scores
+          r.clearTreeParents().clearDrafts().setRows(1).addDrafts(rnd.nextInt(vocab));
+          for (int i = 0; i < t; i++) {
+            r.addTreeParents(i);
+          }
+          label = "tree draft tested at a row outside the scores";
+        }
         default -> label = s.first ? firstStageField(r) : laterStageField(r, t);
       }
       return new Mutation(label, PipelineMessage.newBuilder().setRound(r).build(), Expect.REFUSED);

@@ -40,7 +40,7 @@ class TreePipelineTest {
   }
 
   @Test
-  void greedyTreesThroughFourStagesAreTheTargetAloneAndSampledTreesRun() throws Exception {
+  void greedyTreesThroughFourStagesAreTheTargetAloneAndSampledAndAdaptiveTreesRun() throws Exception {
     Path target = models().resolve("pycoder-target");
     List<String> prompts = new ArrayList<>();
     new ObjectMapper().readTree(models().resolve("heldout-prompts.json").toFile()).get("prompts")
@@ -50,7 +50,7 @@ class TreePipelineTest {
         RunnerOptions.defaults().withThreads(1));
     DraftModel draft = closer.keep(DraftModel.load(models().resolve("pycoder-draft"), ck.config().vocabSize(),
         ck.tokenizer().vocabSize(), 1));
-    LocalGenerator local = closer.keep(new LocalGenerator(target, 1));
+    LocalGenerator local = closer.keep(new LocalGenerator(target, models().resolve("pycoder-draft"), 1));
     PipelineGenerator gen = new PipelineGenerator(swarm.entry(), ck.tokenizer(), ck.config(),
         PipelineGenerator.RouteSource.of(swarm.route()), draft::newDrafter,
         PipelineTargetPass.Options.greedy().withActivations(DType.F32)).withTreeDrafters(draft::newTreeDrafter);
@@ -70,6 +70,30 @@ class TreePipelineTest {
         GenerationRequest.AUTO, false, List.of()).withTree(GenerationRequest.AUTO), TokenSink.NONE);
     assertTrue(sampled.tokenIds().length == 40 || sampled.finishReason().equals("stop"), sampled.toString());
     assertTrue(sampled.rounds() <= sampled.tokenIds().length + 1);
+    adaptiveTreesRelaxTheSameNodesAsOneProcess(prompts, local, gen);
+  }
+
+  /**
+   * Adaptive verification per tree node through 4 stages (the last stage sends each child's
+   * probability next to the argmax) keeps exactly the nodes the whole model keeps, and it does keep
+   * some the lossless rule rejects. A wide gap makes that happen on a few prompts.
+   */
+  private static void adaptiveTreesRelaxTheSameNodesAsOneProcess(List<String> prompts, LocalGenerator local,
+      PipelineGenerator gen) {
+    double gap = 0.2;
+    gen.withAdaptiveMaxGap(gap);
+    int changed = 0;
+    for (int i = 0; i < 4; i++) {
+      GenerationRequest req = new GenerationRequest(prompts.get(i), 32, 0, 1, 0, GenerationRequest.AUTO, true,
+          List.of()).withTree(10);
+      GenerationResult want = local.generate(req, TokenSink.NONE, dev.dsd.node.generate.SpeculativeLoop.RoundListener.NONE,
+          local.rules().withAdaptiveMaxGap(gap));
+      GenerationResult got = gen.generate(req, TokenSink.NONE);
+      assertArrayEquals(want.tokenIds(), got.tokenIds(), "adaptive tree, prompt " + i);
+      GenerationResult lossless = local.generate(GenerationRequest.greedy(prompts.get(i), 32), TokenSink.NONE);
+      changed += java.util.Arrays.equals(lossless.tokenIds(), got.tokenIds()) ? 0 : 1;
+    }
+    assertTrue(changed > 0, "a gap of " + gap + " relaxed nothing on 4 prompts");
   }
 
   @Test

@@ -1,6 +1,5 @@
 package dev.dsd.verification.acceptance;
 
-import dev.dsd.verification.importance.TargetUncertainty;
 import dev.dsd.verification.importance.TokenImportance;
 
 /**
@@ -29,15 +28,13 @@ import dev.dsd.verification.importance.TokenImportance;
  * {@link SpeculativeSampling}). At one position the output then differs from p by at most the
  * draft's excess mass on relaxable tokens, sum over relaxable x of max(0, q(x) - p(x)), in total
  * variation. A token the target gives no mass (outside top-p) is never kept. Off unless a request
- * asks for it.
+ * asks for it. The relaxation itself is {@link UnsureUnimportant}, which token trees share.
  */
 public final class AdaptiveAcceptance implements AcceptanceRule {
-  private final TokenImportance importance;
-  private final double maxGap;
+  private final UnsureUnimportant relaxation;
   private final double temperature;
   private final double topP;
   private final SpeculativeSampling sampling; // null when greedy
-  private long relaxed;
 
   /**
    * @param maxGap in [0, 1): a rejected unimportant draft is kept when the target's argmax is less
@@ -45,31 +42,10 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
    *     model's {@code adaptive-verification.json}
    */
   public AdaptiveAcceptance(TokenImportance importance, double maxGap, double temperature, double topP, long seed) {
-    if (!(maxGap >= 0 && maxGap < 1)) {
-      throw new IllegalArgumentException("adaptive verification's max gap must be in [0, 1), got " + maxGap);
-    }
-    this.importance = importance;
-    this.maxGap = maxGap;
+    this.relaxation = new UnsureUnimportant(importance, maxGap);
     this.temperature = temperature;
     this.topP = topP;
-    this.sampling = temperature > 0 ? new SpeculativeSampling(temperature, topP, seed, this::relax) : null;
-  }
-
-  /** Whether draft {@code x} at {@code row} may stand although the lossless rule rejected it; counts those. */
-  boolean relax(int row, int x, TargetScores target) {
-    if (!importance.unimportant(x) || !(target.probability(row, x) > 0)) {
-      return false;
-    }
-    int a = target.argmax(row);
-    // the argmax itself trails nothing; only sampling rejects it (the draft gave it more than the
-    // target), and then the target is unsure only if its top-2 margin is small (sampling rows are whole)
-    double unsure = x == a ? TargetUncertainty.margin(target.distribution(row))
-        : TargetUncertainty.gap(target.probability(row, a), target.probability(row, x));
-    if (unsure < maxGap) {
-      relaxed++;
-      return true;
-    }
-    return false;
+    this.sampling = temperature > 0 ? new SpeculativeSampling(temperature, topP, seed, relaxation) : null;
   }
 
   @Override
@@ -83,7 +59,7 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
       return sampling.decide(draft, q, target);
     }
     for (int i = 0; i < draft.length; i++) {
-      if (draft[i] != target.argmax(i) && !relax(i, draft[i], target)) {
+      if (draft[i] != target.argmax(i) && !relaxation.keep(i, draft[i], target)) {
         return new Verdict(i, target.argmax(i));
       }
     }
@@ -95,11 +71,11 @@ public final class AdaptiveAcceptance implements AcceptanceRule {
 
   /** Drafts kept only because they were relaxable. */
   public long relaxedAcceptances() {
-    return relaxed;
+    return relaxation.kept();
   }
 
   public double maxGap() {
-    return maxGap;
+    return relaxation.maxGap();
   }
 
   @Override

@@ -16,10 +16,28 @@ import java.util.Arrays;
 public record SparseScores(int vocab, int[] argmax, int[][] ids, double[][] probs) implements TargetScores {
 
   /**
-   * Summarizes {@code full} for rules reading {@code drafts}. Sampling rows are sent whole (sparse
-   * when at most half the vocabulary has mass, else dense); greedy rows carry the draft token and the argmax.
+   * Summarizes {@code full} for rules reading {@code drafts}, draft {@code r} tested at row {@code r}
+   * (a chain). Sampling rows are sent whole (sparse when at most half the vocabulary has mass, else
+   * dense); greedy rows carry the draft token and the argmax.
    */
   public static SparseScores summarize(TargetScores full, int[] drafts, boolean sampling) {
+    int[] rows = new int[drafts.length];
+    for (int i = 0; i < rows.length; i++) {
+      rows[i] = i;
+    }
+    return summarize(full, drafts, rows, sampling);
+  }
+
+  /**
+   * As {@link #summarize(TargetScores, int[], boolean)}, with draft {@code i} tested at row {@code
+   * draftRows[i]}: a token tree's node is tested at its parent's row, so a greedy row carries the
+   * argmax and every child's token there (adaptive verification reads how far each trails). A row
+   * outside the scores is a caller's mistake.
+   */
+  public static SparseScores summarize(TargetScores full, int[] drafts, int[] draftRows, boolean sampling) {
+    if (draftRows.length != drafts.length) {
+      throw new IllegalArgumentException(draftRows.length + " rows for " + drafts.length + " drafts");
+    }
     int rows = full.rows();
     int[] argmax = new int[rows];
     int[][] ids = new int[rows][];
@@ -44,16 +62,27 @@ public record SparseScores(int vocab, int[] argmax, int[][] ids, double[][] prob
             probs[r][j++] = p[t];
           }
         }
-      } else if (r < drafts.length) {
-        // the draft token and the argmax: adaptive verification reads how far one trails the other
-        int a = Math.min(drafts[r], argmax[r]);
-        int b = Math.max(drafts[r], argmax[r]);
-        ids[r] = a == b ? new int[] {a} : new int[] {a, b};
-        probs[r] = a == b ? new double[] {full.probability(r, a)}
-            : new double[] {full.probability(r, a), full.probability(r, b)};
-      } else {
-        ids[r] = new int[0];
-        probs[r] = new double[0];
+      }
+    }
+    if (!sampling) {
+      // per row its tested tokens and the argmax: adaptive verification reads how far one trails the other
+      java.util.TreeSet<Integer>[] tested = new java.util.TreeSet[rows];
+      for (int i = 0; i < drafts.length; i++) {
+        int r = draftRows[i];
+        if (r < 0 || r >= rows) {
+          throw new IllegalArgumentException("draft " + i + " is tested at row " + r + " of " + rows);
+        }
+        if (tested[r] == null) {
+          tested[r] = new java.util.TreeSet<>(java.util.List.of(argmax[r]));
+        }
+        tested[r].add(drafts[i]);
+      }
+      for (int r = 0; r < rows; r++) {
+        ids[r] = tested[r] == null ? new int[0] : tested[r].stream().mapToInt(Integer::intValue).toArray();
+        probs[r] = new double[ids[r].length];
+        for (int j = 0; j < ids[r].length; j++) {
+          probs[r][j] = full.probability(r, ids[r][j]);
+        }
       }
     }
     return new SparseScores(full.vocab(), argmax, ids, probs);

@@ -16,13 +16,6 @@ import java.util.SplittableRandom;
  * relaxed the output is token for token the lossless one for the same seed.
  */
 public final class SpeculativeSampling implements AcceptanceRule {
-  /** Whether a draft token the lossless test rejected at a row is kept anyway (lossy). */
-  interface Relaxation {
-    boolean keep(int row, int token, TargetScores target);
-
-    Relaxation NEVER = (row, token, target) -> false;
-  }
-
   private final double temperature;
   private final double topP;
   private final SplittableRandom random;
@@ -32,7 +25,8 @@ public final class SpeculativeSampling implements AcceptanceRule {
     this(temperature, topP, seed, Relaxation.NEVER);
   }
 
-  SpeculativeSampling(double temperature, double topP, long seed, Relaxation relaxation) {
+  /** Lossy where {@code relaxation} keeps a rejected draft (adaptive verification); lossless with {@link Relaxation#NEVER}. */
+  public SpeculativeSampling(double temperature, double topP, long seed, Relaxation relaxation) {
     if (!(temperature > 0)) {
       throw new IllegalArgumentException("speculative sampling needs temperature > 0; use GreedyAcceptance for 0");
     }

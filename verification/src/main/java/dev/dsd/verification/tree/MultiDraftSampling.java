@@ -1,6 +1,7 @@
 package dev.dsd.verification.tree;
 
 import dev.dsd.pipeline.runtime.TreeShape;
+import dev.dsd.verification.acceptance.Relaxation;
 import dev.dsd.verification.acceptance.TargetScores;
 import dev.dsd.verification.sampling.Distributions;
 import java.util.Arrays;
@@ -19,12 +20,22 @@ import java.util.SplittableRandom;
  *
  * <p>p is the session's processed distribution (temperature and top-p), as the target's scores give
  * it; q must be the draft's after the same temperature and top-p.
+ *
+ * <p>With a {@link Relaxation} (adaptive verification, lossy) a child the test rejects is accepted
+ * anyway where the relaxation keeps it at its parent's row, as {@code SpeculativeSampling} does for
+ * chains; the random stream is consumed as without it.
  */
 public final class MultiDraftSampling implements TreeRule {
   private final SplittableRandom random;
+  private final Relaxation relaxation;
 
   public MultiDraftSampling(long seed) {
+    this(seed, Relaxation.NEVER);
+  }
+
+  public MultiDraftSampling(long seed, Relaxation relaxation) {
     this.random = new SplittableRandom(seed);
+    this.relaxation = relaxation;
   }
 
   @Override
@@ -42,7 +53,7 @@ public final class MultiDraftSampling implements TreeRule {
         if (!(qx > 0)) {
           throw new IllegalArgumentException("draft token " + x + " of node " + c + " has zero draft probability");
         }
-        if (random.nextDouble() < Math.min(1.0, p[x] / qx)) {
+        if (random.nextDouble() < Math.min(1.0, p[x] / qx) || relaxation.keep(node + 1, x, target)) {
           path[n++] = c;
           node = c;
           p = target.distribution(c + 1).clone();
@@ -52,6 +63,11 @@ public final class MultiDraftSampling implements TreeRule {
       }
       return new Verdict(Arrays.copyOf(path, n), Distributions.draw(p, random.nextDouble()));
     }
+  }
+
+  @Override
+  public boolean lossless() {
+    return relaxation == Relaxation.NEVER;
   }
 
   /** norm(max(0, p - q)), q one-hot at x when null; p itself if nothing is left (only by rounding). */

@@ -1,5 +1,6 @@
 package dev.dsd.verification.tree;
 
+import dev.dsd.verification.acceptance.Relaxation;
 import dev.dsd.verification.acceptance.TargetScores;
 
 /**
@@ -20,8 +21,18 @@ public interface TreeRule {
 
   Verdict decide(DraftTree tree, TargetScores target);
 
+  /** Whether the output is exactly the target's (false for adaptive verification). */
+  default boolean lossless() {
+    return true;
+  }
+
   /** Greedy at temperature 0, multi-draft speculative sampling otherwise. */
   static TreeRule of(double temperature, long seed) {
-    return temperature == 0 ? new GreedyTree() : new MultiDraftSampling(seed);
+    return of(temperature, seed, Relaxation.NEVER);
+  }
+
+  /** As {@link #of(double, long)}, keeping rejected nodes where {@code relaxation} says (adaptive verification). */
+  static TreeRule of(double temperature, long seed, Relaxation relaxation) {
+    return temperature == 0 ? new GreedyTree(relaxation) : new MultiDraftSampling(seed, relaxation);
   }
 }

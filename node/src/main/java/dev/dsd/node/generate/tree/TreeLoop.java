@@ -84,8 +84,9 @@ public final class TreeLoop {
         int p = tree.parents()[i];
         parents[pending.length + i] = p == TreeShape.ROOT ? root : pending.length + p;
       }
-      // a sampling session verifies candidates by following the last stage's draws (a few bytes per node)
-      boolean follow = req.temperature() > 0 && candidatesOnly(tree);
+      // a lossless sampling session verifies candidates by following the last stage's draws (a few
+      // bytes per node); an adaptive one reads each node's probabilities, so it takes the rows
+      boolean follow = req.temperature() > 0 && rule.lossless() && candidatesOnly(tree);
       TargetScores scores = target.runTree(keep, keepRows, input, parents, tree.size() + 1, follow, seeds.nextLong());
       TreeRule.Verdict v = (follow ? FOLLOW : rule).decide(tree, scores);
       long t3 = System.nanoTime();
