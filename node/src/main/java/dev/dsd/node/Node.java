@@ -442,8 +442,9 @@ public final class Node implements AutoCloseable {
     };
     return new PipelineGenerator(pipeline, tokenizer, mc, routes, drafters,
         PipelineTargetPass.Options.greedy()).withSpotChecks(config.spotCheck())
-        // trees need a draft here: a draft node's batched protocol proposes chains (README, tree speculation)
-        .withTreeDrafters(draft != null && vocab.equals(draftVocab) ? draft::newTreeDrafter : null)
+        // trees come from a draft here, else from prompt lookup while no draft node serves the vocabulary:
+        // a draft node's batched protocol proposes chains, and its model's chains beat lookup trees
+        .withTreeDrafters(draft != null && vocab.equals(draftVocab) ? draft::newTreeDrafter : lookupTrees(vocab))
         .withAdaptiveMaxGap(dev.dsd.node.generate.AdaptiveCalibration.maxGap(tokenizerFile.getParent()))
         .withStageTimes(metrics::recordStageLatency).withResilience(metrics::recordResilience);
   }
@@ -454,22 +455,42 @@ public final class Node implements AutoCloseable {
    */
   private PipelineGenerator.DrafterFactory remoteDrafters(String vocab) {
     return (req, capacity, usable) -> {
-      PeerId best = null;
-      DraftInfo bestInfo = null;
-      for (var e : view.nodes().entrySet()) {
-        for (DraftInfo d : e.getValue().getDraftsList()) {
-          if (d.getVocabId().equals(vocab) && !e.getKey().equals(host.peerId())
-              && (bestInfo == null || d.getSessions() < bestInfo.getSessions())) {
-            best = e.getKey();
-            bestInfo = d;
-          }
-        }
-      }
+      Map.Entry<PeerId, DraftInfo> best = leastLoadedDraftNode(vocab);
       if (best == null) {
         return new PromptLookupDrafter();
       }
-      return draftClient.drafter(best, host.peerStore().addrs(best), bestInfo.getModelId(), req, capacity, usable);
+      return draftClient.drafter(best.getKey(), host.peerStore().addrs(best.getKey()), best.getValue().getModelId(),
+          req, capacity, usable);
     };
+  }
+
+  /** Prompt-lookup trees, for tree requests made while no draft node serves {@code vocab}. */
+  private PipelineGenerator.TreeDrafterFactory lookupTrees(String vocab) {
+    return new PipelineGenerator.TreeDrafterFactory() {
+      @Override
+      public dev.dsd.node.generate.tree.TreeDrafter create(dev.dsd.node.generate.GenerationRequest req, int capacity, int usableVocab) {
+        return new dev.dsd.node.generate.tree.LookupTreeDrafter();
+      }
+
+      @Override
+      public boolean serves(dev.dsd.node.generate.GenerationRequest req) {
+        return leastLoadedDraftNode(vocab) == null;
+      }
+    };
+  }
+
+  /** The draft node of the swarm with {@code vocab} that serves the fewest sessions, or null. */
+  private Map.Entry<PeerId, DraftInfo> leastLoadedDraftNode(String vocab) {
+    Map.Entry<PeerId, DraftInfo> best = null;
+    for (var e : view.nodes().entrySet()) {
+      for (DraftInfo d : e.getValue().getDraftsList()) {
+        if (d.getVocabId().equals(vocab) && !e.getKey().equals(host.peerId())
+            && (best == null || d.getSessions() < best.getValue().getSessions())) {
+          best = Map.entry(e.getKey(), d);
+        }
+      }
+    }
+    return best;
   }
 
   /**

@@ -63,6 +63,11 @@ public final class PipelineGenerator implements Generator {
   @FunctionalInterface
   public interface TreeDrafterFactory {
     TreeDrafter create(GenerationRequest req, int capacity, int usableVocab);
+
+    /** Whether this factory drafts the request's trees; if not, a tree request runs chains. */
+    default boolean serves(GenerationRequest req) {
+      return true;
+    }
   }
   private volatile double spotCheckProbability;
   private volatile java.util.function.BiConsumer<String, Double> stageTimes = (stage, seconds) -> { };
@@ -140,7 +145,7 @@ public final class PipelineGenerator implements Generator {
     boolean auto = req.speculation() == GenerationRequest.AUTO || req.speculation() == GenerationRequest.LEARNED;
     WindowMemory windows = req.speculation() == GenerationRequest.LEARNED ? learnedWindows : this.windows;
     int kMax = req.speculation() == 0 ? 0 : auto ? MAX_AUTO_WINDOW : req.speculation();
-    if (kMax != 0 && req.tree() != 0 && treeDrafters != null && !req.penalties().active()
+    if (kMax != 0 && req.tree() != 0 && treeDrafters != null && treeDrafters.serves(req) && !req.penalties().active()
         && req.logprobs() == GenerationRequest.NO_LOGPROBS) {
       return generateTree(req, prompt, sink, t0);
     }

@@ -80,6 +80,37 @@ public final class PromptLookupDrafter implements Drafter {
     return new int[0];
   }
 
+  /**
+   * The continuations after up to {@code maxBranches} earlier occurrences of the longest suffix
+   * n-gram that recurs, most recent first, each at most {@code maxLen} tokens (a token tree's
+   * branches: where the text repeated itself several times, it may go on as any of them did).
+   * Empty when no suffix recurs.
+   */
+  public int[][] continuations(int maxBranches, int maxLen) {
+    if (size == 0) {
+      throw new IllegalStateException("continuations before start");
+    }
+    int last = size - 1;
+    for (int n = maxNgram; n >= minNgram; n--) {
+      int match = earlierEnd[n - minNgram][last];
+      if (match < 0) {
+        continue;
+      }
+      java.util.List<int[]> out = new java.util.ArrayList<>();
+      // the n-gram ending at an occurrence is the same n-gram, so its own earlier end is the one before
+      for (; match >= 0 && out.size() < maxBranches && maxLen > 0; match = earlierEnd[n - minNgram][match]) {
+        out.add(Arrays.copyOfRange(tokens, match + 1, Math.min(size, match + 1 + maxLen)));
+      }
+      return out.toArray(new int[0][]);
+    }
+    return new int[0][];
+  }
+
+  /** Tokens of context held (prompt and accepted output). */
+  public int length() {
+    return size;
+  }
+
   @Override
   public double[][] lastDistributions() {
     return null;
