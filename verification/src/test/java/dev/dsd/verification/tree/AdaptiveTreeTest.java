@@ -65,7 +65,7 @@ class AdaptiveTreeTest {
       java.util.Arrays.fill(p[i], 0.1 / (TreeRulesTest.V - 1));
       p[i][4] = 0.9;
     }
-    return rows(p);
+    return TreeRulesTest.rows(p);
   }
 
   @Test
@@ -137,33 +137,5 @@ class AdaptiveTreeTest {
   static void same(TreeRule.Verdict want, TreeRule.Verdict got, DraftTree tree) {
     assertArrayEquals(want.path(), got.path(), tree.toString());
     assertEquals(want.next(), got.next(), tree.toString());
-  }
-
-  static TargetScores rows(double[][] p) {
-    return new TargetScores() {
-      @Override
-      public int vocab() {
-        return TreeRulesTest.V;
-      }
-
-      @Override
-      public int rows() {
-        return p.length;
-      }
-
-      @Override
-      public int argmax(int row) {
-        int best = 0;
-        for (int v = 1; v < TreeRulesTest.V; v++) {
-          best = p[row][v] > p[row][best] ? v : best;
-        }
-        return best;
-      }
-
-      @Override
-      public double[] distribution(int row) {
-        return p[row];
-      }
-    };
   }
 }

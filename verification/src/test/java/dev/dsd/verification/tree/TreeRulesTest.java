@@ -129,6 +129,11 @@ class TreeRulesTest {
     for (int i = 0; i < tree.size(); i++) {
       rows[i + 1] = target(plus(ctx, tree.pathTokens(tree.pathTo(i))));
     }
+    return rows(rows);
+  }
+
+  /** Scores whose row r is the distribution {@code p[r]} over {@link #V} tokens. */
+  static TargetScores rows(double[][] p) {
     return new TargetScores() {
       @Override
       public int vocab() {
@@ -137,21 +142,21 @@ class TreeRulesTest {
 
       @Override
       public int rows() {
-        return rows.length;
+        return p.length;
       }
 
       @Override
       public int argmax(int row) {
         int best = 0;
         for (int v = 1; v < V; v++) {
-          best = rows[row][v] > rows[row][best] ? v : best;
+          best = p[row][v] > p[row][best] ? v : best;
         }
         return best;
       }
 
       @Override
       public double[] distribution(int row) {
-        return rows[row];
+        return p[row];
       }
     };
   }
