@@ -22,6 +22,13 @@ import java.util.concurrent.ConcurrentHashMap;
 final class HolePunchDials {
   /** How long a failed connect waits for the accepted connection that explains its failure. */
   static final Duration ACCEPT_GRACE = Duration.ofSeconds(1);
+  /**
+   * How long a hole punch's TCP connect may take (the upgrade after it has the host's dial timeout).
+   * A punch whose SYNs crossed in flight and were dropped by both NATs succeeds with the first SYN
+   * retransmission, 1 s later on Linux; one that has not connected by then will not, and DCUtR's next
+   * attempt (a fresh CONNECT/SYNC exchange) is a better use of the time than a 10 s dial timeout.
+   */
+  static final Duration CONNECT_TIMEOUT = Duration.ofMillis(2500);
 
   /** One hole-punch dial: the role to upgrade with and the dial's result. */
   static final class Pending {
@@ -51,9 +58,25 @@ final class HolePunchDials {
     pending.remove(key(remote), p);
   }
 
-  /** An inbound connection from {@code remote}: the hole punch it belongs to, or null. */
+  /**
+   * An inbound connection from {@code remote}: the hole punch it belongs to, or null. A punch to the
+   * same IP at another port matches too: the peer told us an address its NAT no longer maps (say, a
+   * port observed on an older connection) while its own SYN comes from its listen port's mapping. That
+   * connection is still the punch, and upgrading it as a plain inbound one would make both sides
+   * Noise responders, each waiting for the other until the dial timeout.
+   */
   Pending claim(InetSocketAddress remote) {
-    Pending p = pending.remove(key(remote));
+    InetSocketAddress k = key(remote);
+    Pending p = pending.remove(k);
+    if (p == null) {
+      for (Map.Entry<InetSocketAddress, Pending> e : pending.entrySet()) {
+        if (e.getKey().getAddress() != null && e.getKey().getAddress().equals(k.getAddress())
+            && pending.remove(e.getKey(), e.getValue())) {
+          p = e.getValue();
+          break;
+        }
+      }
+    }
     if (p != null) {
       p.claimed = true;
     }

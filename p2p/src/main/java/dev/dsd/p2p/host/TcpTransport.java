@@ -159,7 +159,7 @@ final class TcpTransport {
     // The remote's SYN may reach our listener first: accept() then upgrades that connection with
     // this role and completes p with it (see HolePunchDials), and our own connect fails.
     HolePunchDials.Pending p = punches.start(remote, expected, initiator);
-    dial(addr, expected, initiator, local).whenComplete((c, e) -> {
+    dial(addr, expected, initiator, local, HolePunchDials.CONNECT_TIMEOUT).whenComplete((c, e) -> {
       if (e == null) {
         punches.finish(remote, p);
         if (!p.result.complete(c)) {
@@ -210,9 +210,17 @@ final class TcpTransport {
     return reuseGroup;
   }
 
-  /** {@code local}: the address to dial from (the listen port), or null for an ephemeral one. */
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean initiator,
       InetSocketAddress local) {
+    return dial(addr, expected, initiator, local, config.dialTimeout());
+  }
+
+  /**
+   * {@code local}: the address to dial from (the listen port), or null for an ephemeral one;
+   * {@code connectTimeout}: for the TCP connect alone (the whole dial has the host's dial timeout).
+   */
+  private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean initiator,
+      InetSocketAddress local, java.time.Duration connectTimeout) {
     CompletableFuture<Connection> result = new CompletableFuture<>();
     InetSocketAddress a;
     try {
@@ -229,7 +237,8 @@ final class TcpTransport {
     Bootstrap b = new Bootstrap().group(local == null ? group : reuseGroup())
         .channel(local == null ? clientChannel : NioSocketChannel.class)
         .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(connectTimeout.toMillis(),
+            config.dialTimeout().toMillis()))
         .handler(new ChannelInitializer<>() {
           @Override
           protected void initChannel(Channel ch) {
