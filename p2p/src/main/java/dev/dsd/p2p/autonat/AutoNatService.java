@@ -74,12 +74,16 @@ public final class AutoNatService implements AutoCloseable {
     if (closed || host.isClosing()) {
       return;
     }
+    askConnected();
+    host.schedule(this::recheck, RECHECK.toMillis());
+  }
+
+  private void askConnected() {
     for (Connection c : host.connections()) {
       if (host.peerStore().protocols(c.remotePeer()).contains(AutoNatProtocol.ID)) {
         ask(c.remotePeer()).exceptionally(e -> null);
       }
     }
-    host.schedule(this::recheck, RECHECK.toMillis());
   }
 
   /** The addresses we would ask {@code server} about: those it could reach, plus what it saw us at. */
@@ -116,7 +120,11 @@ public final class AutoNatService implements AutoCloseable {
     if (running != null) {
       return running;
     }
-    resetIfCandidatesChanged();
+    if (resetIfCandidatesChanged() && !closed && !host.isClosing()) {
+      // the answers about our old addresses are gone: every connected server is asked about the new
+      // ones, not only this one (else a verdict waits for new peers, or for the next recheck)
+      host.schedule(this::askConnected, 0);
+    }
     host.newStream(server, List.of(AutoNatProtocol.ID), s -> {
       FramedReply.read(s.channel(), AutoNatProtocol.MAX_MESSAGE, AutoNatProtocol::parseResponse,
           "autonat stream closed before an answer").whenComplete((r, e) -> {
@@ -159,15 +167,19 @@ public final class AutoNatService implements AutoCloseable {
     host.addrs().setUndialable(host.reachability().isPrivate() ? verdict.undialable(now) : Set.of());
   }
 
-  private void resetIfCandidatesChanged() {
+  /** Whether the addresses changed since the last question, and earlier answers were forgotten. */
+  private synchronized boolean resetIfCandidatesChanged() {
     List<Multiaddr> now = host.addrs().candidates();
-    if (!now.equals(askedAbout)) {
-      if (!askedAbout.isEmpty()) {
-        log.info("autonat: our addresses changed {} -> {}; asking afresh", askedAbout, now);
-        verdict.clearAnswers();
-      }
-      askedAbout = now;
+    if (now.equals(askedAbout)) {
+      return false;
     }
+    boolean hadAsked = !askedAbout.isEmpty();
+    askedAbout = now;
+    if (hadAsked) {
+      log.info("autonat: our addresses changed to {}; asking every connected server afresh", now);
+      verdict.clearAnswers();
+    }
+    return hadAsked;
   }
 
   private static Multiaddr withPortOf(Multiaddr observed, Multiaddr listen) {
