@@ -97,7 +97,10 @@ public final class AutoNatService implements AutoCloseable {
       }
     }
     Multiaddr seen = observedBy.get(server);
-    if (seen != null && host.config().announce().isEmpty()) {
+    // a server that sees us at its own IP (two addresses on one interface: the kernel picked its
+    // address as our source) would be asked to dial itself
+    boolean own = seen != null && c != null && !c.relayed() && sameIp(seen, c.remoteAddr());
+    if (seen != null && !own && host.config().announce().isEmpty()) {
       // The spec lets a server add the observed address itself; we add it with our listen port.
       for (Multiaddr l : host.listenAddrs()) {
         Multiaddr m = withPortOf(seen, l);
@@ -180,6 +183,14 @@ public final class AutoNatService implements AutoCloseable {
       verdict.clearAnswers();
     }
     return hadAsked;
+  }
+
+  private static boolean sameIp(Multiaddr a, Multiaddr b) {
+    try {
+      return a.toInetSocketAddress().getHostString().equals(b.toInetSocketAddress().getHostString());
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
   }
 
   private static Multiaddr withPortOf(Multiaddr observed, Multiaddr listen) {

@@ -59,24 +59,12 @@ final class HolePunchDials {
   }
 
   /**
-   * An inbound connection from {@code remote}: the hole punch it belongs to, or null. A punch to the
-   * same IP at another port matches too: the peer told us an address its NAT no longer maps (say, a
-   * port observed on an older connection) while its own SYN comes from its listen port's mapping. That
-   * connection is still the punch, and upgrading it as a plain inbound one would make both sides
-   * Noise responders, each waiting for the other until the dial timeout.
+   * An inbound connection from {@code remote}: the hole punch it belongs to, or null. Only the exact
+   * address dialed matches: an unrelated connection from the same IP (another peer behind the same
+   * NAT, or the punching peer's AutoNAT dial-back) must keep the plain responder role.
    */
   Pending claim(InetSocketAddress remote) {
-    InetSocketAddress k = key(remote);
-    Pending p = pending.remove(k);
-    if (p == null) {
-      for (Map.Entry<InetSocketAddress, Pending> e : pending.entrySet()) {
-        if (e.getKey().getAddress() != null && e.getKey().getAddress().equals(k.getAddress())
-            && pending.remove(e.getKey(), e.getValue())) {
-          p = e.getValue();
-          break;
-        }
-      }
-    }
+    Pending p = pending.remove(key(remote));
     if (p != null) {
       p.claimed = true;
     }

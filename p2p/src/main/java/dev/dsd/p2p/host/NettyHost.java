@@ -356,7 +356,7 @@ public final class NettyHost implements AutoCloseable {
    * AutoNAT dial-back. Not registered, so the connection in use stays as it is.
    */
   public CompletableFuture<Multiaddr> probe(Multiaddr addr, PeerId peer) {
-    return tcp.dial(addr.withoutPeer(), peer).thenApply(c -> {
+    return tcp.dialEphemeral(addr.withoutPeer(), peer).thenApply(c -> {
       c.channel().close();
       return c.remoteAddr();
     });

@@ -122,6 +122,15 @@ final class TcpTransport {
     dialFromListenPort = on;
   }
 
+  /**
+   * Dials from an ephemeral port whatever {@link #setDialFromListenPort} says: an AutoNAT dial-back,
+   * which needs no NAT mapping of ours and must not arrive from the address a hole punch of the
+   * remote's may be waiting on (it would be taken for that punch's SYN).
+   */
+  CompletableFuture<Connection> dialEphemeral(Multiaddr addr, PeerId expected) {
+    return dial(addr, expected, true, null);
+  }
+
   /** Dials and upgrades; the connection is not registered anywhere. */
   CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
     InetSocketAddress local = dialFromListenPort ? reusableLocal() : null;
