@@ -278,6 +278,7 @@ public final class Dcutr implements AutoCloseable {
       List<Multiaddr> addrs = dialable(m);
       log.debug("dcutr connect answered peer={} attempt={} rttMs={} theirAddrs={}", peer, attempt, rtt / 1_000_000,
           addrs);
+      host.abortListenPortDials(addrs); // before SYNC: the peer's SYN must not meet an ordinary dial of ours
       stream.channel().writeAndFlush(ProtobufFrameDecoder.encode(HolePunch.newBuilder().setType(HolePunch.Type.SYNC).build()));
       if (addrs.isEmpty()) {
         fail("the peer gave no address to dial");
@@ -411,6 +412,7 @@ public final class Dcutr implements AutoCloseable {
         }
         theirs.clear();
         theirs.add(dialable(m));
+        host.abortListenPortDials(theirs.get(0)); // the initiator's SYN must not meet an ordinary dial of ours
         s.channel().writeAndFlush(ProtobufFrameDecoder.encode(connectMessage()));
       } else if (m.getType() == HolePunch.Type.SYNC && !theirs.isEmpty()) {
         if (++syncs[0] > MAX_ATTEMPTS) {

@@ -27,8 +27,10 @@ import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.net.UnknownHostException;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -58,6 +60,10 @@ final class TcpTransport {
   private final Class<? extends Channel> clientChannel;
   private final HandshakeSlots handshakes;
   private final HolePunchDials punches = new HolePunchDials();
+  // ordinary dials in flight from the listen port, by remote address: a hole punch to the same
+  // address needs that 4-tuple, and the remote's punch SYN would otherwise complete this dial
+  // (a TCP simultaneous open) with the wrong Noise role
+  private final Map<InetSocketAddress, CompletableFuture<Connection>> listenPortDials = new ConcurrentHashMap<>();
   private final AtomicInteger open = new AtomicInteger();
   private final List<Channel> servers = new CopyOnWriteArrayList<>();
   private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
@@ -139,7 +145,11 @@ final class TcpTransport {
     }
     // From the listen port, as go-libp2p does: a NAT then maps our outbound connections to the same
     // public port, which is what peers observe (identify) and what hole punching needs.
-    return dial(addr, expected, true, local).handle((c, e) -> {
+    CompletableFuture<Connection> attempt = dial(addr, expected, true, local);
+    InetSocketAddress remote = HolePunchDials.key(addr.toInetSocketAddress());
+    listenPortDials.put(remote, attempt);
+    attempt.whenComplete((c, e) -> listenPortDials.remove(remote, attempt));
+    return attempt.handle((c, e) -> {
       if (e == null) {
         return CompletableFuture.completedFuture(c);
       }
@@ -147,6 +157,20 @@ final class TcpTransport {
       return m.contains("already in use") || m.contains("assign requested address") || m.contains("invalid argument")
           ? dial(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
     }).thenCompose(x -> x);
+  }
+
+  /**
+   * Gives up an ordinary dial from the listen port to {@code remote} that is still in flight (it
+   * fails, and its caller moves on to the peer's next address): a hole punch to that address is
+   * about to start. Behind the remote's NAT that dial could not connect anyway, except by meeting
+   * the punch's SYN, as the wrong Noise role.
+   */
+  void abortListenPortDial(InetSocketAddress remote) {
+    CompletableFuture<Connection> f = listenPortDials.remove(HolePunchDials.key(remote));
+    if (f != null && f.completeExceptionally(new P2pException("dial of " + remote
+        + " from the listen port given up: a hole punch to that address starts"))) {
+      log.debug("listen-port dial of {} given up for a hole punch", remote);
+    }
   }
 
   /**
