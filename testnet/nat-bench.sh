@@ -5,7 +5,8 @@
 #   served:   seconds from its launch to its shard loaded and announced (no goal; after routable)
 #   direct:   seconds from the stages' relayed connection's first stream to their direct connection (goal: 5 s)
 # with each figure's 1-minute load average. Needs root, as nat.sh does. Writes the raw lines to $1.tsv
-# when given an output prefix: nat-bench.sh 5 testnet/results/nat-timings
+# when given an output prefix: nat-bench.sh 5 testnet/results/nat-timings (nat-bench.sh --summarize FILE.tsv
+# prints the summary of such a file again)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 runs="${1:-5}"
@@ -13,6 +14,11 @@ out="${2:-}"
 raw="$(mktemp "${TMPDIR:-/tmp}/dsd-nat-bench.XXXXXX")"
 trap 'rm -f "$raw"' EXIT
 failed=0
+if [[ "$runs" == --summarize ]]; then # nat-bench.sh --summarize FILE.tsv: the summary of earlier runs
+  cp "$out" "$raw"
+  runs=0
+  out=""
+fi
 for i in $(seq 1 "$runs"); do
   echo "nat-bench: run $i of $runs (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   if ! DSD_NAT_TIMINGS="$raw" "$here/nat.sh" >"$raw.log" 2>&1; then
@@ -23,7 +29,7 @@ for i in $(seq 1 "$runs"); do
   rm -f "$raw.log"
 done
 summary() { # kind, goal seconds
-  awk -v k="$1" -v goal="$2" '$1 == k {v[n] = $3; l[n] = $4; n++}
+  awk -v k="$1" -v goal="$2" 'BEGIN {n = 0} $1 == k {v[n] = $3 + 0; l[n] = $4 + 0; n++}
     END {
       if (n == 0) {print "  " k ": no figures"; exit}
       for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
