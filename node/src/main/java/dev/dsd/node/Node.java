@@ -22,18 +22,11 @@ import dev.dsd.node.swarm.RttTable;
 import dev.dsd.node.swarm.SwarmKeys;
 import dev.dsd.node.swarm.SwarmView;
 import dev.dsd.node.swarm.proto.NodeInfo;
-import dev.dsd.p2p.autonat.AutoNatService;
 import dev.dsd.p2p.core.PeerId;
-import dev.dsd.p2p.crypto.Identity;
-import dev.dsd.p2p.host.HostConfig;
 import dev.dsd.p2p.host.NettyHost;
-import dev.dsd.p2p.host.Reachability;
 import dev.dsd.p2p.kad.KadDht;
 import dev.dsd.p2p.multiaddr.Multiaddr;
-import dev.dsd.p2p.dcutr.Dcutr;
 import dev.dsd.p2p.relay.AutoRelay;
-import dev.dsd.p2p.relay.RelayClient;
-import dev.dsd.p2p.relay.RelayService;
 import dev.dsd.pipeline.config.ModelConfigLoader;
 import dev.dsd.pipeline.model.ModelConfig;
 import dev.dsd.pipeline.model.WeightFormat;
@@ -71,6 +64,7 @@ public final class Node implements AutoCloseable {
   private final Set<PeerId> banned = ConcurrentHashMap.newKeySet();
 
   private final NodeConfig config;
+  private final NodeNetwork net;
   private final NettyHost host;
   private final KadDht dht;
   private final HostedShard shard;
@@ -81,20 +75,18 @@ public final class Node implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final Map<String, PipelineGenerator> generators = new ConcurrentHashMap<>();
   private final DraftServer draftServer;
-  private final NodeMetrics metrics = new NodeMetrics();
+  private final NodeMetrics metrics;
   private volatile HttpApiServer http;
   private final GenerationQueue queue;
   private final String draftVocab;
   private final DraftClient draftClient;
-  private final List<byte[]> announced = new ArrayList<>();
-  private RelayService relayService;
-  private AutoRelay autoRelay;
-  private Dcutr dcutr;
 
-  private Node(NodeConfig config, NettyHost host, KadDht dht, HostedShard shard, DraftModel draft) {
+  private Node(NodeConfig config, NodeNetwork net, NodeMetrics metrics, HostedShard shard, DraftModel draft) {
     this.config = config;
-    this.host = host;
-    this.dht = dht;
+    this.net = net;
+    this.host = net.host;
+    this.dht = net.dht;
+    this.metrics = metrics;
     this.shard = shard;
     this.draft = draft;
     this.pipeline = new PipelineService(host, shard == null ? List.of() : List.of(shard), Math.max(2, config.threads()),
@@ -130,16 +122,26 @@ public final class Node implements AutoCloseable {
     });
   }
 
-  /** Loads the models, starts listening, joins the swarm through the bootstrap peers and announces. */
+  /**
+   * Starts listening and joining the swarm (relay reservation included, behind NAT), loads the models
+   * meanwhile, then serves them and announces.
+   */
   public static Node start(NodeConfig c) {
     return start(c, RelayOptions.defaults());
   }
 
-  /** As {@link #start(NodeConfig)}, with relay service and reachability as {@code relay} says. */
+  /**
+   * As {@link #start(NodeConfig)}, with relay service and reachability as {@code relay} says. The
+   * network comes first: loading a shard takes seconds, and a node behind NAT is routable only once it
+   * holds a relay reservation, which needs the bootstrap peers' identify and a round trip to the relay.
+   * The node's own protocols (pipeline, info, generate) and its provider records come once the models
+   * are loaded: until then a peer finds no shard here and routes no session to it.
+   */
   public static Node start(NodeConfig c, RelayOptions relay) {
+    NodeMetrics metrics = new NodeMetrics();
+    NodeNetwork net = NodeNetwork.start(c, relay, metrics);
     HostedShard shard = null;
     DraftModel draft = null;
-    NettyHost host = null;
     try {
       RunnerOptions ro = RunnerOptions.defaults().withThreads(c.threads());
       if (c.maxSessions() > 0) {
@@ -157,18 +159,8 @@ public final class Node implements AutoCloseable {
         draft = DraftModel.load(c.draft(), dc.vocabSize(), t.vocabSize(), c.threads());
         t.close();
       }
-      Identity id = c.identity() == null ? Identity.generate() : Identity.loadOrCreate(c.identity());
-      HostConfig base = HostConfig.loopback();
-      HostConfig hc = new HostConfig(c.listen(), c.announce(), base.maxConnections(), base.dialTimeout(),
-          base.maxBackoff(), "dsd/0.1.0").withSwarmKey(c.swarmKey()).withAllowPeers(c.allowPeers());
-      host = new NettyHost(id, hc).start();
-      KadDht dht = new KadDht(host, true, Map.of());
-      // Learns whether peers can dial us (and serves the same question for them); a node found
-      // unreachable runs the DHT as a client. Its state lives in the host and ends with it.
-      new AutoNatService(host, true, AutoNatService.DEFAULT_MIN_AGREEING);
-      Node n = new Node(c, host, dht, shard, draft);
+      Node n = new Node(c, net, metrics, shard, draft);
       try {
-        n.startRelay(relay);
         n.join();
         if (c.http() != null) {
           n.startHttp(c.http());
@@ -179,9 +171,7 @@ public final class Node implements AutoCloseable {
       }
       return n;
     } catch (RuntimeException e) {
-      if (host != null) {
-        host.close();
-      }
+      net.close();
       if (shard != null) {
         shard.close();
       }
@@ -192,63 +182,30 @@ public final class Node implements AutoCloseable {
     }
   }
 
-  /**
-   * Relay client and DCUtR always (any node may dial /p2p-circuit addresses or be upgraded to a
-   * direct connection); relay service on request; reservations while the node is unreachable.
-   * Installed before bootstrap, so the bootstrap peers' identify already finds relays.
-   */
-  private void startRelay(RelayOptions o) {
-    RelayClient client = RelayClient.install(host);
-    if (o.holePunch()) {
-      dcutr = Dcutr.install(host);
-    }
-    if (o.service()) {
-      relayService = RelayService.start(host, o.limits());
-      metrics.relay(relayService::relayedBytes, relayService::circuitCount, relayService::reservationCount);
-    }
-    metrics.peers(() -> (int) host.connections().stream().filter(c -> !c.relayed()).count(),
-        () -> (int) host.connections().stream().filter(c -> c.relayed()).count());
-    autoRelay = new AutoRelay(host, client);
-    autoRelay.onAddressesChanged(() -> {
-      // peers (the DHT's servers above all) hand out what identify told them: tell them again, then re-announce
-      log.info("addresses changed addrs={}", host.advertisedAddrs());
-      host.connections().forEach(c -> host.pushIdentify(c.remotePeer()).exceptionally(e -> null));
-      announce();
-    });
-    if (o.reachability() != Reachability.Status.UNKNOWN) {
-      log.info("reachability forced={} (AutoNAT's verdict is logged, not followed)", o.reachability());
-      autoRelay.setReachability(o.reachability());
-    } else {
-      // AutoNAT decides: PRIVATE reserves relay slots and dials from the listen port, PUBLIC drops them
-      autoRelay.followReachability();
-    }
-  }
-
   /** Relay reservations: driven by AutoNAT's verdict (PRIVATE reserves) unless forced by {@link RelayOptions}. */
   public AutoRelay autoRelay() {
-    return autoRelay;
+    return net.autoRelay;
   }
 
   private void join() {
-    host.onConnect(c -> log.info("peer joined peer={} addr={} outbound={}", c.remotePeer(), c.remoteAddr(), c.outbound()));
-    host.onDisconnect(c -> log.info("peer left peer={} addr={}", c.remotePeer(), c.remoteAddr()));
-    if (!config.bootstrap().isEmpty()) {
-      try {
-        dht.bootstrap(config.bootstrap()).get(30, TimeUnit.SECONDS);
-      } catch (Exception e) {
-        log.warn("bootstrap incomplete peers={}: {}", config.bootstrap(), e.toString());
-      }
+    try {
+      net.bootstrap().get(30, TimeUnit.SECONDS); // begun before the models loaded: usually done by now
+    } catch (Exception e) {
+      log.warn("bootstrap incomplete peers={}: {}", config.bootstrap(), e.toString());
     }
+    List<byte[]> keys = new ArrayList<>();
     if (shard != null) {
-      announced.add(SwarmKeys.anyModel());
-      announced.add(SwarmKeys.model(shard.modelId()));
-      announced.add(SwarmKeys.shard(shard.modelId(), shard.from(), shard.to()));
+      keys.add(SwarmKeys.anyModel());
+      keys.add(SwarmKeys.model(shard.modelId()));
+      keys.add(SwarmKeys.shard(shard.modelId(), shard.from(), shard.to()));
     }
     if (draftServer != null) {
-      announced.add(SwarmKeys.draft(draftVocab));
+      keys.add(SwarmKeys.draft(draftVocab));
     }
-    announce();
-    timer.scheduleAtFixedRate(this::announce, ANNOUNCE_INTERVAL.toMillis(), ANNOUNCE_INTERVAL.toMillis(),
+    // peers that identified us while the models loaded saw none of the node's protocols
+    net.pushIdentify();
+    net.provide(keys);
+    timer.scheduleAtFixedRate(net::announce, ANNOUNCE_INTERVAL.toMillis(), ANNOUNCE_INTERVAL.toMillis(),
         TimeUnit.MILLISECONDS);
     timer.scheduleWithFixedDelay(() -> {
       try {
@@ -257,16 +214,8 @@ public final class Node implements AutoCloseable {
         log.warn("swarm refresh failed: {}", e.toString());
       }
     }, 0, VIEW_INTERVAL.toMillis(), TimeUnit.MILLISECONDS);
-    host.onReachability(r -> log.info("reachability peer={} now={} advertised={}", host.peerId(), r,
-        host.advertisedAddrs()));
     log.info("node up peer={} listen={} shard={} draft={}", host.peerId(), host.listenAddrs(), shard,
         draft == null ? "none" : draft.modelId().substring(0, 12));
-  }
-
-  private void announce() {
-    for (byte[] key : announced) {
-      dht.provide(key).whenComplete((n, e) -> log.debug("announced key peers={} error={}", n, e));
-    }
   }
 
   /**
@@ -584,20 +533,13 @@ public final class Node implements AutoCloseable {
     }
     queue.close(HttpApiServer.CLOSE_GRACE_MILLIS);
     timer.shutdownNow();
-    if (autoRelay != null) {
-      autoRelay.close();
-    }
-    if (dcutr != null) {
-      dcutr.close();
-    }
-    announced.forEach(dht::stopProviding);
+    net.withdraw();
     pipeline.close();
     if (draftServer != null) {
       draftServer.close();
     }
     draftClient.close();
-    dht.close();
-    host.close();
+    net.close();
     if (shard != null) {
       shard.close();
     }

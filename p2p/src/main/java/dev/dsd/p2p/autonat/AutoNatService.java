@@ -74,12 +74,16 @@ public final class AutoNatService implements AutoCloseable {
     if (closed || host.isClosing()) {
       return;
     }
+    askConnected();
+    host.schedule(this::recheck, RECHECK.toMillis());
+  }
+
+  private void askConnected() {
     for (Connection c : host.connections()) {
       if (host.peerStore().protocols(c.remotePeer()).contains(AutoNatProtocol.ID)) {
         ask(c.remotePeer()).exceptionally(e -> null);
       }
     }
-    host.schedule(this::recheck, RECHECK.toMillis());
   }
 
   /** The addresses we would ask {@code server} about: those it could reach, plus what it saw us at. */
@@ -93,7 +97,10 @@ public final class AutoNatService implements AutoCloseable {
       }
     }
     Multiaddr seen = observedBy.get(server);
-    if (seen != null && host.config().announce().isEmpty()) {
+    // a server that sees us at its own IP (two addresses on one interface: the kernel picked its
+    // address as our source) would be asked to dial itself
+    boolean own = seen != null && c != null && !c.relayed() && sameIp(seen, c.remoteAddr());
+    if (seen != null && !own && host.config().announce().isEmpty()) {
       // The spec lets a server add the observed address itself; we add it with our listen port.
       for (Multiaddr l : host.listenAddrs()) {
         Multiaddr m = withPortOf(seen, l);
@@ -116,7 +123,11 @@ public final class AutoNatService implements AutoCloseable {
     if (running != null) {
       return running;
     }
-    resetIfCandidatesChanged();
+    if (resetIfCandidatesChanged() && !closed && !host.isClosing()) {
+      // the answers about our old addresses are gone: every connected server is asked about the new
+      // ones, not only this one (else a verdict waits for new peers, or for the next recheck)
+      host.schedule(this::askConnected, 0);
+    }
     host.newStream(server, List.of(AutoNatProtocol.ID), s -> {
       FramedReply.read(s.channel(), AutoNatProtocol.MAX_MESSAGE, AutoNatProtocol::parseResponse,
           "autonat stream closed before an answer").whenComplete((r, e) -> {
@@ -159,14 +170,26 @@ public final class AutoNatService implements AutoCloseable {
     host.addrs().setUndialable(host.reachability().isPrivate() ? verdict.undialable(now) : Set.of());
   }
 
-  private void resetIfCandidatesChanged() {
+  /** Whether the addresses changed since the last question, and earlier answers were forgotten. */
+  private synchronized boolean resetIfCandidatesChanged() {
     List<Multiaddr> now = host.addrs().candidates();
-    if (!now.equals(askedAbout)) {
-      if (!askedAbout.isEmpty()) {
-        log.info("autonat: our addresses changed {} -> {}; asking afresh", askedAbout, now);
-        verdict.clearAnswers();
-      }
-      askedAbout = now;
+    if (now.equals(askedAbout)) {
+      return false;
+    }
+    boolean hadAsked = !askedAbout.isEmpty();
+    askedAbout = now;
+    if (hadAsked) {
+      log.info("autonat: our addresses changed to {}; asking every connected server afresh", now);
+      verdict.clearAnswers();
+    }
+    return hadAsked;
+  }
+
+  private static boolean sameIp(Multiaddr a, Multiaddr b) {
+    try {
+      return a.toInetSocketAddress().getHostString().equals(b.toInetSocketAddress().getHostString());
+    } catch (IllegalArgumentException e) {
+      return false;
     }
   }
 

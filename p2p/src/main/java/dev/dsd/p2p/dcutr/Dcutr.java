@@ -115,6 +115,7 @@ public final class Dcutr implements AutoCloseable {
         d.timer.execute(() -> d.initiate(c));
       }
       if (!c.relayed()) {
+        d.logUpgrade(c);
         Attempts a = d.initiating.get(c.remotePeer());
         if (a != null) {
           // on the loop the session's stream runs on, as everything else of it
@@ -134,15 +135,44 @@ public final class Dcutr implements AutoCloseable {
    */
   List<Multiaddr> ourAddrs() {
     List<Multiaddr> out = new ArrayList<>();
+    List<Multiaddr> recent = new ArrayList<>();
     synchronized (observed) {
       List<Multiaddr> o = new ArrayList<>(observed);
       for (int i = o.size() - 1; i >= 0; i--) {
-        out.add(o.get(i));
+        recent.add(o.get(i));
       }
     }
+    // Our hole-punch dial leaves from the listen port, so the NAT mapping the peer must aim at is
+    // that port's: on a port-preserving NAT (Linux masquerade, most home routers) the observed IP
+    // with our listen port. A port observed on a connection dialed from an ephemeral port (before
+    // the node knew it was behind NAT) maps nothing the punch uses; it stays, after these.
+    for (Multiaddr o : recent) {
+      for (Multiaddr l : host.listenAddrs()) {
+        Multiaddr c = withPortOf(o, l);
+        if (c != null && !out.contains(c)) {
+          out.add(c);
+        }
+      }
+    }
+    recent.stream().filter(a -> !out.contains(a)).forEach(out::add);
     host.advertisedAddrs().stream().filter(a -> !a.isCircuit() && !out.contains(a)).forEach(out::add);
     host.addrs().observed().stream().filter(a -> !out.contains(a)).forEach(out::add);
     return out.size() > MAX_ADDRS ? out.subList(0, MAX_ADDRS) : out;
+  }
+
+  /** {@code observed}'s IP with {@code listen}'s TCP port, when both are TCP over the same IP family. */
+  static Multiaddr withPortOf(Multiaddr observed, Multiaddr listen) {
+    try {
+      var ip = observed.components().get(0);
+      if (ip.protocol() != listen.components().get(0).protocol()) {
+        return null;
+      }
+      observed.toInetSocketAddress(); // TCP only
+      int port = listen.toInetSocketAddress().getPort();
+      return Multiaddr.parse("/" + ip.protocol().name + "/" + ip.valueString() + "/tcp/" + port);
+    } catch (RuntimeException e) {
+      return null;
+    }
   }
 
   private HolePunch connectMessage() {
@@ -228,6 +258,7 @@ public final class Dcutr implements AutoCloseable {
     void connect() {
       attempt++;
       sentAt = System.nanoTime();
+      log.debug("dcutr connect sent peer={} session={} attempt={} addrs={}", peer, session, attempt, ourAddrs());
       stream.channel().writeAndFlush(ProtobufFrameDecoder.encode(connectMessage()));
       timeout = stream.channel().eventLoop().schedule(() -> retry("no answer within " + ATTEMPT_TIMEOUT.toMillis() + " ms"),
           ATTEMPT_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
@@ -245,6 +276,9 @@ public final class Dcutr implements AutoCloseable {
       long rtt = System.nanoTime() - sentAt;
       timeout.cancel(false); // answered: the dials below have their own timeout
       List<Multiaddr> addrs = dialable(m);
+      log.debug("dcutr connect answered peer={} attempt={} rttMs={} theirAddrs={}", peer, attempt, rtt / 1_000_000,
+          addrs);
+      host.abortListenPortDials(addrs); // before SYNC: the peer's SYN must not meet an ordinary dial of ours
       stream.channel().writeAndFlush(ProtobufFrameDecoder.encode(HolePunch.newBuilder().setType(HolePunch.Type.SYNC).build()));
       if (addrs.isEmpty()) {
         fail("the peer gave no address to dial");
@@ -378,12 +412,14 @@ public final class Dcutr implements AutoCloseable {
         }
         theirs.clear();
         theirs.add(dialable(m));
+        host.abortListenPortDials(theirs.get(0)); // the initiator's SYN must not meet an ordinary dial of ours
         s.channel().writeAndFlush(ProtobufFrameDecoder.encode(connectMessage()));
       } else if (m.getType() == HolePunch.Type.SYNC && !theirs.isEmpty()) {
         if (++syncs[0] > MAX_ATTEMPTS) {
           throw new dev.dsd.p2p.core.LimitExceededException("dcutr attempts on one stream", syncs[0], MAX_ATTEMPTS);
         }
         List<Multiaddr> addrs = theirs.remove(0);
+        log.debug("dcutr sync peer={} role=responder dialing={}", peer, addrs);
         dialAll(peer, addrs, true).whenComplete((c, e) -> log.info("dcutr dial peer={} role=responder result={}",
             peer, e == null ? "direct " + c.remoteAddr() : e.getMessage()));
       } else {
@@ -401,6 +437,7 @@ public final class Dcutr implements AutoCloseable {
     int[] failures = {0};
     for (Multiaddr a : addrs) {
       host.dialHolePunch(a, peer, initiator).whenComplete((c, e) -> {
+        log.debug("dcutr dial peer={} addr={} result={}", peer, a, e == null ? "connected" : e.getMessage());
         if (e == null) {
           if (!first.complete(c)) {
             c.channel().close(); // another address won
@@ -420,6 +457,32 @@ public final class Dcutr implements AutoCloseable {
 
   private boolean hasDirect(PeerId peer) {
     return host.connections().stream().anyMatch(c -> c.remotePeer().equals(peer) && !c.relayed() && c.isOpen());
+  }
+
+  private static final java.time.format.DateTimeFormatter CLOCK = java.time.format.DateTimeFormatter.ofPattern(
+      "HH:mm:ss.SSS");
+
+  /**
+   * One line per relayed connection made direct: when its first stream began, when the direct
+   * connection came up, and the time between (the issue's goal: 5 s). Logged by both peers.
+   */
+  private void logUpgrade(Connection direct) {
+    long first = 0;
+    for (Connection c : relayed.getOrDefault(direct.remotePeer(), List.of())) {
+      long t = c.muxer().firstStreamMillis();
+      if (t > 0 && (first == 0 || t < first)) {
+        first = t;
+      }
+    }
+    if (first == 0) {
+      return; // no relayed connection in use: an ordinary direct connection
+    }
+    long now = System.currentTimeMillis();
+    java.time.ZoneId zone = java.time.ZoneId.systemDefault();
+    log.info("dcutr upgraded peer={} firstRelayedStream={} direct={} ms={} addr={} direction={}", direct.remotePeer(),
+        CLOCK.format(java.time.Instant.ofEpochMilli(first).atZone(zone)),
+        CLOCK.format(java.time.Instant.ofEpochMilli(now).atZone(zone)), now - first, direct.remoteAddr(),
+        direct.outbound() ? "out" : "in");
   }
 
   /** Once a direct connection exists, the relayed ones to that peer go as soon as no stream is left on them. */

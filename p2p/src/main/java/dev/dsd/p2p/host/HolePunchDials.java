@@ -22,6 +22,13 @@ import java.util.concurrent.ConcurrentHashMap;
 final class HolePunchDials {
   /** How long a failed connect waits for the accepted connection that explains its failure. */
   static final Duration ACCEPT_GRACE = Duration.ofSeconds(1);
+  /**
+   * How long a hole punch's TCP connect may take (the upgrade after it has the host's dial timeout).
+   * A punch whose SYNs crossed in flight and were dropped by both NATs succeeds with the first SYN
+   * retransmission, 1 s later on Linux; one that has not connected by then will not, and DCUtR's next
+   * attempt (a fresh CONNECT/SYNC exchange) is a better use of the time than a 10 s dial timeout.
+   */
+  static final Duration CONNECT_TIMEOUT = Duration.ofMillis(2500);
 
   /** One hole-punch dial: the role to upgrade with and the dial's result. */
   static final class Pending {
@@ -51,7 +58,11 @@ final class HolePunchDials {
     pending.remove(key(remote), p);
   }
 
-  /** An inbound connection from {@code remote}: the hole punch it belongs to, or null. */
+  /**
+   * An inbound connection from {@code remote}: the hole punch it belongs to, or null. Only the exact
+   * address dialed matches: an unrelated connection from the same IP (another peer behind the same
+   * NAT, or the punching peer's AutoNAT dial-back) must keep the plain responder role.
+   */
   Pending claim(InetSocketAddress remote) {
     Pending p = pending.remove(key(remote));
     if (p != null) {

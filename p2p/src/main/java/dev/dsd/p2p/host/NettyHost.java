@@ -352,11 +352,25 @@ public final class NettyHost implements AutoCloseable {
   }
 
   /**
+   * Gives up the ordinary dials from our listen port still in flight to any of {@code addrs} (a
+   * hole punch to them starts; see {@code TcpTransport.abortListenPortDial}).
+   */
+  public void abortListenPortDials(List<Multiaddr> addrs) {
+    for (Multiaddr a : addrs) {
+      try {
+        tcp.abortListenPortDial(a.toInetSocketAddress());
+      } catch (IllegalArgumentException notTcp) {
+        // nothing dialed there
+      }
+    }
+  }
+
+  /**
    * Dials a fresh connection, never reusing one, checks it reaches {@code peer}, and closes it: an
    * AutoNAT dial-back. Not registered, so the connection in use stays as it is.
    */
   public CompletableFuture<Multiaddr> probe(Multiaddr addr, PeerId peer) {
-    return tcp.dial(addr.withoutPeer(), peer).thenApply(c -> {
+    return tcp.dialEphemeral(addr.withoutPeer(), peer).thenApply(c -> {
       c.channel().close();
       return c.remoteAddr();
     });

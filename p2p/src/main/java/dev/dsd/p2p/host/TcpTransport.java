@@ -27,8 +27,10 @@ import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.net.UnknownHostException;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -58,6 +60,10 @@ final class TcpTransport {
   private final Class<? extends Channel> clientChannel;
   private final HandshakeSlots handshakes;
   private final HolePunchDials punches = new HolePunchDials();
+  // ordinary dials in flight from the listen port, by remote address: a hole punch to the same
+  // address needs that 4-tuple, and the remote's punch SYN would otherwise complete this dial
+  // (a TCP simultaneous open) with the wrong Noise role
+  private final Map<InetSocketAddress, CompletableFuture<Connection>> listenPortDials = new ConcurrentHashMap<>();
   private final AtomicInteger open = new AtomicInteger();
   private final List<Channel> servers = new CopyOnWriteArrayList<>();
   private EventLoopGroup reuseGroup; // lazily, see reuseGroup()
@@ -122,6 +128,15 @@ final class TcpTransport {
     dialFromListenPort = on;
   }
 
+  /**
+   * Dials from an ephemeral port whatever {@link #setDialFromListenPort} says: an AutoNAT dial-back,
+   * which needs no NAT mapping of ours and must not arrive from the address a hole punch of the
+   * remote's may be waiting on (it would be taken for that punch's SYN).
+   */
+  CompletableFuture<Connection> dialEphemeral(Multiaddr addr, PeerId expected) {
+    return dial(addr, expected, true, null);
+  }
+
   /** Dials and upgrades; the connection is not registered anywhere. */
   CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected) {
     InetSocketAddress local = dialFromListenPort ? reusableLocal() : null;
@@ -130,7 +145,11 @@ final class TcpTransport {
     }
     // From the listen port, as go-libp2p does: a NAT then maps our outbound connections to the same
     // public port, which is what peers observe (identify) and what hole punching needs.
-    return dial(addr, expected, true, local).handle((c, e) -> {
+    CompletableFuture<Connection> attempt = dial(addr, expected, true, local);
+    InetSocketAddress remote = HolePunchDials.key(addr.toInetSocketAddress());
+    listenPortDials.put(remote, attempt);
+    attempt.whenComplete((c, e) -> listenPortDials.remove(remote, attempt));
+    return attempt.handle((c, e) -> {
       if (e == null) {
         return CompletableFuture.completedFuture(c);
       }
@@ -138,6 +157,20 @@ final class TcpTransport {
       return m.contains("already in use") || m.contains("assign requested address") || m.contains("invalid argument")
           ? dial(addr, expected, true, null) : CompletableFuture.<Connection>failedFuture(e);
     }).thenCompose(x -> x);
+  }
+
+  /**
+   * Gives up an ordinary dial from the listen port to {@code remote} that is still in flight (it
+   * fails, and its caller moves on to the peer's next address): a hole punch to that address is
+   * about to start. Behind the remote's NAT that dial could not connect anyway, except by meeting
+   * the punch's SYN, as the wrong Noise role.
+   */
+  void abortListenPortDial(InetSocketAddress remote) {
+    CompletableFuture<Connection> f = listenPortDials.remove(HolePunchDials.key(remote));
+    if (f != null && f.completeExceptionally(new P2pException("dial of " + remote
+        + " from the listen port given up: a hole punch to that address starts"))) {
+      log.debug("listen-port dial of {} given up for a hole punch", remote);
+    }
   }
 
   /**
@@ -159,7 +192,7 @@ final class TcpTransport {
     // The remote's SYN may reach our listener first: accept() then upgrades that connection with
     // this role and completes p with it (see HolePunchDials), and our own connect fails.
     HolePunchDials.Pending p = punches.start(remote, expected, initiator);
-    dial(addr, expected, initiator, local).whenComplete((c, e) -> {
+    dial(addr, expected, initiator, local, HolePunchDials.CONNECT_TIMEOUT).whenComplete((c, e) -> {
       if (e == null) {
         punches.finish(remote, p);
         if (!p.result.complete(c)) {
@@ -210,9 +243,17 @@ final class TcpTransport {
     return reuseGroup;
   }
 
-  /** {@code local}: the address to dial from (the listen port), or null for an ephemeral one. */
   private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean initiator,
       InetSocketAddress local) {
+    return dial(addr, expected, initiator, local, config.dialTimeout());
+  }
+
+  /**
+   * {@code local}: the address to dial from (the listen port), or null for an ephemeral one;
+   * {@code connectTimeout}: for the TCP connect alone (the whole dial has the host's dial timeout).
+   */
+  private CompletableFuture<Connection> dial(Multiaddr addr, PeerId expected, boolean initiator,
+      InetSocketAddress local, java.time.Duration connectTimeout) {
     CompletableFuture<Connection> result = new CompletableFuture<>();
     InetSocketAddress a;
     try {
@@ -229,7 +270,8 @@ final class TcpTransport {
     Bootstrap b = new Bootstrap().group(local == null ? group : reuseGroup())
         .channel(local == null ? clientChannel : NioSocketChannel.class)
         .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.dialTimeout().toMillis())
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(connectTimeout.toMillis(),
+            config.dialTimeout().toMillis()))
         .handler(new ChannelInitializer<>() {
           @Override
           protected void initChannel(Channel ch) {

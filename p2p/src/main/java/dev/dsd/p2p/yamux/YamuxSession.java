@@ -43,6 +43,9 @@ public final class YamuxSession extends ChannelDuplexHandler {
   private final CompletableFuture<Long> goAway = new CompletableFuture<>();
   private boolean goAwayReceived;
   private boolean goAwaySent;
+  // wall-clock millis of the first stream either side opened, 0 before: how long a relayed
+  // connection was in use before it became direct (DCUtR's goal is measured from here)
+  private volatile long firstStreamMillis;
 
   /**
    * @param initiator whether this side dialed the connection
@@ -60,6 +63,17 @@ public final class YamuxSession extends ChannelDuplexHandler {
 
   public int streamCount() {
     return streams.size();
+  }
+
+  /** When the first stream (opened by either side) began, in epoch milliseconds; 0 while none has. */
+  public long firstStreamMillis() {
+    return firstStreamMillis;
+  }
+
+  private void streamOpened() {
+    if (firstStreamMillis == 0) {
+      firstStreamMillis = System.currentTimeMillis();
+    }
   }
 
   @Override
@@ -82,6 +96,7 @@ public final class YamuxSession extends ChannelDuplexHandler {
         nextId += 2;
         YamuxStreamChannel child = new YamuxStreamChannel(this, id);
         streams.put(id, child);
+        streamOpened();
         init.accept(child);
         writeFrame(YamuxFrame.windowUpdate(id, YamuxFrame.SYN, 0));
         flush();
@@ -175,6 +190,7 @@ public final class YamuxSession extends ChannelDuplexHandler {
       }
       s = new YamuxStreamChannel(this, id);
       streams.put(id, s);
+      streamOpened();
       acceptor.accept(s);
       writeFrame(YamuxFrame.windowUpdate(id, YamuxFrame.ACK, 0));
       flush();

@@ -75,6 +75,27 @@ class AutoNatTest {
     assertEquals(me.listenAddrs(), me.advertisedAddrs(), "nothing held back");
   }
 
+  /**
+   * Our addresses change after the verdict (identify confirmed an observed address): the answers are
+   * forgotten, and every connected server must be asked again, not only the next one asked (else the
+   * verdict rests on one server until the next recheck, minutes later).
+   */
+  @Test
+  void aChangeOfAddressesAsksEveryConnectedServerAgain() throws Exception {
+    NettyHost s1 = server();
+    NettyHost s2 = server();
+    NettyHost me = host(HostConfig.loopback());
+    AutoNatService svc = keep(new AutoNatService(me, false, 2));
+    me.connect(s1.listenAddrs().get(0).withPeer(s1.peerId())).get(10, TimeUnit.SECONDS);
+    me.connect(s2.listenAddrs().get(0).withPeer(s2.peerId())).get(10, TimeUnit.SECONDS);
+    awaitTrue(() -> me.reachability().equals(new Reachability(Reachability.Status.PUBLIC, 2)),
+        () -> "public with 2 servers, got " + me.reachability());
+    me.addrs().setObserved(java.util.Set.of(Multiaddr.parse("/ip4/127.0.0.1/tcp/" + deadPort())));
+    assertEquals(ResponseStatus.OK, svc.ask(s2.peerId()).get(20, TimeUnit.SECONDS).status());
+    awaitTrue(() -> me.reachability().equals(new Reachability(Reachability.Status.PUBLIC, 2)),
+        () -> "public with 2 servers again (s1 asked about the new addresses too), got " + me.reachability());
+  }
+
   @Test
   void anUndialableNodeBecomesPrivateRunsTheDhtAsClientAndStopsAdvertisingTheAddress() throws Exception {
     NettyHost s1 = server();

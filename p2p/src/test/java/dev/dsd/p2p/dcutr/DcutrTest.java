@@ -71,6 +71,33 @@ class DcutrTest {
   }
 
   /**
+   * The hole punch dials from the listen port: the address a peer must aim at is the observed IP with
+   * our listen port, first, even when the only observation came from a connection dialed from an
+   * ephemeral port (its port maps nothing the punch uses).
+   */
+  @Test
+  void connectOffersTheObservedIpWithTheListenPortFirst() throws Exception {
+    try (NettyHost a = host(); NettyHost b = host(); Dcutr da = Dcutr.install(a)) {
+      Connection c = a.connect(b.listenAddrs().get(0).withPeer(b.peerId())).get(10, TimeUnit.SECONDS);
+      a.identify(b.peerId()).get(10, TimeUnit.SECONDS);
+      int listenPort = a.listenAddrs().get(0).toInetSocketAddress().getPort();
+      int localPort = ((java.net.InetSocketAddress) c.channel().localAddress()).getPort();
+      assertTrue(localPort != listenPort, "this dial left from an ephemeral port");
+      List<Multiaddr> offered = da.ourAddrs();
+      assertEquals(Multiaddr.parse("/ip4/127.0.0.1/tcp/" + listenPort), offered.get(0), offered.toString());
+      assertTrue(offered.contains(Multiaddr.parse("/ip4/127.0.0.1/tcp/" + localPort)), "the raw observation stays: " + offered);
+    }
+  }
+
+  @Test
+  void listenPortCandidateKeepsTheIpFamily() {
+    assertEquals(Multiaddr.parse("/ip4/203.0.113.11/tcp/4001"),
+        Dcutr.withPortOf(Multiaddr.parse("/ip4/203.0.113.11/tcp/41540"), Multiaddr.parse("/ip4/10.1.0.2/tcp/4001")));
+    assertEquals(null, Dcutr.withPortOf(Multiaddr.parse("/ip6/2001:db8::1/tcp/41540"),
+        Multiaddr.parse("/ip4/10.1.0.2/tcp/4001")));
+  }
+
+  /**
    * A session already running over the relay when the direct connection comes up keeps running
    * there (a stream cannot move between connections); new streams take the direct connection, and
    * the relayed connection closes once that last stream has ended.
