@@ -8,10 +8,13 @@
 #   testnet/load.sh [--stages 2] [--clients 1,4,16,32] [--requests 2] [--max-tokens 64]
 #                   [--latency MS] [--label after] [--out DIR] [--model DIR --draft DIR]
 #                   [--swarm CHECKOUT]   # run the swarm of another build (e.g. a commit before batching)
+#                   [--temperature T]    # clients ask sampled completions at T (default 0: greedy)
+#                   [--entry-draft]      # the entry drafts with its own draft model, no draft node
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 stages=2 clients="1,4,16,32" requests=2 max_tokens=64 latency=0 label=run out="$repo/testnet/results" models=() swarm="$repo"
+temperature=0 up_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stages) stages="$2"; shift 2 ;;
@@ -23,15 +26,18 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --model|--draft) models+=("$1" "$2"); shift 2 ;;
     --swarm) swarm="$(cd "$2" && pwd)"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --temperature) temperature="$2"; shift 2 ;;
+    --entry-draft) up_args+=(--entry-draft); shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$out"
 run="${TMPDIR:-/tmp}/dsd-load-testnet-$$"
 trap '"$swarm/testnet/down.sh" --run "$run" >/dev/null 2>&1 || true' EXIT
-"$swarm/testnet/up.sh" --stages "$stages" --latency "$latency" --run "$run" "${models[@]}" >"$out/up-load.log"
+"$swarm/testnet/up.sh" --stages "$stages" --latency "$latency" --run "$run" ${models[@]+"${models[@]}"} \
+  ${up_args[@]+"${up_args[@]}"} >"$out/up-load.log"
 url=$(cat "$run/http")
 java -cp "$repo/cli/target/dsd.jar" dev.dsd.testnet.LoadBench --url "$url" --clients "$clients" \
   --requests "$requests" --max-tokens "$max_tokens" --prompts "$repo/models/heldout-prompts.json" \
-  --out "$out" --label "$label"
+  --out "$out" --label "$label" --temperature "$temperature"

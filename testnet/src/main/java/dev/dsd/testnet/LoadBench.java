@@ -34,7 +34,8 @@ import java.util.concurrent.Future;
  *
  * <pre>
  * java -cp dsd.jar dev.dsd.testnet.LoadBench --url http://127.0.0.1:8080 --clients 1,4,16,32 \
- *     --requests 2 --max-tokens 64 --prompts models/heldout-prompts.json --out testnet/results --label after
+ *     --requests 2 --max-tokens 64 --prompts models/heldout-prompts.json --out testnet/results --label after \
+ *     [--temperature 0.8]   # sampled completions (default 0: greedy)
  * </pre>
  */
 public final class LoadBench {
@@ -53,6 +54,7 @@ public final class LoadBench {
     int requests = Integer.parseInt(a.getOrDefault("requests", "2"));
     int maxTokens = Integer.parseInt(a.getOrDefault("max-tokens", "64"));
     String label = a.getOrDefault("label", "run");
+    double temperature = Double.parseDouble(a.getOrDefault("temperature", "0")); // 0: greedy
     Path out = Path.of(a.getOrDefault("out", "testnet/results"));
     List<String> prompts = new ArrayList<>();
     for (JsonNode p : JSON.readTree(Path.of(a.getOrDefault("prompts", "models/heldout-prompts.json")).toFile())
@@ -67,7 +69,7 @@ public final class LoadBench {
     // not counted: the first requests pay for route discovery, JIT and ORT's first runs
     int warmup = Integer.parseInt(a.getOrDefault("warmup", "3"));
     for (int i = 0; i < warmup; i++) {
-      complete(http, url, prompts.get(i % prompts.size()), maxTokens);
+      complete(http, url, prompts.get(i % prompts.size()), maxTokens, temperature);
     }
     List<double[]> throughput = new ArrayList<>();
     List<double[]> ttftP99 = new ArrayList<>();
@@ -82,7 +84,7 @@ public final class LoadBench {
           List<Outcome> mine = new ArrayList<>();
           for (int r = 0; r < requests; r++) {
             String prompt = prompts.get((client * requests + r) % prompts.size());
-            mine.add(complete(http, url, prompt, maxTokens));
+            mine.add(complete(http, url, prompt, maxTokens, temperature));
           }
           return mine;
         }));
@@ -118,7 +120,8 @@ public final class LoadBench {
       ObjectNode row = JSON.createObjectNode().put("label", label).put("clients", n).put("requests", all.size())
           .put("refused", refused).put("failed", failed).put("tokens", tokens).put("wall_s", wall)
           .put("tokens_per_s", tps).put("ttft_p50_s", pct(ttft, 50)).put("ttft_p99_s", pct(ttft, 99))
-          .put("itl_p50_s", pct(itl, 50)).put("itl_p99_s", pct(itl, 99)).put("max_tokens", maxTokens);
+          .put("itl_p50_s", pct(itl, 50)).put("itl_p99_s", pct(itl, 99)).put("max_tokens", maxTokens)
+          .put("temperature", temperature);
       Files.writeString(out.resolve("load.jsonl"), JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8,
           StandardOpenOption.CREATE, StandardOpenOption.APPEND);
       throughput.add(new double[] {n, tps});
@@ -131,8 +134,9 @@ public final class LoadBench {
   }
 
   /** One streamed completion; the token count is the usage the server reports at the end. */
-  static Outcome complete(HttpClient http, String url, String prompt, int maxTokens) {
-    ObjectNode body = JSON.createObjectNode().put("prompt", prompt).put("max_tokens", maxTokens).put("temperature", 0)
+  static Outcome complete(HttpClient http, String url, String prompt, int maxTokens, double temperature) {
+    ObjectNode body = JSON.createObjectNode().put("prompt", prompt).put("max_tokens", maxTokens)
+        .put("temperature", temperature)
         .put("stream", true);
     body.putObject("stream_options").put("include_usage", true);
     long sent = System.nanoTime();
