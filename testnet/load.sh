@@ -10,11 +10,12 @@
 #                   [--swarm CHECKOUT]   # run the swarm of another build (e.g. a commit before batching)
 #                   [--temperature T]    # clients ask sampled completions at T (default 0: greedy)
 #                   [--entry-draft]      # the entry drafts with its own draft model, no draft node
+#                   [--warmup N] [--warmup-clients C]   # C clients send N requests each first, not counted (3, 1)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 stages=2 clients="1,4,16,32" requests=2 max_tokens=64 latency=0 label=run out="$repo/testnet/results" models=() swarm="$repo"
-temperature=0 up_args=()
+temperature=0 up_args=() warmup=3 warmup_clients=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stages) stages="$2"; shift 2 ;;
@@ -27,8 +28,10 @@ while [[ $# -gt 0 ]]; do
     --model|--draft) models+=("$1" "$2"); shift 2 ;;
     --swarm) swarm="$(cd "$2" && pwd)"; shift 2 ;;
     --temperature) temperature="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --warmup-clients) warmup_clients="$2"; shift 2 ;;
     --entry-draft) up_args+=(--entry-draft); shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,4 +43,5 @@ trap '"$swarm/testnet/down.sh" --run "$run" >/dev/null 2>&1 || true' EXIT
 url=$(cat "$run/http")
 java -cp "$repo/cli/target/dsd.jar" dev.dsd.testnet.LoadBench --url "$url" --clients "$clients" \
   --requests "$requests" --max-tokens "$max_tokens" --prompts "$repo/models/heldout-prompts.json" \
-  --out "$out" --label "$label" --temperature "$temperature"
+  --out "$out" --label "$label" --temperature "$temperature" \
+  --warmup "$warmup" --warmup-clients "$warmup_clients"

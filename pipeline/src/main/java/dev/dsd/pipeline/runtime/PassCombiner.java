@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Lets threads that each drive their own {@link BatchSession} (an entry's generations, each drafting
@@ -23,6 +25,9 @@ import java.util.concurrent.atomic.LongAdder;
  * session) fails only that session.
  */
 public final class PassCombiner {
+  private static final Logger log = LoggerFactory.getLogger(PassCombiner.class);
+  /** A log line of batching figures every this many passes. */
+  static final int LOG_EVERY_PASSES = 5000;
   /** Rows with more new tokens than this run alone (as the draft node's batcher does). */
   public static final int SHORT_ROW_TOKENS = 4;
   public static final int DEFAULT_MAX_ROWS = 32;
@@ -33,6 +38,7 @@ public final class PassCombiner {
   private boolean running;
   private final LongAdder passes = new LongAdder();
   private final LongAdder rows = new LongAdder();
+  private final LongAdder passNanos = new LongAdder();
 
   private static final class Step {
     final BatchRunner.Row row;
@@ -143,9 +149,15 @@ public final class PassCombiner {
       batch.add(s.row);
     }
     try {
+      long t0 = System.nanoTime();
       float[][] out = runner.forward(batch);
+      passNanos.add(System.nanoTime() - t0);
       passes.increment();
       rows.add(pass.size());
+      if (passes.sum() % LOG_EVERY_PASSES == 0) {
+        log.info(String.format("draft passes=%d rowsPerPass=%.2f msPerPass=%.3f sessions=%d", passes.sum(),
+            rows.sum() / (double) passes.sum(), passNanos.sum() / 1e6 / passes.sum(), runner.sessionCount()));
+      }
       for (int i = 0; i < pass.size(); i++) {
         pass.get(i).logits = out[i];
       }
