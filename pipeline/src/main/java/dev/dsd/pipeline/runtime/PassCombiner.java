@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,8 +36,9 @@ public final class PassCombiner {
 
   private final BatchRunner runner;
   private final int maxRows;
-  private final ArrayDeque<Step> waiting = new ArrayDeque<>();
-  private boolean running;
+  private final ReentrantLock lock = new ReentrantLock();
+  private final ArrayDeque<Step> waiting = new ArrayDeque<>(); // guarded by lock
+  private boolean running; // guarded by lock: a pass runs or its lead is handed over
   private final LongAdder passes = new LongAdder();
   private final LongAdder rows = new LongAdder();
   private final LongAdder passNanos = new LongAdder();
@@ -46,6 +49,7 @@ public final class PassCombiner {
     RuntimeException error;
     boolean done;
     boolean lead;
+    Condition wake; // only for a step that waits
 
     Step(BatchRunner.Row row) {
       this.row = row;
@@ -81,39 +85,50 @@ public final class PassCombiner {
    */
   public float[] forward(BatchSession session, int[] tokens) {
     Step me = new Step(new BatchRunner.Row(session, tokens));
-    List<Step> pass;
+    List<Step> pass = List.of();
     boolean interrupted = false;
-    synchronized (this) {
+    lock.lock();
+    try {
       waiting.add(me);
-      // passes take milliseconds: waiting is not interruptible, so a lead handed over is never dropped
-      while (!me.done && !me.lead && running) {
-        try {
-          wait();
-        } catch (InterruptedException e) {
-          interrupted = true;
+      if (running) {
+        me.wake = lock.newCondition();
+        // passes take milliseconds: waiting is not interruptible, so a lead handed over is never dropped
+        while (!me.done && !me.lead) {
+          try {
+            me.wake.await();
+          } catch (InterruptedException e) {
+            interrupted = true;
+          }
         }
       }
       if (!me.done) {
         running = true;
         me.lead = false;
         pass = take();
-      } else {
-        pass = List.of();
       }
+    } finally {
+      lock.unlock();
     }
     if (!pass.isEmpty()) {
       run(pass);
-      synchronized (this) {
+      lock.lock();
+      try {
+        // each waiter has a condition of its own: a pass wakes its rows and the next lead, not everyone
         for (Step s : pass) {
           s.done = true;
+          if (s.wake != null) {
+            s.wake.signal();
+          }
         }
         Step next = waiting.peekFirst();
         if (next == null) {
           running = false;
         } else {
-          next.lead = true; // the oldest waiter runs the next pass; the stage stays marked busy
+          next.lead = true; // the oldest waiter runs the next pass; the combiner stays marked busy
+          next.wake.signal();
         }
-        notifyAll();
+      } finally {
+        lock.unlock();
       }
     }
     if (interrupted) {
