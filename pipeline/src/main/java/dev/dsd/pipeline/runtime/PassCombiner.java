@@ -43,7 +43,7 @@ public final class PassCombiner {
   private final LongAdder rows = new LongAdder();
   private final LongAdder passNanos = new LongAdder();
 
-  private static final class Step {
+  static final class Step {
     final BatchRunner.Row row;
     float[] logits;
     RuntimeException error;
@@ -158,7 +158,7 @@ public final class PassCombiner {
     return pass;
   }
 
-  private void run(List<Step> pass) {
+  void run(List<Step> pass) {
     List<BatchRunner.Row> batch = new ArrayList<>(pass.size());
     for (Step s : pass) {
       batch.add(s.row);
