@@ -10,6 +10,7 @@
 #                   [--swarm CHECKOUT]   # run the swarm of another build (e.g. a commit before batching)
 #                   [--temperature T]    # clients ask sampled completions at T (default 0: greedy)
 #                   [--entry-draft]      # the entry drafts with its own draft model, no draft node
+#                   [--weights f32|f16|q8|q4] [--start-timeout S]   # as up.sh takes them (a real shape's stages)
 #                   [--warmup N] [--warmup-clients C]   # C clients send N requests each first, not counted (3, 1)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,7 +32,8 @@ while [[ $# -gt 0 ]]; do
     --warmup) warmup="$2"; shift 2 ;;
     --warmup-clients) warmup_clients="$2"; shift 2 ;;
     --entry-draft) up_args+=(--entry-draft); shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --weights|--start-timeout) up_args+=("$1" "$2"); shift 2 ;;   # passed to up.sh
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
