@@ -2,7 +2,8 @@
 # Many users at once: brings a testnet up (up.sh: N stages, a draft node, an entry with the HTTP
 # API), drives 1, 4, 16, 32 concurrent clients through the entry's OpenAI API (LoadBench: each
 # client sends --requests streamed completions in turn), prints aggregate tok/s, p50/p99 time to
-# first token and inter-token latency and the number refused, appends JSON lines to
+# first token and inter-token latency, the number refused and the CPU time each swarm process spent
+# per token (from /proc: on shared cores a steadier figure than tok/s), appends JSON lines to
 # OUT/load.jsonl and draws OUT/load-LABEL-*.png; then brings the testnet down.
 #
 #   testnet/load.sh [--stages 2] [--clients 1,4,16,32] [--requests 2] [--max-tokens 64]
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --warmup-clients) warmup_clients="$2"; shift 2 ;;
     --entry-draft) up_args+=(--entry-draft); shift ;;
     --weights|--start-timeout) up_args+=("$1" "$2"); shift 2 ;;   # passed to up.sh
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -46,4 +47,4 @@ url=$(cat "$run/http")
 java -cp "$repo/cli/target/dsd.jar" dev.dsd.testnet.LoadBench --url "$url" --clients "$clients" \
   --requests "$requests" --max-tokens "$max_tokens" --prompts "$repo/models/heldout-prompts.json" \
   --out "$out" --label "$label" --temperature "$temperature" \
-  --warmup "$warmup" --warmup-clients "$warmup_clients"
+  --warmup "$warmup" --warmup-clients "$warmup_clients" --pids "$run/pids"

@@ -37,6 +37,7 @@ import java.util.concurrent.Future;
  *     --requests 2 --max-tokens 64 --prompts models/heldout-prompts.json --out testnet/results --label after \
  *     [--temperature 0.8]   # sampled completions (default 0: greedy)
  *     [--warmup 3 --warmup-clients 1]   # requests per warm-up client, not counted
+ *     [--pids RUN/pids]   # also the CPU time each swarm process spent per token at each level
  * </pre>
  */
 public final class LoadBench {
@@ -56,6 +57,7 @@ public final class LoadBench {
     int maxTokens = Integer.parseInt(a.getOrDefault("max-tokens", "64"));
     String label = a.getOrDefault("label", "run");
     double temperature = Double.parseDouble(a.getOrDefault("temperature", "0")); // 0: greedy
+    Path pids = a.containsKey("pids") ? Path.of(a.get("pids")) : null; // "pid name" lines: CPU per token of each
     Path out = Path.of(a.getOrDefault("out", "testnet/results"));
     List<String> prompts = new ArrayList<>();
     for (JsonNode p : JSON.readTree(Path.of(a.getOrDefault("prompts", "models/heldout-prompts.json")).toFile())
@@ -92,6 +94,7 @@ public final class LoadBench {
       int n = Integer.parseInt(level.trim());
       ExecutorService pool = Executors.newFixedThreadPool(n);
       List<Future<List<Outcome>>> runs = new ArrayList<>();
+      Map<String, Long> cpu0 = SwarmCpu.read(pids);
       long t0 = System.nanoTime();
       for (int c = 0; c < n; c++) {
         int client = c;
@@ -109,6 +112,7 @@ public final class LoadBench {
         all.addAll(f.get());
       }
       double wall = (System.nanoTime() - t0) / 1e9;
+      Map<String, Long> cpu1 = SwarmCpu.read(pids);
       pool.shutdown();
       int refused = 0;
       int failed = 0;
@@ -137,6 +141,23 @@ public final class LoadBench {
           .put("tokens_per_s", tps).put("ttft_p50_s", pct(ttft, 50)).put("ttft_p99_s", pct(ttft, 99))
           .put("itl_p50_s", pct(itl, 50)).put("itl_p99_s", pct(itl, 99)).put("max_tokens", maxTokens)
           .put("temperature", temperature);
+      if (pids != null && tokens > 0) {
+        ObjectNode per = row.putObject("cpu_ms_per_token");
+        StringBuilder line = new StringBuilder();
+        double sum = 0;
+        for (Map.Entry<String, Long> e : cpu1.entrySet()) {
+          Long before = cpu0.get(e.getKey());
+          if (before == null) {
+            continue;
+          }
+          double ms = (e.getValue() - before) / 1e6 / tokens;
+          sum += ms;
+          per.put(e.getKey(), ms);
+          line.append(String.format(" %s %.2f", e.getKey(), ms));
+        }
+        row.put("swarm_cpu_ms_per_token", sum);
+        System.out.printf("%-8s %7d   swarm CPU ms per token %.2f:%s%n", label, n, sum, line);
+      }
       Files.writeString(out.resolve("load.jsonl"), JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8,
           StandardOpenOption.CREATE, StandardOpenOption.APPEND);
       throughput.add(new double[] {n, tps});
