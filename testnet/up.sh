@@ -8,6 +8,7 @@
 #   testnet/up.sh [--stages N] [--replicas R] [--latency MS] [--jitter MS] [--bandwidth MBIT]
 #                 [--run DIR] [--model DIR] [--draft DIR] [--http-port PORT] [--weights f32|f16|q8|q4]
 #                 [--start-timeout S]   (per node; a big shard's first start builds its weights cache)
+#                 [--entry-draft]       (the entry loads the draft model and drafts itself; no draft node)
 #   DSD_JAVA_OPTS (e.g. -Xmx256m) is passed to every node's JVM: a real shard's weights live outside the
 #   Java heap, which otherwise grows during the first start's quantization and stays committed.
 #   testnet/down.sh [--run DIR]
@@ -17,7 +18,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 stages=4 replicas=1 latency=0 jitter=0 bandwidth=0 run="${TMPDIR:-/tmp}/dsd-testnet" http_port=0
-model="$repo/models/pycoder-target" draft="$repo/models/pycoder-draft" weights=f32 start_timeout=60
+model="$repo/models/pycoder-target" draft="$repo/models/pycoder-draft" weights=f32 start_timeout=60 entry_draft=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stages) stages="$2"; shift 2 ;;
@@ -31,7 +32,8 @@ while [[ $# -gt 0 ]]; do
     --http-port) http_port="$2"; shift 2 ;;
     --weights) weights="$2"; shift 2 ;;
     --start-timeout) start_timeout="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --entry-draft) entry_draft=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "up.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -104,11 +106,16 @@ for ((i = 0; i < stages; i++)); do
     echo "$name layers [$from,$to) $addr"
   done
 done
-start draft --draft "$draft" "${boot[@]}"
-echo "draft $addr"
+entry_args=()
+if [[ $entry_draft -eq 1 ]]; then
+  entry_args=(--draft "$draft")
+else
+  start draft --draft "$draft" "${boot[@]}"
+  echo "draft $addr"
+fi
 http_args=()
 if java -jar "$jar" node --help 2>/dev/null | grep -qE -- '^ +--http[ =]'; then http_args=(--http "127.0.0.1:$http_port"); fi
-start entry "${boot[@]}" "${http_args[@]}"
+start entry "${boot[@]}" ${entry_args[@]+"${entry_args[@]}"} "${http_args[@]}"
 echo "$addr" >"$run/entry"
 echo "entry $addr"
 url=$(sed -n 's/^http //p' "$run/entry.log" | head -1)

@@ -34,7 +34,10 @@ import java.util.concurrent.Future;
  *
  * <pre>
  * java -cp dsd.jar dev.dsd.testnet.LoadBench --url http://127.0.0.1:8080 --clients 1,4,16,32 \
- *     --requests 2 --max-tokens 64 --prompts models/heldout-prompts.json --out testnet/results --label after
+ *     --requests 2 --max-tokens 64 --prompts models/heldout-prompts.json --out testnet/results --label after \
+ *     [--temperature 0.8]   # sampled completions (default 0: greedy)
+ *     [--warmup 3 --warmup-clients 1]   # requests per warm-up client, not counted
+ *     [--pids RUN/pids]   # also the CPU time each swarm process spent per token at each level
  * </pre>
  */
 public final class LoadBench {
@@ -53,6 +56,8 @@ public final class LoadBench {
     int requests = Integer.parseInt(a.getOrDefault("requests", "2"));
     int maxTokens = Integer.parseInt(a.getOrDefault("max-tokens", "64"));
     String label = a.getOrDefault("label", "run");
+    double temperature = Double.parseDouble(a.getOrDefault("temperature", "0")); // 0: greedy
+    Path pids = a.containsKey("pids") ? Path.of(a.get("pids")) : null; // "pid name" lines: CPU per token of each
     Path out = Path.of(a.getOrDefault("out", "testnet/results"));
     List<String> prompts = new ArrayList<>();
     for (JsonNode p : JSON.readTree(Path.of(a.getOrDefault("prompts", "models/heldout-prompts.json")).toFile())
@@ -65,16 +70,31 @@ public final class LoadBench {
     System.out.printf("%-8s %7s %8s %8s %8s %10s %10s %10s %10s %10s%n", "label", "clients", "requests", "refused",
         "tokens", "tok/s", "ttft p50", "ttft p99", "itl p50", "itl p99");
     // not counted: the first requests pay for route discovery, JIT and ORT's first runs
+    // (--warmup-clients sends them from that many clients at once, so that the code paths of
+    // batched calls are compiled before any level is measured, the first one included)
     int warmup = Integer.parseInt(a.getOrDefault("warmup", "3"));
-    for (int i = 0; i < warmup; i++) {
-      complete(http, url, prompts.get(i % prompts.size()), maxTokens);
+    int warmupClients = Integer.parseInt(a.getOrDefault("warmup-clients", "1"));
+    ExecutorService warm = Executors.newFixedThreadPool(warmupClients);
+    List<Future<?>> warming = new ArrayList<>();
+    for (int c = 0; c < warmupClients; c++) {
+      int client = c;
+      warming.add(warm.submit(() -> {
+        for (int i = 0; i < warmup; i++) {
+          complete(http, url, prompts.get((client * warmup + i) % prompts.size()), maxTokens, temperature);
+        }
+      }));
     }
+    for (Future<?> f : warming) {
+      f.get();
+    }
+    warm.shutdown();
     List<double[]> throughput = new ArrayList<>();
     List<double[]> ttftP99 = new ArrayList<>();
     for (String level : a.getOrDefault("clients", "1,4,16,32").split(",")) {
       int n = Integer.parseInt(level.trim());
       ExecutorService pool = Executors.newFixedThreadPool(n);
       List<Future<List<Outcome>>> runs = new ArrayList<>();
+      Map<String, Long> cpu0 = SwarmCpu.read(pids);
       long t0 = System.nanoTime();
       for (int c = 0; c < n; c++) {
         int client = c;
@@ -82,7 +102,7 @@ public final class LoadBench {
           List<Outcome> mine = new ArrayList<>();
           for (int r = 0; r < requests; r++) {
             String prompt = prompts.get((client * requests + r) % prompts.size());
-            mine.add(complete(http, url, prompt, maxTokens));
+            mine.add(complete(http, url, prompt, maxTokens, temperature));
           }
           return mine;
         }));
@@ -92,6 +112,7 @@ public final class LoadBench {
         all.addAll(f.get());
       }
       double wall = (System.nanoTime() - t0) / 1e9;
+      Map<String, Long> cpu1 = SwarmCpu.read(pids);
       pool.shutdown();
       int refused = 0;
       int failed = 0;
@@ -118,7 +139,25 @@ public final class LoadBench {
       ObjectNode row = JSON.createObjectNode().put("label", label).put("clients", n).put("requests", all.size())
           .put("refused", refused).put("failed", failed).put("tokens", tokens).put("wall_s", wall)
           .put("tokens_per_s", tps).put("ttft_p50_s", pct(ttft, 50)).put("ttft_p99_s", pct(ttft, 99))
-          .put("itl_p50_s", pct(itl, 50)).put("itl_p99_s", pct(itl, 99)).put("max_tokens", maxTokens);
+          .put("itl_p50_s", pct(itl, 50)).put("itl_p99_s", pct(itl, 99)).put("max_tokens", maxTokens)
+          .put("temperature", temperature);
+      if (pids != null && tokens > 0) {
+        ObjectNode per = row.putObject("cpu_ms_per_token");
+        StringBuilder line = new StringBuilder();
+        double sum = 0;
+        for (Map.Entry<String, Long> e : cpu1.entrySet()) {
+          Long before = cpu0.get(e.getKey());
+          if (before == null) {
+            continue;
+          }
+          double ms = (e.getValue() - before) / 1e6 / tokens;
+          sum += ms;
+          per.put(e.getKey(), ms);
+          line.append(String.format(" %s %.2f", e.getKey(), ms));
+        }
+        row.put("swarm_cpu_ms_per_token", sum);
+        System.out.printf("%-8s %7d   swarm CPU ms per token %.2f:%s%n", label, n, sum, line);
+      }
       Files.writeString(out.resolve("load.jsonl"), JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8,
           StandardOpenOption.CREATE, StandardOpenOption.APPEND);
       throughput.add(new double[] {n, tps});
@@ -131,8 +170,9 @@ public final class LoadBench {
   }
 
   /** One streamed completion; the token count is the usage the server reports at the end. */
-  static Outcome complete(HttpClient http, String url, String prompt, int maxTokens) {
-    ObjectNode body = JSON.createObjectNode().put("prompt", prompt).put("max_tokens", maxTokens).put("temperature", 0)
+  static Outcome complete(HttpClient http, String url, String prompt, int maxTokens, double temperature) {
+    ObjectNode body = JSON.createObjectNode().put("prompt", prompt).put("max_tokens", maxTokens)
+        .put("temperature", temperature)
         .put("stream", true);
     body.putObject("stream_options").put("include_usage", true);
     long sent = System.nanoTime();

@@ -1,7 +1,7 @@
 package dev.dsd.node.generate;
 
-import dev.dsd.pipeline.runtime.ShardRunner;
-import dev.dsd.pipeline.runtime.ShardSession;
+import dev.dsd.pipeline.runtime.BatchSession;
+import dev.dsd.pipeline.runtime.PassCombiner;
 import dev.dsd.verification.processing.Penalties;
 import dev.dsd.verification.processing.PenaltyState;
 import dev.dsd.verification.sampling.Distributions;
@@ -15,10 +15,13 @@ import java.util.SplittableRandom;
  * request's penalties to its own logits over the same history as the target (earlier drafts of the
  * round included): not needed for exactness, but a draft that proposes tokens the penalized target
  * would never pick gets rejected round after round.
+ *
+ * <p>Its steps go through the draft model's {@link PassCombiner}: the steps of generations drafting
+ * at the same time share ONNX Runtime calls, and a generation drafting alone runs its own.
  */
 final class ModelDrafter implements Drafter {
-  private final ShardRunner runner;
-  private final ShardSession session;
+  private final PassCombiner passes;
+  private final BatchSession session;
   private final double temperature;
   private final double topP;
   private final SplittableRandom random;
@@ -30,22 +33,18 @@ final class ModelDrafter implements Drafter {
   private final int capacity;
   private PenaltyState history; // null without penalties
 
-  ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable) {
-    this(runner, session, temperature, topP, seed, usable, Penalties.NONE, 1);
-  }
-
   /** {@code capacity}: positions the generation may reach (prompt, output and one window of drafts). */
-  ModelDrafter(ShardRunner runner, ShardSession session, double temperature, double topP, long seed, int usable,
+  ModelDrafter(PassCombiner passes, BatchSession session, double temperature, double topP, long seed, int usable,
       Penalties penalties, int capacity) {
     this.penalties = penalties;
     this.capacity = capacity;
     this.usable = usable;
-    this.runner = runner;
+    this.passes = passes;
     this.session = session;
     this.temperature = temperature;
     this.topP = topP;
     this.random = new SplittableRandom(seed ^ 0x5DEECE66DL);
-    this.vocab = runner.config().vocabSize();
+    this.vocab = passes.runner().config().vocabSize();
   }
 
   /** Caches all but the prompt's last token. */
@@ -60,7 +59,7 @@ final class ModelDrafter implements Drafter {
     if (prompt.length > 1) { // in passes: a long prompt's logits would be one giant array
       int[] cuts = PrefillChunks.cuts(prompt.length - 1, 1, PrefillChunks.DEFAULT_TOKENS);
       for (int i = 0; i + 1 < cuts.length; i++) {
-        runner.forwardTokens(session, Arrays.copyOfRange(prompt, cuts[i], cuts[i + 1]));
+        passes.forward(session, Arrays.copyOfRange(prompt, cuts[i], cuts[i + 1]));
       }
     }
     pending = new int[] {prompt[prompt.length - 1]};
@@ -71,7 +70,7 @@ final class ModelDrafter implements Drafter {
   public int[] propose(int k) {
     int[] out = new int[k];
     lastDistributions = new double[k][];
-    float[] logits = runner.forwardTokens(session, pending);
+    float[] logits = passes.forward(session, pending);
     VocabMask.apply(logits, vocab, usable);
     int row = (pending.length - 1) * vocab;
     int context = history == null ? 0 : history.size();
@@ -90,7 +89,7 @@ final class ModelDrafter implements Drafter {
         history.append(out[i]);
       }
       if (i + 1 < k) {
-        logits = runner.forwardTokens(session, new int[] {out[i]});
+        logits = passes.forward(session, new int[] {out[i]});
         VocabMask.apply(logits, vocab, usable);
         row = 0;
       }

@@ -1,6 +1,6 @@
 package dev.dsd.node.pipeline;
 
-import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.dsd.node.pipeline.proto.DType;
 import dev.dsd.node.pipeline.proto.Tensor;
 import dev.dsd.pipeline.safetensors.Half;
@@ -16,18 +16,33 @@ public final class Activations {
   private Activations() {}
 
   public static Tensor encode(float[] values, int rows, int cols, DType dtype) {
-    int width = dtype == DType.F32 ? 4 : 2;
-    ByteBuffer b = ByteBuffer.allocate(values.length * width).order(ByteOrder.LITTLE_ENDIAN);
-    for (float v : values) {
-      switch (dtype) {
-        case F32 -> b.putFloat(v);
-        case F16 -> b.putShort(Half.fromFloat(v));
-        case BF16 -> b.putShort(Half.bf16FromFloat(v));
-        default -> throw new IllegalArgumentException("unknown activation type " + dtype);
+    // one loop per type into a byte array handed to protobuf without a copy: a stage encodes every
+    // round's hidden states, and a per-value switch through a ByteBuffer was a fifth of stage 0's Java time
+    byte[] out;
+    switch (dtype) {
+      case F32 -> {
+        out = new byte[values.length * 4];
+        for (int i = 0, j = 0; i < values.length; i++, j += 4) {
+          int b = Float.floatToRawIntBits(values[i]);
+          out[j] = (byte) b;
+          out[j + 1] = (byte) (b >>> 8);
+          out[j + 2] = (byte) (b >>> 16);
+          out[j + 3] = (byte) (b >>> 24);
+        }
       }
+      case F16, BF16 -> {
+        out = new byte[values.length * 2];
+        boolean f16 = dtype == DType.F16;
+        for (int i = 0, j = 0; i < values.length; i++, j += 2) {
+          short h = f16 ? Half.fromFloat(values[i]) : Half.bf16FromFloat(values[i]);
+          out[j] = (byte) h;
+          out[j + 1] = (byte) (h >>> 8);
+        }
+      }
+      default -> throw new IllegalArgumentException("unknown activation type " + dtype);
     }
-    return Tensor.newBuilder().setDtype(dtype).addShape(rows).addShape(cols).setData(ByteString.copyFrom(b.flip()))
-        .build();
+    return Tensor.newBuilder().setDtype(dtype).addShape(rows).addShape(cols)
+        .setData(UnsafeByteOperations.unsafeWrap(out)).build();
   }
 
   /** Decodes {@code [rows, cols]}; throws IllegalArgumentException naming what does not fit. */

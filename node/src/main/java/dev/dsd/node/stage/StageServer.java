@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,6 +56,13 @@ public final class StageServer implements AutoCloseable {
   final PipelineStats stats;
   final StageScheduler<StageRound> scheduler;
   private static final int TYPICAL_ROUND = 17;
+  /** A log line of batching figures every this many stage calls. */
+  static final int LOG_EVERY_CALLS = 2000;
+  // since the last log line: rows, ONNX Runtime nanos, and nanos of the Java around it (preparing
+  // rows, and splitting, encoding and sending results), to see where a stage's time goes under load
+  private final LongAdder logRows = new LongAdder();
+  private final LongAdder logOrtNanos = new LongAdder();
+  private final LongAdder logJavaNanos = new LongAdder();
   private final int[] recent = new int[64];
   private long recentCount;
 
@@ -115,6 +123,7 @@ public final class StageServer implements AutoCloseable {
    * ends only that session.
    */
   private void runBatch(List<StageRound> batch) {
+    long start = System.nanoTime();
     List<StageRound> ready = new ArrayList<>();
     List<StageBatchRunner.Row> rows = new ArrayList<>();
     for (StageRound j : batch) {
@@ -154,6 +163,18 @@ public final class StageServer implements AutoCloseable {
     stats.batchRows.record(ready.size());
     for (int i = 0; i < ready.size(); i++) {
       ready.get(i).session().finish(ready.get(i), ys[i], nanos, t0, ready.size());
+    }
+    logRows.add(ready.size());
+    logOrtNanos.add(nanos);
+    logJavaNanos.add(System.nanoTime() - start - nanos);
+    if (stats.batchCalls.sum() % LOG_EVERY_CALLS == 0) {
+      long rowsRun = logRows.sumThenReset();
+      double ortMs = logOrtNanos.sumThenReset() / 1e6;
+      double javaMs = logJavaNanos.sumThenReset() / 1e6;
+      log.info(String.format("stage batching layers=[%d,%d) calls=%d rowsPerCall=%.2f ortMsPerCall=%.3f"
+          + " javaMsPerCall=%.3f ortMsPerRow=%.3f javaMsPerRow=%.3f sessions=%d", shard.from(), shard.to(),
+          LOG_EVERY_CALLS, rowsRun / (double) LOG_EVERY_CALLS, ortMs / LOG_EVERY_CALLS, javaMs / LOG_EVERY_CALLS,
+          ortMs / rowsRun, javaMs / rowsRun, sessions.size()));
     }
   }
 

@@ -10,6 +10,10 @@ public final class LogitScores implements TargetScores {
   private final double temperature;
   private final double topP;
   private final double[][] cache;
+  // greedy rows: the softmax's maximum and denominator, so that a summary reading two probabilities
+  // of a row (the last stage's, for every verified position) computes no full distribution
+  private double[] rowMax;
+  private double[] rowSum;
 
   public LogitScores(float[] logits, int vocab, double temperature, double topP) {
     if (vocab <= 0 || logits.length % vocab != 0) {
@@ -45,6 +49,35 @@ public final class LogitScores implements TargetScores {
           : Distributions.softmax(logits, row * vocab, vocab, 1.0);
     }
     return cache[row];
+  }
+
+  /** As {@code distribution(row)[token]}, bit for bit, without making the row's distribution at temperature 0. */
+  @Override
+  public double probability(int row, int token) {
+    if (cache[row] != null || temperature > 0) {
+      return distribution(row)[token];
+    }
+    if (token < 0 || token >= vocab) {
+      throw new IndexOutOfBoundsException("token " + token + " outside the vocabulary " + vocab);
+    }
+    if (rowSum == null) {
+      rowMax = new double[cache.length];
+      rowSum = new double[cache.length];
+    }
+    int off = row * vocab;
+    if (rowSum[row] == 0) { // the same additions in the same order as Distributions.softmax
+      double max = Double.NEGATIVE_INFINITY;
+      for (int i = 0; i < vocab; i++) {
+        max = Math.max(max, logits[off + i]);
+      }
+      double sum = 0;
+      for (int i = 0; i < vocab; i++) {
+        sum += Math.exp(logits[off + i] - max);
+      }
+      rowMax[row] = max;
+      rowSum[row] = sum;
+    }
+    return Math.exp(logits[off + token] - rowMax[row]) / rowSum[row];
   }
 
   /** Log-softmax at temperature 1 of the row, computed in double with the maximum subtracted first. */
