@@ -70,6 +70,8 @@ public final class PipelineGenerator implements Generator {
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
   private volatile boolean pipelinedByDefault = GenerationRequest.PIPELINED_DEFAULT;
+  /** Pipelined rounds of a fixed window: rounds in flight, or 0 to let the controller choose. */
+  private volatile int fixedDepth;
   /** Pipelined rounds' estimates (acceptance, round trip, compute) per route and drafter, across requests. */
   private final java.util.Map<String, PipelineController> controllers = new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -185,7 +187,8 @@ public final class PipelineGenerator implements Generator {
               key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
                   : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
           r = new PipelinedLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter, rule,
-              pc, null, capacity, sink, rounds, t0);
+              pc, auto || fixedDepth == 0 ? null : new PipelineController.Choice(kMax, fixedDepth), capacity, sink,
+              rounds, t0);
         } else {
           r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
         }
@@ -271,6 +274,19 @@ public final class PipelineGenerator implements Generator {
   /** Whether requests that do not say go pipelined (several rounds in flight). */
   public PipelineGenerator withPipelinedDefault(boolean pipelined) {
     this.pipelinedByDefault = pipelined;
+    return this;
+  }
+
+  /**
+   * Pipelined generations with a fixed window keep {@code depth} rounds in flight instead of the
+   * depth the controller picks (0: the controller's again); what a benchmark compares the
+   * machinery with, apart from the controller's choices. Windows chosen automatically ignore it.
+   */
+  public PipelineGenerator withFixedDepth(int depth) {
+    if (depth < 0 || depth > PipelineController.MAX_DEPTH) {
+      throw new IllegalArgumentException("depth must be 0.." + PipelineController.MAX_DEPTH + ", got " + depth);
+    }
+    this.fixedDepth = depth;
     return this;
   }
 
