@@ -165,11 +165,26 @@ public final class PipelineGenerator implements Generator {
           + "|t=" + req.temperature();
       AdaptiveWindow adaptive = auto ? windows.start(routeKey) : null;
       WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(Math.max(kMax, 0));
+      boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
+      // the controller picks the depth (and with auto, k); its estimates outlive the request
+      PipelineController pc = !pipelined ? null : controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
+          key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
+              : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
+      PipelineController.Choice fixed = auto || fixedDepth == 0 ? null : new PipelineController.Choice(kMax, fixedDepth);
+      // where the controller expects nothing from rounds in flight the generation runs synchronously,
+      // exactly as without --pipelined, and its rounds teach the controller for the next requests
+      boolean inFlight = pipelined && (fixed != null || pc.next().depth() > 1);
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
         roundListener.round(k, accepted, draftNanos, verifyNanos);
         int shared = 1;
+        long compute = 0;
+        long slowest = 0;
+        long queue = 0;
         for (var t : target.lastTimings()) {
           shared = Math.max(shared, t.getBatchRows());
+          compute += t.getComputeMicros() * 1000L;
+          slowest = Math.max(slowest, t.getComputeMicros() * 1000L);
+          queue += t.getQueueMicros() * 1000L;
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
               t.getComputeMicros() / 1e6);
         }
@@ -177,18 +192,16 @@ public final class PipelineGenerator implements Generator {
         if (adaptive != null) { // under load, k is chosen for the swarm's throughput
           adaptive.sharing(shared);
         }
+        if (pc != null && !inFlight && k > 0) { // the pipelined loop tells the controller itself
+          pc.observe(k, accepted, accepted < k, draftNanos, compute > 0 ? compute : -1, slowest > 0 ? slowest : -1,
+              compute > 0 ? Math.max(0, verifyNanos - compute - queue) : -1, shared);
+        }
       };
       GenerationResult r;
-      boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
       try {
-        if (pipelined) {
-          // the controller picks the depth (and with auto, k); its estimates outlive the request
-          PipelineController pc = controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
-              key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
-                  : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
+        if (inFlight) {
           r = new PipelinedLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter, rule,
-              pc, auto || fixedDepth == 0 ? null : new PipelineController.Choice(kMax, fixedDepth), capacity, sink,
-              rounds, t0);
+              pc, fixed, capacity, sink, rounds, t0);
         } else {
           r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
         }
@@ -198,8 +211,12 @@ public final class PipelineGenerator implements Generator {
       if (adaptive != null) {
         windows.finish(routeKey, adaptive);
       }
+      if (pipelined && !inFlight) {
+        log.info("pipelined generation ran synchronously: the controller expects no gain from rounds in flight "
+            + "controller={}", pc);
+      }
       log.info("generation done pipelined={} route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
-          pipelined, r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
+          inFlight, r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
           target.longestStallNanos() / 1_000_000, target.spotChecks());
       return r;
