@@ -36,6 +36,15 @@ import org.slf4j.LoggerFactory;
 public final class PipelineGenerator implements Generator {
   private static final Logger log = LoggerFactory.getLogger(PipelineGenerator.class);
   public static final int MAX_AUTO_WINDOW = 16;
+  /**
+   * Rounds in flight the controller may choose. Measured on the 4-stage 20 ms bench (2 cores shared
+   * with other work, 10 prompts x 64 tokens, greedy, one run): k = 16 with 2 in flight was 1.10x
+   * {@code auto}, k = 8 with 2 1.03x and with 4 0.84x (the cancelled rounds' protocol work and
+   * compute, which the controller's model underrates when other processes load the cores, and a
+   * later first token); a controller free to go to 8 chose 8 and lost to {@code auto}. See README,
+   * "Pipelined rounds measured".
+   */
+  public static final int MAX_PIPELINE_DEPTH = 2;
 
   /** Makes the drafter of one generation; returns null to generate without speculation. */
   @FunctionalInterface
@@ -168,8 +177,8 @@ public final class PipelineGenerator implements Generator {
       boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
       // the controller picks the depth (and with auto, k); its estimates outlive the request
       PipelineController pc = !pipelined ? null : controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
-          key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
-              : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
+          key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, MAX_PIPELINE_DEPTH)
+              : new PipelineController(kMax, kMax, MAX_PIPELINE_DEPTH));
       PipelineController.Choice fixed = auto || fixedDepth == 0 ? null : new PipelineController.Choice(kMax, fixedDepth);
       // where the controller expects nothing from rounds in flight the generation runs synchronously,
       // exactly as without --pipelined, and its rounds teach the controller for the next requests
