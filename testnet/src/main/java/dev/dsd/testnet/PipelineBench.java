@@ -162,9 +162,13 @@ public final class PipelineBench {
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {
             for (boolean pipelined : new boolean[] {false, true}) {
+              // two rounds in flight whatever the controller thinks, so the first measured pipelined
+              // generation does not pay for loading and compiling the in-flight and cancel paths
+              gen.withFixedDepth(pipelined ? 2 : 0);
               gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
                   List.of()).withPipelined(pipelined), TokenSink.NONE);
             }
+            gen.withFixedDepth(0);
             if (c.modes().stream().anyMatch(m -> m.tree() != 0)) {
               gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
                   List.of()).withTree(8), TokenSink.NONE);

@@ -42,7 +42,7 @@ public final class PipelineGenerator implements Generator {
    * {@code auto}, k = 8 with 2 1.03x and with 4 0.84x (the cancelled rounds' protocol work and
    * compute, which the controller's model underrates when other processes load the cores, and a
    * later first token); a controller free to go to 8 chose 8 and lost to {@code auto}. See README,
-   * "Pipelined rounds measured".
+   * "Pipelined rounds: what kept them serial".
    */
   public static final int MAX_PIPELINE_DEPTH = 2;
 
