@@ -298,7 +298,8 @@ final class BenchCommand implements Runnable {
     @Option(names = "--latency", split = ",", defaultValue = "0,5,20,50", description = "One-way link latencies in ms (default: ${DEFAULT-VALUE}).")
     List<Double> latencies;
 
-    @Option(names = "--modes", split = ",", defaultValue = "off,k2,k4,k8,auto,adaptive,tree-auto", description = "Decoding modes: off, kN, auto, adaptive, treeN, tree-auto (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--modes", split = ",", defaultValue = "off,k2,k4,k8,auto,adaptive,tree-auto", description = {"Decoding modes: off, kN, auto, adaptive, treeN, tree-auto, and pipelined: pipe-kN, pipe-auto,",
+        "pipe-kNdD (D rounds in flight, not the controller's choice) (default: ${DEFAULT-VALUE})."})
     List<String> modes;
 
     @Option(names = "--prompts", defaultValue = "5", description = "Held-out prompts per mode (default: ${DEFAULT-VALUE}).")

@@ -50,18 +50,33 @@ public final class PipelineBench {
    * pipelined (several in flight; the {@code pipe-} modes) or synchronously, and the token tree (0: a
    * chain of drafts; N draft nodes per round; AUTO: the budget controller).
    */
-  public record Mode(String name, int window, boolean adaptive, boolean pipelined, int tree) {
+  public record Mode(String name, int window, boolean adaptive, boolean pipelined, int tree, int depth) {
     public Mode(String name, int window, boolean adaptive) {
-      this(name, window, adaptive, false, 0);
+      this(name, window, adaptive, false, 0, 0);
+    }
+
+    public Mode(String name, int window, boolean adaptive, boolean pipelined, int tree) {
+      this(name, window, adaptive, pipelined, tree, 0);
     }
 
     public static Mode parse(String s) {
       if (s.startsWith("pipe-")) {
-        Mode m = parse(s.substring(5));
+        String rest = s.substring(5);
+        int depth = 0;
+        java.util.regex.Matcher fixed = java.util.regex.Pattern.compile("(k[0-9]+)d([0-9]+)").matcher(rest);
+        if (fixed.matches()) { // pipe-k8d4: window 8, 4 rounds in flight, whatever the controller would pick
+          rest = fixed.group(1);
+          depth = Integer.parseInt(fixed.group(2));
+          if (depth < 1 || depth > dev.dsd.verification.window.PipelineController.MAX_DEPTH) {
+            throw new IllegalArgumentException("depth must be 1.." + dev.dsd.verification.window.PipelineController
+                .MAX_DEPTH + ", got " + s);
+          }
+        }
+        Mode m = parse(rest);
         if (m.window() == 0) {
           throw new IllegalArgumentException("pipelining needs drafts: pipe-off is not a mode");
         }
-        return new Mode(s, m.window(), m.adaptive(), true, m.tree());
+        return new Mode(s, m.window(), m.adaptive(), true, m.tree(), depth);
       }
       return switch (s) {
         case "off" -> new Mode("off", 0, false);
@@ -147,9 +162,13 @@ public final class PipelineBench {
           // warms the JIT and the connections once per swarm and sampling setting, for every mode alike; not measured
           for (Sampling sp : c.samplings()) {
             for (boolean pipelined : new boolean[] {false, true}) {
+              // two rounds in flight whatever the controller thinks, so the first measured pipelined
+              // generation does not pay for loading and compiling the in-flight and cancel paths
+              gen.withFixedDepth(pipelined ? 2 : 0);
               gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
                   List.of()).withPipelined(pipelined), TokenSink.NONE);
             }
+            gen.withFixedDepth(0);
             if (c.modes().stream().anyMatch(m -> m.tree() != 0)) {
               gen.generate(new GenerationRequest(c.prompts().get(0), 8, sp.temperature(), sp.topP(), 0, 4, false,
                   List.of()).withTree(8), TokenSink.NONE);
@@ -201,6 +220,7 @@ public final class PipelineBench {
           sampling.topP(), 1000 + i, m.window(), m.adaptive(), List.of()).withPipelined(m.pipelined())
           .withTree(m.tree());
       rounds.clear();
+      gen.withFixedDepth(m.depth());
       GenerationResult r = gen.generate(req, TokenSink.NONE);
       int[] prompt = ck.tokenizer().encode(c.prompts().get(i));
       tokens += r.tokenIds().length;
@@ -279,7 +299,7 @@ public final class PipelineBench {
       if (!r.mode().startsWith("pipe-")) {
         continue;
       }
-      String sync = r.mode().substring(5);
+      String sync = r.mode().substring(5).replaceAll("^(k[0-9]+)d[0-9]+$", "$1");
       rows.stream().filter(o -> o.latencyMs() == r.latencyMs() && o.sampling().equals(r.sampling())
           && o.mode().equals(sync)).findFirst().ifPresent(o -> b.append(String.format(
               "latency %.0f ms %s: %s / %s = %.2fx%n", r.latencyMs(), r.sampling(), r.mode(), sync,

@@ -35,6 +35,15 @@ import org.slf4j.LoggerFactory;
 public final class PipelineGenerator implements Generator {
   private static final Logger log = LoggerFactory.getLogger(PipelineGenerator.class);
   public static final int MAX_AUTO_WINDOW = 16;
+  /**
+   * Rounds in flight the controller may choose. Measured on the 4-stage 20 ms bench (2 cores shared
+   * with other work, 10 prompts x 64 tokens, greedy, one run): k = 16 with 2 in flight was 1.10x
+   * {@code auto}, k = 8 with 2 1.03x and with 4 0.84x (the cancelled rounds' protocol work and
+   * compute, which the controller's model underrates when other processes load the cores, and a
+   * later first token); a controller free to go to 8 chose 8 and lost to {@code auto}. See README,
+   * "Pipelined rounds: what kept them serial".
+   */
+  public static final int MAX_PIPELINE_DEPTH = 2;
 
   /** Makes the drafter of one generation; returns null to generate without speculation. */
   @FunctionalInterface
@@ -74,6 +83,8 @@ public final class PipelineGenerator implements Generator {
   private volatile SpeculativeLoop.RoundListener roundListener = SpeculativeLoop.RoundListener.NONE;
   private volatile Resilience resilience = (failovers, stallNanos, spotChecks) -> { };
   private volatile boolean pipelinedByDefault = GenerationRequest.PIPELINED_DEFAULT;
+  /** Pipelined rounds of a fixed window: rounds in flight, or 0 to let the controller choose. */
+  private volatile int fixedDepth;
   /** Pipelined rounds' estimates (acceptance, round trip, compute) per route and drafter, across requests. */
   private final java.util.Map<String, PipelineController> controllers = new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -167,11 +178,26 @@ public final class PipelineGenerator implements Generator {
           + "|t=" + req.temperature();
       AdaptiveWindow adaptive = auto ? windows.start(routeKey) : null;
       WindowPolicy window = auto ? adaptive : WindowPolicy.fixed(Math.max(kMax, 0));
+      boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
+      // the controller picks the depth (and with auto, k); its estimates outlive the request
+      PipelineController pc = !pipelined ? null : controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
+          key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, MAX_PIPELINE_DEPTH)
+              : new PipelineController(kMax, kMax, MAX_PIPELINE_DEPTH));
+      PipelineController.Choice fixed = auto || fixedDepth == 0 ? null : new PipelineController.Choice(kMax, fixedDepth);
+      // where the controller expects nothing from rounds in flight the generation runs synchronously,
+      // exactly as without --pipelined, and its rounds teach the controller for the next requests
+      boolean inFlight = pipelined && (fixed != null || pc.next().depth() > 1);
       SpeculativeLoop.RoundListener rounds = (k, accepted, draftNanos, verifyNanos) -> {
         roundListener.round(k, accepted, draftNanos, verifyNanos);
         int shared = 1;
+        long compute = 0;
+        long slowest = 0;
+        long queue = 0;
         for (var t : target.lastTimings()) {
           shared = Math.max(shared, t.getBatchRows());
+          compute += t.getComputeMicros() * 1000L;
+          slowest = Math.max(slowest, t.getComputeMicros() * 1000L);
+          queue += t.getQueueMicros() * 1000L;
           stageTimes.accept(dev.dsd.p2p.core.PeerId.fromBytes(t.getPeerId().toByteArray()).toBase58(),
               t.getComputeMicros() / 1e6);
         }
@@ -179,17 +205,16 @@ public final class PipelineGenerator implements Generator {
         if (adaptive != null) { // under load, k is chosen for the swarm's throughput
           adaptive.sharing(shared);
         }
+        if (pc != null && !inFlight && k > 0) { // the pipelined loop tells the controller itself
+          pc.observe(k, accepted, accepted < k, draftNanos, compute > 0 ? compute : -1, slowest > 0 ? slowest : -1,
+              compute > 0 ? Math.max(0, verifyNanos - compute - queue) : -1, shared);
+        }
       };
       GenerationResult r;
-      boolean pipelined = drafter != null && drafter.pipelines() && req.pipelinedOr(pipelinedByDefault);
       try {
-        if (pipelined) {
-          // the controller picks the depth (and with auto, k); its estimates outlive the request
-          PipelineController pc = controllers.computeIfAbsent(routeKey + "|k=" + kMax + "|" + auto,
-              key -> auto ? new PipelineController(1, MAX_AUTO_WINDOW, PipelineController.MAX_DEPTH)
-                  : new PipelineController(kMax, kMax, PipelineController.MAX_DEPTH));
+        if (inFlight) {
           r = new PipelinedLoop(tokenizer, new HashSet<>(config.eosTokenIds())).run(req, prompt, target, drafter, rule,
-              pc, null, capacity, sink, rounds, t0);
+              pc, fixed, capacity, sink, rounds, t0);
         } else {
           r = loop.run(req, prompt, target, drafter, rule, window, capacity, sink, rounds, t0);
         }
@@ -199,8 +224,12 @@ public final class PipelineGenerator implements Generator {
       if (adaptive != null) {
         windows.finish(routeKey, adaptive);
       }
+      if (pipelined && !inFlight) {
+        log.info("pipelined generation ran synchronously: the controller expects no gain from rounds in flight "
+            + "controller={}", pc);
+      }
       log.info("generation done pipelined={} route={} tokens={} rounds={} acceptance={} tokPerS={} bytes={} failovers={} stallMs={} spotChecks={}",
-          pipelined, r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
+          inFlight, r.route(), r.tokenIds().length, r.rounds(), String.format("%.3f", r.acceptanceRate()),
           String.format("%.1f", r.tokensPerSecond()), r.bytesSent(), target.failovers(),
           target.longestStallNanos() / 1_000_000, target.spotChecks());
       return r;
@@ -275,6 +304,19 @@ public final class PipelineGenerator implements Generator {
   /** Whether requests that do not say go pipelined (several rounds in flight). */
   public PipelineGenerator withPipelinedDefault(boolean pipelined) {
     this.pipelinedByDefault = pipelined;
+    return this;
+  }
+
+  /**
+   * Pipelined generations with a fixed window keep {@code depth} rounds in flight instead of the
+   * depth the controller picks (0: the controller's again); what a benchmark compares the
+   * machinery with, apart from the controller's choices. Windows chosen automatically ignore it.
+   */
+  public PipelineGenerator withFixedDepth(int depth) {
+    if (depth < 0 || depth > PipelineController.MAX_DEPTH) {
+      throw new IllegalArgumentException("depth must be 0.." + PipelineController.MAX_DEPTH + ", got " + depth);
+    }
+    this.fixedDepth = depth;
     return this;
   }
 

@@ -4,6 +4,7 @@ import dev.dsd.node.pipeline.PipelineProtocol;
 import dev.dsd.node.pipeline.Activations;
 import dev.dsd.node.pipeline.PipelineException;
 import dev.dsd.node.pipeline.PipelineService;
+import dev.dsd.node.pipeline.Timeline;
 
 import dev.dsd.node.wire.MessageStream;
 import com.google.protobuf.ByteString;
@@ -275,6 +276,10 @@ public final class PipelineTargetPass implements PipelinedTarget {
         }
       }
       first.send(PipelineMessage.newBuilder().setRound(b).build());
+      if (Timeline.on()) {
+        Timeline.event(id, round, "entry", "sent", "keep=" + b.getKeep() + " positions=" + b.getTokensCount()
+            + " drafts=" + b.getDraftsCount());
+      }
     }
     if (sample) {
       sampledRounds.add(round);
@@ -286,6 +291,7 @@ public final class PipelineTargetPass implements PipelinedTarget {
   @Override
   public TargetScores await(long r) {
     RoundResult res = await(r, true).getResult();
+    Timeline.event(id, r, "entry", "awaited", "");
     lastTimings = res.getTimingsList();
     Long at = arrivals.remove(r);
     lastArrival = at == null ? -1 : at;
@@ -315,6 +321,7 @@ public final class PipelineTargetPass implements PipelinedTarget {
     first.send(PipelineMessage.newBuilder().setCancel(dev.dsd.node.pipeline.proto.Cancel.newBuilder().setSessionId(id)
         .setAfterRound(afterRound).setKeep(keep)).build());
     log.debug("cancel sent session={} afterRound={} keep={} lastSent={}", id, afterRound, keep, round);
+    Timeline.event(id, afterRound, "entry", "cancel-sent", "keep=" + keep + " lastSent=" + round);
   }
 
   @Override
@@ -461,6 +468,7 @@ public final class PipelineTargetPass implements PipelinedTarget {
       erred |= m.hasError();
       if (m.hasResult() && arrivals.size() < 4096) { // bounded: a peer cannot grow it without end
         arrivals.put(m.getResult().getRound(), System.nanoTime());
+        Timeline.event(id, m.getResult().getRound(), "entry", "answered", "");
       }
       inbox.add(m);
     }

@@ -1,5 +1,6 @@
 package dev.dsd.node.generate;
 
+import dev.dsd.node.pipeline.Timeline;
 import dev.dsd.verification.acceptance.AcceptanceRule;
 import dev.dsd.verification.acceptance.TargetScores;
 import dev.dsd.verification.window.PipelineController;
@@ -129,6 +130,10 @@ public final class PipelinedLoop {
         if (nDrafts > 0 && streamQ[verifyFrom - accepted] != null) {
           q = Arrays.copyOfRange(streamQ, verifyFrom - accepted, verifyFrom - accepted + nDrafts);
         }
+        if (Timeline.on()) {
+          Timeline.event(null, "next", "entry", "drafted", "positions=[" + a + "," + b + ") drafts=" + nDrafts
+              + " draftMs=" + String.format("%.2f", draftNanos / 1e6) + " inFlight=" + flights.size());
+        }
         long h = target.send(a, tokens, drafts, b - verifyFrom + 1);
         flights.add(new Flight(h, a, b, verifyFrom, drafts, q, System.nanoTime(), draftNanos));
         sent = b;
@@ -162,6 +167,10 @@ public final class PipelinedLoop {
           wall);
       log.debug("pipelined verdict handle={} positions=[{},{}) drafts={} accepted={} next={} inFlight={}", f.handle(),
           f.start(), f.end(), f.drafts().length, n, v.next(), flights.size());
+      if (Timeline.on()) {
+        Timeline.event(null, "h" + f.handle(), "entry", "verdict", "positions=[" + f.start() + "," + f.end()
+            + ") accepted=" + n + "/" + f.drafts().length + " inFlight=" + flights.size());
+      }
       int before = accepted;
       for (int j = 0; j < n; j++) {
         ctx[accepted++] = f.drafts()[j];

@@ -4,6 +4,7 @@ import dev.dsd.node.pipeline.PipelineProtocol;
 import dev.dsd.node.pipeline.Activations;
 import dev.dsd.node.pipeline.PipelineService;
 import dev.dsd.node.pipeline.PipelineStats;
+import dev.dsd.node.pipeline.Timeline;
 
 import dev.dsd.node.generate.VocabMask;
 import dev.dsd.node.wire.MessageStream;
@@ -182,6 +183,7 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
 
   private void round(Round r) {
     long queued = System.nanoTime();
+    Timeline.event(id, r.getRound(), where(), "recv", "");
     String problem = RoundCheck.problem(r, id, lastRound, queuedLength, shard, kv.maxTokens(), penalties != null);
     if (problem == null) {
       String over = quota.charge(upstream.remote(), r.getSerializedSize());
@@ -228,6 +230,9 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     int t = positions(r);
     queuedLength = RoundCheck.kept(r) + t;
     ledger.submitted(r.getRound(), queuedLength);
+    if (Timeline.on()) {
+      Timeline.event(id, r.getRound(), where(), "queued", "waiting=" + scheduler.waiting());
+    }
     scheduler.submit(new StageRound(this, r, t, hidden, queued));
   }
 
@@ -263,6 +268,9 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     Round r = j.round();
     int t = j.positions();
     long queueNanos = startedAt - j.queuedAt();
+    if (Timeline.on()) {
+      Timeline.event(id, r.getRound(), where(), "end", "computeUs=" + computeNanos / 1000 + " rows=" + rows);
+    }
     try {
       MessageStream<PipelineMessage> out = downstream;
       if (out == null || !out.isOpen()) {
@@ -294,8 +302,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
       if (bytes < 0) {
         stats.cancelledRounds.increment();
         log.debug("cancelled round dropped after its call session={} round={}", id, r.getRound());
+        Timeline.event(id, r.getRound(), where(), "dropped", "after its call");
         return; // cancelled while it ran: the compute is lost, its result must not be applied
       }
+      Timeline.event(id, r.getRound(), where(), "forwarded", "");
       stats.rounds.increment();
       stats.bytesSent.add(bytes);
       server.recordCompute(t, computeNanos);
@@ -323,6 +333,11 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     }
   }
 
+  /** This stage's place in the timeline: its layers. */
+  private String where() {
+    return "L" + shard.from() + "-" + shard.to();
+  }
+
   boolean live() {
     return !ended.get();
   }
@@ -330,8 +345,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
   /** The scheduler put {@code j} in a call; false (and it is dropped) when it was cancelled meanwhile. */
   boolean startCall(StageRound j) {
     if (ledger.startCall(j)) {
+      Timeline.event(id, j.round().getRound(), where(), "start", "");
       return true;
     }
+    Timeline.event(id, j.round().getRound(), where(), "dropped", "before its call");
     stats.cancelledRounds.increment();
     settle();
     return false;
@@ -378,6 +395,10 @@ final class StageSession implements MessageStream.Listener<PipelineMessage> {
     settle();
     log.debug("cancel session={} afterRound={} keep={} droppedQueued={} cancelled={}", id, c.getAfterRound(),
         c.getKeep(), dropped, gone.size());
+    if (Timeline.on()) {
+      Timeline.event(id, c.getAfterRound(), where(), "cancel", "keep=" + c.getKeep() + " droppedQueued=" + dropped
+          + " cancelled=" + gone.size());
+    }
   }
 
   /** Charges the upstream peer's KV quota for the positions this (checked) round fills; why not, or null. */

@@ -56,8 +56,10 @@ class PipelinedGenerationTest {
     long accepted = 0;
     for (int i = 0; i < PROMPTS; i++) {
       int[] want = local.generate(GenerationRequest.greedy(prompts.get(i), NEW_TOKENS), TokenSink.NONE).tokenIds();
-      // auto (controller's k and depth) on even prompts, a fixed k = 3 on odd ones
-      int k = i % 2 == 0 ? GenerationRequest.AUTO : 3;
+      // auto (the controller's k and depth, synchronous where it expects no gain) on even prompts; on odd
+      // ones fixed windows with rounds in flight whatever the controller thinks: k = 3 x 4 rounds, k = 6 x 2
+      int k = i % 2 == 0 ? GenerationRequest.AUTO : i % 4 == 1 ? 3 : 6;
+      gen.withFixedDepth(i % 2 == 0 ? 0 : i % 4 == 1 ? 4 : 2);
       GenerationResult got = gen.generate(new GenerationRequest(prompts.get(i), NEW_TOKENS, 0, 1, 0, k, false,
           List.of()).withPipelined(true), TokenSink.NONE);
       assertArrayEquals(want, got.tokenIds(), "held-out prompt " + i + " k=" + k);
@@ -71,5 +73,6 @@ class PipelinedGenerationTest {
     System.out.printf("pipelined, 4 stages: acceptance %d/%d, rounds cancelled at stages %d%n", accepted, drafted,
         cancelled);
     assertTrue(accepted > 0 && accepted < drafted, "rollback exercised: " + accepted + "/" + drafted);
+    assertTrue(cancelled > 0, "rounds in flight were cancelled at the stages");
   }
 }

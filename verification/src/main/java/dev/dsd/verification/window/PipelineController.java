@@ -3,24 +3,37 @@ package dev.dsd.verification.window;
 /**
  * Chooses the window k (draft tokens per round) and the depth D (rounds of one session in flight)
  * of pipelined speculation, maximising expected accepted tokens per second from running estimates
- * of per-token acceptance a, the network round trip, the stages' compute and the draft's time:
+ * of the network round trip, the stages' compute, the draft's time, and the lengths of the runs of
+ * drafts that stand before one is rejected:
  *
  * <pre>
  *   T(k)    = t_draft(k) + rtt + C(k)          round trip of one round; C: all stages' compute
  *   I(k, D) = max(B(k), t_draft(k), T(k) / D)  interval between sends; B: the slowest stage's share
- *   s       = a^k                              a round stands whole (its last draft included)
- *   E[time]   = T + I s / (1 - s) + waste      from a correction to the next rejection
- *   E[tokens] = k s / (1 - s) + E[n | reject] + 1
- *   waste     = w (B + max(phi, lambda) C),  w = min(D - 1, T / I - 1)+ rounds in flight at a rejection
+ *   for a run of L standing drafts and the rejection after it, j = floor(L / k) rounds stand whole:
+ *   tokens  = L + 1
+ *   net     = T + j I + [w > 0] B + w lambda C  w = min(D - 1, T / I - 1)+ rounds in flight at the rejection
+ *   cpu     = W (j + 1 + w),  W = t_draft + phi (C + min(rtt, C))
+ *   time    = max(net, cpu)
+ *   rate    = sum over runs of tokens / sum of time
  * </pre>
  *
- * The rounds in flight at a rejection are cancelled: a cancelled round in a stage's call delays the
- * correction by up to B, and its compute was taken from whatever shares the stage's cores: other
- * sessions batched with it (lambda = (rows - 1) / rows of the calls this session's rounds ran in) or
- * other stages and the drafter on the same machine (phi, the share of compute that is not free:
- * 1 by default, which is what keeps pipelining off where compute, not the network, is the cost, as
- * on one machine at 0 ms; 0 for stages on machines of their own with nothing else to do). D = 1 is synchronous speculation: the model nests it, so the controller picks
- * pipelining only where the estimates say it pays.
+ * Runs are taken as observed (the last {@link #RUNS} of them), not as a geometric law from a mean
+ * acceptance: a pair that agrees in bursts (a repeated identifier, a closing bracket) stands for
+ * many rounds at a time, which is exactly where rounds in flight pay, and a per-token rate would
+ * average that away. Until {@link #MIN_RUNS} runs are in, a geometric law at the running acceptance
+ * stands in.
+ *
+ * <p>The rounds in flight at a rejection are cancelled. In the network ({@code net}) they cost the
+ * correction at most one stage call it may queue behind (B), and what their compute takes from other
+ * sessions batched with them (lambda = (rows - 1) / rows of the calls this session's rounds ran in).
+ * On cores the stages and the drafter share ({@code cpu}, phi the share of compute that is not free:
+ * 1 by default, as on one machine; 0 for stages on machines of their own) every round computed,
+ * cancelled ones included, takes its compute and its protocol work; the latter is not measured
+ * apart from the network time, so it is taken as the smaller of the compute and the round trip: on
+ * loopback (0 ms) the whole round trip is such work and rounds in flight cannot win anything, over
+ * long links only a little of it is. D = 1 is synchronous speculation: the model nests it, and a
+ * depth above 1 is chosen only when it is expected to be {@link #MARGIN} faster than the best
+ * synchronous choice, so estimation noise does not make pipelining lose.
  */
 public final class PipelineController {
   /** Depth at most: beyond it a rejection cancels more than a round trip's worth of rounds anyway. */
@@ -28,6 +41,14 @@ public final class PipelineController {
   private static final double DECAY = 0.9;
   /** Acceptance is capped below 1 so that the expected run before a rejection stays finite. */
   private static final double MAX_ACCEPTANCE = 0.98;
+  /** Observed runs kept: a window of recent behaviour (the text being generated changes). */
+  static final int RUNS = 64;
+  /** Runs needed before they replace the geometric stand-in. */
+  static final int MIN_RUNS = 8;
+  /** A run this long is recorded and a new one begins, so a generation that never rejects still counts. */
+  static final int MAX_RUN = 256;
+  /** Expected gain a depth above 1 needs over the best synchronous choice. */
+  static final double MARGIN = 0.10;
 
   /** A choice of window and depth. */
   public record Choice(int k, int depth) {}
@@ -43,6 +64,9 @@ public final class PipelineController {
   private double rtt = Double.NaN;
   private double bottleneckShare = 1; // slowest stage's compute / all stages' compute
   private double sharing = 1;
+  private final int[] runs = new int[RUNS]; // ring: accepted drafts before each rejection
+  private int runCount;
+  private int openRun; // drafts standing since the last rejection
 
   /** k in {@code kMin..kMax} (equal for a fixed window), depth in 1..{@code depthMax}; compute is never free. */
   public PipelineController(int kMin, int kMax, int depthMax) {
@@ -80,6 +104,11 @@ public final class PipelineController {
       long bottleneckNanos, long rttNanos, int batchRows) {
     successes = DECAY * successes + accepted;
     failures = DECAY * failures + (rejected ? 1 : 0);
+    openRun += Math.max(0, accepted);
+    if (rejected || openRun >= MAX_RUN) {
+      runs[runCount++ % RUNS] = Math.min(openRun, MAX_RUN);
+      openRun = 0;
+    }
     if (k > 0) {
       draft.add(k, draftNanos);
     }
@@ -104,9 +133,15 @@ public final class PipelineController {
 
   /** The window and depth with the most expected tokens per second. */
   public synchronized Choice next() {
-    Choice best = new Choice(kMin, 1);
+    Choice sync = best(1, 1);
+    Choice deep = depthMax > 1 ? best(2, depthMax) : sync;
+    return rate(deep.k(), deep.depth()) > (1 + MARGIN) * rate(sync.k(), 1) ? deep : sync;
+  }
+
+  private Choice best(int dMin, int dMax) {
+    Choice best = new Choice(kMin, dMin);
     double bestRate = -1;
-    for (int d = 1; d <= depthMax; d++) {
+    for (int d = dMin; d <= dMax; d++) {
       for (int k = kMin; k <= kMax; k++) {
         double r = rate(k, d);
         if (r > bestRate * 1.0001) { // ties go to the shallower, shorter choice (less to cancel)
@@ -120,36 +155,53 @@ public final class PipelineController {
 
   /** Expected accepted tokens per nanosecond with window k and depth d. */
   synchronized double rate(int k, int d) {
-    double a = acceptance();
     double c = compute.at(k, 1);
     double b = c * bottleneckShare;
-    double t = draft.at(k, 0) + (Double.isNaN(rtt) ? 0 : rtt) + c;
-    double interval = Math.max(Math.max(b, draft.at(k, 0)), t / d);
-    double s = Math.pow(a, k);
+    double drafting = draft.at(k, 0);
+    double r = Double.isNaN(rtt) ? 0 : rtt;
+    double t = drafting + r + c;
+    double interval = Math.max(Math.max(b, drafting), t / d);
     double inFlight = Math.max(0, Math.min(d - 1, t / interval - 1));
     double lambda = (sharing - 1) / sharing;
-    double waste = inFlight * (b + Math.max(phi, lambda) * c);
-    double time = t + interval * s / (1 - s) + waste;
-    double tokens = k * s / (1 - s) + acceptedBeforeRejection(a, k) + 1;
+    double work = drafting + phi * (c + Math.min(r, c));
+    double tokens = 0;
+    double time = 0;
+    int n = Math.min(runCount, RUNS);
+    if (n >= MIN_RUNS) {
+      for (int i = 0; i < n; i++) {
+        tokens += runs[i] + 1;
+        time += cycle(runs[i] / k, t, interval, inFlight, b, lambda * c, work);
+      }
+    } else { // geometric stand-in: P(L) = (1 - a) a^L
+      double a = acceptance();
+      double p = 1 - a;
+      for (int run = 0; run < MAX_RUN && p > 1e-9; run++, p *= a) {
+        tokens += p * (run + 1);
+        time += p * cycle(run / k, t, interval, inFlight, b, lambda * c, work);
+      }
+    }
     return tokens / time;
+  }
+
+  /** Time from a correction to the next one when j rounds stand whole before the rejecting one. */
+  private static double cycle(int j, double t, double interval, double inFlight, double b, double othersLoss,
+      double work) {
+    double net = t + j * interval + (inFlight > 0 ? b : 0) + inFlight * othersLoss;
+    double cpu = work * (j + 1 + inFlight);
+    return Math.max(net, cpu);
   }
 
   @Override
   public synchronized String toString() {
     Choice c = next();
-    return String.format("{k=%d depth=%d a=%.3f rttMs=%.1f computeMs(k)=%.2f bottleneck=%.2f draftMs(k)=%.2f rows=%.1f}",
-        c.k(), c.depth(), acceptance(), Double.isNaN(rtt) ? -1 : rtt / 1e6, compute.at(c.k(), 1) / 1e6,
-        bottleneckShare, draft.at(c.k(), 0) / 1e6, sharing);
+    int n = Math.min(runCount, RUNS);
+    double mean = 0;
+    for (int i = 0; i < n; i++) {
+      mean += runs[i] / (double) n;
+    }
+    return String.format("{k=%d depth=%d a=%.3f runs=%d meanRun=%.1f rttMs=%.1f computeMs(k)=%.2f bottleneck=%.2f "
+        + "draftMs(k)=%.2f rows=%.1f}", c.k(), c.depth(), acceptance(), n, mean, Double.isNaN(rtt) ? -1 : rtt / 1e6,
+        compute.at(c.k(), 1) / 1e6, bottleneckShare, draft.at(c.k(), 0) / 1e6, sharing);
   }
 
-  /** E[accepted drafts | a round of k rejects one]. */
-  static double acceptedBeforeRejection(double a, int k) {
-    double sum = 0;
-    double p = 1;
-    for (int i = 0; i < k; i++) {
-      sum += i * p * (1 - a);
-      p *= a;
-    }
-    return sum / (1 - Math.pow(a, k));
-  }
 }
