@@ -86,6 +86,19 @@ final class GraphWriter {
     return out;
   }
 
+  /** Splits the last axis of {@code x} into parts of the given sizes; returns their names. */
+  String[] split(String x, long... sizes) {
+    String[] outs = new String[sizes.length];
+    NodeProto.Builder n = NodeProto.newBuilder().setOpType("Split").addInput(x).addInput(ints(sizes))
+        .addAttribute(intAttr("axis", -1));
+    for (int i = 0; i < outs.length; i++) {
+      outs[i] = fresh("split");
+      n.addOutput(outs[i]);
+    }
+    graph.addNode(n.setName(outs[0] + "_node"));
+    return outs;
+  }
+
   /** Renames a value to a graph output name with an Identity node. */
   void output(String value, String name, int elemType, Object... dims) {
     graph.addNode(NodeProto.newBuilder().setOpType("Identity").setName(name).addInput(value).addOutput(name));

@@ -114,9 +114,10 @@ public final class ShardGraphBuilder {
       g.input(pastKey(i), FLOAT, kvH, "P", hd);
       g.input(pastValue(i), FLOAT, kvH, "P", hd);
       String hN = rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
-      String q = g.op("Reshape", new String[] {linear(g, c, hN, i, "q_proj"), headsShape});
-      String k = g.op("Reshape", new String[] {linear(g, c, hN, i, "k_proj"), kvShape});
-      String v = g.op("Reshape", new String[] {linear(g, c, hN, i, "v_proj"), kvShape});
+      String[] qkv = qkv(g, c, hN, i);
+      String q = g.op("Reshape", new String[] {qkv[0], headsShape});
+      String k = g.op("Reshape", new String[] {qkv[1], kvShape});
+      String v = g.op("Reshape", new String[] {qkv[2], kvShape});
       q = rotate(g, q, cos, sin, halves);
       k = rotate(g, k, cos, sin, halves);
       // [T, kvH, hd] -> [kvH, T, hd], appended after the used part of the past.
@@ -138,10 +139,7 @@ public final class ShardGraphBuilder {
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 2, 0, 1, 3)), flatShape});
       x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
       String h2 = rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
-      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, mlp(g, c, h2, i)});
     }
 
     if (to == c.numLayers()) {
@@ -165,10 +163,17 @@ public final class ShardGraphBuilder {
         floatAttr("epsilon", (float) eps));
   }
 
-  static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
-    String w = TensorNames.layer(layer, "self_attn." + proj + ".weight");
-    String b = c.attentionBias() ? TensorNames.layer(layer, "self_attn." + proj + ".bias") : null;
-    return g.linear(x, w, b);
+  /** Layer i's queries [N, q], keys and values [N, kv] from one stacked projection ({@link RunTensors#qkv}). */
+  static String[] qkv(GraphWriter g, ModelConfig c, String x, int layer) {
+    String y = g.linear(x, RunTensors.qkv(layer), c.attentionBias() ? RunTensors.qkvBias(layer) : null);
+    return g.split(y, c.qDim(), c.kvDim(), c.kvDim());
+  }
+
+  /** Layer i's SwiGLU MLP: down(silu(gate x) * up x), gate and up from one stacked projection. */
+  static String mlp(GraphWriter g, ModelConfig c, String x, int layer) {
+    String[] gu = g.split(g.linear(x, RunTensors.gateUp(layer), null), c.intermediateSize(), c.intermediateSize());
+    String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gu[0], g.op("Sigmoid", new String[] {gu[0]})}), gu[1]});
+    return g.linear(act, TensorNames.layer(layer, "mlp.down_proj.weight"), null);
   }
 
   /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */

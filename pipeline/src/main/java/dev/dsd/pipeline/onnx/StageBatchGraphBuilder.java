@@ -114,9 +114,10 @@ public final class StageBatchGraphBuilder {
         pastLen = g.op("Slice", new String[] {g.op("Shape", new String[] {pastK}), two, g.ints(3)});
       }
       String hN = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
-      String q = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "q_proj"), headsShape});
-      String k = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "k_proj"), kvShape});
-      String v = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "v_proj"), kvShape});
+      String[] qkv = ShardGraphBuilder.qkv(g, c, hN, i);
+      String q = g.op("Reshape", new String[] {qkv[0], headsShape});
+      String k = g.op("Reshape", new String[] {qkv[1], kvShape});
+      String v = g.op("Reshape", new String[] {qkv[2], kvShape});
       q = ShardGraphBuilder.rotate(g, q, cos, sin, halves);
       k = ShardGraphBuilder.rotate(g, k, cos, sin, halves);
       // [N, kvH, hd] -> [B, T, kvH, hd] -> [B, kvH, T, hd]
@@ -144,10 +145,7 @@ public final class StageBatchGraphBuilder {
       x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
           null)});
       String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
-      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      x = g.op("Add", new String[] {x, ShardGraphBuilder.mlp(g, c, h2, i)});
     }
     if (to == c.numLayers()) {
       String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
