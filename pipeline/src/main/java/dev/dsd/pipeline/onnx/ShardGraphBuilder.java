@@ -98,16 +98,16 @@ public final class ShardGraphBuilder {
       x = g.embed(INPUT_IDS);
     }
 
-    // Rotary tables gathered once per call: [T, 1, hd/2], broadcast over heads.
     String one = g.ints(1);
-    String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_COS, POSITIONS}, intAttr("axis", 0)), one});
-    String sin = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_SIN, POSITIONS}, intAttr("axis", 0)), one});
-    String halves = g.ints(hd / 2, hd / 2);
     String zero = g.ints(0);
+    // rotary reads [B=1, T, heads * hd] and positions [1, T]
+    String pos2 = g.op("Unsqueeze", new String[] {POSITIONS, zero});
+    String q3Shape = g.ints(1, -1, nH * hd);
+    String k3Shape = g.ints(1, -1, kvH * hd);
     String qScale = g.scalar((float) (1.0 / Math.sqrt(hd)));
     String qShape = g.ints(0, kvH, nH / kvH, hd);
-    String headsShape = g.ints(0, nH, hd);
-    String kvShape = g.ints(0, kvH, hd);
+    String headsShape = g.ints(-1, nH, hd);
+    String kvShape = g.ints(-1, kvH, hd);
     String flatShape = g.ints(0, nH * hd);
 
     for (int i = from; i < to; i++) {
@@ -115,11 +115,9 @@ public final class ShardGraphBuilder {
       g.input(pastValue(i), FLOAT, kvH, "P", hd);
       String hN = rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
       String[] qkv = qkv(g, c, hN, i);
-      String q = g.op("Reshape", new String[] {qkv[0], headsShape});
-      String k = g.op("Reshape", new String[] {qkv[1], kvShape});
+      String q = g.op("Reshape", new String[] {rope(g, qkv[0], pos2, q3Shape, nH), headsShape});
+      String k = g.op("Reshape", new String[] {rope(g, qkv[1], pos2, k3Shape, kvH), kvShape});
       String v = g.op("Reshape", new String[] {qkv[2], kvShape});
-      q = rotate(g, q, cos, sin, halves);
-      k = rotate(g, k, cos, sin, halves);
       // [T, kvH, hd] -> [kvH, T, hd], appended after the used part of the past.
       String kT = g.op("Transpose", new String[] {k}, intsAttr("perm", 1, 0, 2));
       String vT = g.op("Transpose", new String[] {v}, intsAttr("perm", 1, 0, 2));
@@ -176,14 +174,16 @@ public final class ShardGraphBuilder {
     return g.linear(act, TensorNames.layer(layer, "mlp.down_proj.weight"), null);
   }
 
-  /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
-  static String rotate(GraphWriter g, String x, String cos, String sin, String halves) {
-    String x1 = g.fresh("x1");
-    String x2 = g.fresh("x2");
-    g.graph.addNode(dev.dsd.pipeline.onnx.proto.Onnx.NodeProto.newBuilder().setOpType("Split").setName(x1 + "_split")
-        .addInput(x).addInput(halves).addOutput(x1).addOutput(x2).addAttribute(intAttr("axis", -1)));
-    String a = g.op("Sub", new String[] {g.op("Mul", new String[] {x1, cos}), g.op("Mul", new String[] {x2, sin})});
-    String b = g.op("Add", new String[] {g.op("Mul", new String[] {x2, cos}), g.op("Mul", new String[] {x1, sin})});
-    return g.op("Concat", new String[] {a, b}, intAttr("axis", -1));
+  /**
+   * HF's "rotate_half" rotary, (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) per head, as ORT's
+   * {@code com.microsoft:RotaryEmbedding}: one kernel instead of eight small ops per projection, and it
+   * takes explicit positions, so tree rounds (positions by depth) and ragged rows use it too.
+   * {@code rows} is [N, heads * hd], viewed as [B, T, heads * hd] by {@code shape3}; positions [B, T].
+   */
+  static String rope(GraphWriter g, String rows, String positions, String shape3, long heads) {
+    String x = g.op("Reshape", new String[] {rows, shape3});
+    return g.op("RotaryEmbedding", GraphWriter.MS_DOMAIN, new String[] {x, positions, ROPE_COS, ROPE_SIN},
+        intAttr("interleaved", 0), intAttr("num_heads", heads));
   }
+
 }
