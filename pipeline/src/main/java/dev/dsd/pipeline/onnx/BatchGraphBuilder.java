@@ -80,12 +80,13 @@ public final class BatchGraphBuilder {
     String rowsShape = g.ints(-1, nH * hd);
     String two = g.ints(2);
 
+    ShardGraphBuilder.Residual res = new ShardGraphBuilder.Residual(g, x, c.rmsNormEps());
     for (int i = 0; i < c.numLayers(); i++) {
       String pastK = ShardGraphBuilder.pastKey(i);
       String pastV = ShardGraphBuilder.pastValue(i);
       g.input(pastK, FLOAT, "B", kvH, "P", hd);
       g.input(pastV, FLOAT, "B", kvH, "P", hd);
-      String hN = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
+      String hN = res.norm(TensorNames.layer(i, "input_layernorm.weight"));
       String[] qkv = ShardGraphBuilder.qkv(g, c, hN, i);
       String q = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[0], POSITIONS, q3Shape, nH), headsShape});
       String k = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[1], POSITIONS, k3Shape, kvH), kvShape});
@@ -107,12 +108,11 @@ public final class BatchGraphBuilder {
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, two})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
           rowsShape});
-      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
-          null)});
-      String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.mlp(g, c, h2, i)});
+      res.add(g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null));
+      String h2 = res.norm(TensorNames.layer(i, "post_attention_layernorm.weight"));
+      res.add(ShardGraphBuilder.mlp(g, c, h2, i));
     }
-    String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+    String normed = res.norm(TensorNames.NORM);
     g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
     return ModelProto.newBuilder()
         .setIrVersion(ShardGraphBuilder.IR_VERSION)

@@ -110,10 +110,11 @@ public final class ShardGraphBuilder {
     String kvShape = g.ints(-1, kvH, hd);
     String flatShape = g.ints(0, nH * hd);
 
+    Residual res = new Residual(g, x, c.rmsNormEps());
     for (int i = from; i < to; i++) {
       g.input(pastKey(i), FLOAT, kvH, "P", hd);
       g.input(pastValue(i), FLOAT, kvH, "P", hd);
-      String hN = rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
+      String hN = res.norm(TensorNames.layer(i, "input_layernorm.weight"));
       String[] qkv = qkv(g, c, hN, i);
       String q = g.op("Reshape", new String[] {rope(g, qkv[0], pos2, q3Shape, nH), headsShape});
       String k = g.op("Reshape", new String[] {rope(g, qkv[1], pos2, k3Shape, kvH), kvShape});
@@ -135,16 +136,16 @@ public final class ShardGraphBuilder {
       String probs = g.op("Softmax", new String[] {scores}, intAttr("axis", -1));
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, one})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 2, 0, 1, 3)), flatShape});
-      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
-      String h2 = rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      x = g.op("Add", new String[] {x, mlp(g, c, h2, i)});
+      res.add(g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null));
+      String h2 = res.norm(TensorNames.layer(i, "post_attention_layernorm.weight"));
+      res.add(mlp(g, c, h2, i));
     }
 
     if (to == c.numLayers()) {
-      String normed = rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+      String normed = res.norm(TensorNames.NORM);
       g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "T", (long) c.vocabSize());
     } else {
-      g.output(x, HIDDEN_OUT, FLOAT, "T", h);
+      g.output(res.value(), HIDDEN_OUT, FLOAT, "T", h);
     }
     return ModelProto.newBuilder()
         .setIrVersion(IR_VERSION)
@@ -153,6 +154,51 @@ public final class ShardGraphBuilder {
         .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(GraphWriter.MS_DOMAIN).setVersion(1))
         .setGraph(g.graph)
         .build();
+  }
+
+  /**
+   * The residual stream: {@code x} plus, after a sublayer, a {@code delta} not yet added. The next norm
+   * adds it with ORT's {@code SkipSimplifiedLayerNormalization} (the sum and the RMSNorm in one kernel,
+   * which ORT 1.29 does not fuse by itself), so each layer saves two Add nodes.
+   */
+  static final class Residual {
+    private final GraphWriter g;
+    private final double eps;
+    private String x;
+    private String delta;
+
+    Residual(GraphWriter g, String x, double eps) {
+      this.g = g;
+      this.x = x;
+      this.eps = eps;
+    }
+
+    /** RMSNorm(x + delta) with {@code weight}; x + delta becomes the stream. */
+    String norm(String weight) {
+      if (delta == null) {
+        return rmsNorm(g, x, weight, eps);
+      }
+      String[] outs = g.opOutputs("SkipSimplifiedLayerNormalization", GraphWriter.MS_DOMAIN, new String[] {delta, x, weight},
+          new boolean[] {true, false, false, true}, floatAttr("epsilon", (float) eps));
+      x = outs[3];
+      delta = null;
+      return outs[0];
+    }
+
+    /** Queues a sublayer's output to be added to the stream. */
+    void add(String d) {
+      value();
+      delta = d;
+    }
+
+    /** The stream with everything added. */
+    String value() {
+      if (delta != null) {
+        x = g.op("Add", new String[] {x, delta});
+        delta = null;
+      }
+      return x;
+    }
   }
 
   static String rmsNorm(GraphWriter g, String x, String weight, double eps) {

@@ -101,6 +101,7 @@ public final class StageBatchGraphBuilder {
     String end = g.ints(Long.MAX_VALUE);
     String pastLen = null; // P, read from the first past tensor's shape
 
+    ShardGraphBuilder.Residual res = new ShardGraphBuilder.Residual(g, x, c.rmsNormEps());
     for (int i = from; i < to; i++) {
       String pastK = ShardGraphBuilder.pastKey(i);
       String pastV = ShardGraphBuilder.pastValue(i);
@@ -109,7 +110,7 @@ public final class StageBatchGraphBuilder {
       if (pastLen == null) {
         pastLen = g.op("Slice", new String[] {g.op("Shape", new String[] {pastK}), two, g.ints(3)});
       }
-      String hN = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
+      String hN = res.norm(TensorNames.layer(i, "input_layernorm.weight"));
       String[] qkv = ShardGraphBuilder.qkv(g, c, hN, i);
       String q = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[0], POSITIONS, q3Shape, nH), headsShape});
       String k = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[1], POSITIONS, k3Shape, kvH), kvShape});
@@ -136,16 +137,15 @@ public final class StageBatchGraphBuilder {
           g.op("MatMul", new String[] {probsNew, g.op("Unsqueeze", new String[] {vB, two})})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
           rowsShape});
-      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
-          null)});
-      String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      x = g.op("Add", new String[] {x, ShardGraphBuilder.mlp(g, c, h2, i)});
+      res.add(g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null));
+      String h2 = res.norm(TensorNames.layer(i, "post_attention_layernorm.weight"));
+      res.add(ShardGraphBuilder.mlp(g, c, h2, i));
     }
     if (to == c.numLayers()) {
-      String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+      String normed = res.norm(TensorNames.NORM);
       g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
     } else {
-      g.output(x, HIDDEN_OUT, FLOAT, "N", h);
+      g.output(res.value(), HIDDEN_OUT, FLOAT, "N", h);
     }
     return ModelProto.newBuilder()
         .setIrVersion(ShardGraphBuilder.IR_VERSION)
