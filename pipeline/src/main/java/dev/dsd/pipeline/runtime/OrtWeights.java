@@ -166,7 +166,12 @@ final class OrtWeights implements AutoCloseable {
         // folding Cast(f16 weight) would store every weight again in f32, which is what f16 avoids
         so.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
       }
-      return env.createSession(m.build().toByteArray(), so);
+      OrtSession session = env.createSession(m.build().toByteArray(), so);
+      long rss0 = WeightsBenchmark.rss();
+      long advised = MappedPages.pageOut(file);
+      log.info("weights file paged out after prepacking file={} format={} mappedBytes={} rssMbBefore={} rssMbAfter={}",
+          file.getFileName(), run.format().id(), advised, rss0 >> 20, WeightsBenchmark.rss() >> 20);
+      return session;
     }
   }
 

@@ -125,9 +125,18 @@ public final class WeightsBenchmark {
 
   /** VmHWM: the most resident memory this process has had since start or the last reset. */
   public static long peakRss() {
+    return status("VmHWM:");
+  }
+
+  /** VmRSS: resident memory now, or -1 where /proc is not there. */
+  public static long rss() {
+    return status("VmRSS:");
+  }
+
+  private static long status(String key) {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmHWM:")) {
+        if (line.startsWith(key)) {
           return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
         }
       }
