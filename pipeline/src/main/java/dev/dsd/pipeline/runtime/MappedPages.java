@@ -40,6 +40,47 @@ final class MappedPages {
     static native int madvise(Pointer addr, NativeLong length, int advice);
   }
 
+  /** A daemon thread paging out a file every period until closed. */
+  static final class Pager implements AutoCloseable {
+    private final Thread thread;
+    private volatile boolean done;
+
+    private Pager(Path file, long periodMs) {
+      thread = new Thread(() -> {
+        while (!done) {
+          pageOut(file);
+          try {
+            Thread.sleep(periodMs);
+          } catch (InterruptedException e) {
+            return;
+          }
+        }
+      }, "weights-pager");
+      thread.setDaemon(true);
+      thread.start();
+    }
+
+    @Override
+    public void close() {
+      done = true;
+      thread.interrupt();
+      try {
+        thread.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /**
+   * Pages out {@code file} every {@code periodMs} until the returned pager is closed: while ONNX Runtime
+   * creates a session it maps the file and prepacks weight after weight, and the pages it has read
+   * would otherwise all stay resident until it returns, on top of the packed copies.
+   */
+  static Pager pagerOf(Path file, long periodMs) {
+    return new Pager(file, periodMs);
+  }
+
   /**
    * Pages out every mapping of {@code file} in this process; returns the bytes of address space
    * advised (0 when there is none or the platform cannot).
