@@ -29,8 +29,10 @@ import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
  * Hugging Face names (see {@link GraphWriter#externalWeight}); the rotary tables {@code rope_cos},
  * {@code rope_sin} f32[maxPos, hd/2] likewise, computed by {@link RotaryTables}.
  *
- * <p>Plain ONNX operators (Gemm, MatMul, Softmax, opset 17) plus ORT's
- * {@code SimplifiedLayerNormalization} for RMSNorm. Grouped-query attention is a broadcast MatMul of
+ * <p>Plain ONNX operators (Gemm, MatMul, Softmax, opset 17) plus ORT's {@code SimplifiedLayerNormalization}
+ * and {@code com.microsoft} {@code SkipSimplifiedLayerNormalization} (residual add + RMSNorm),
+ * {@code RotaryEmbedding} and, for q8/q4, {@code MatMulNBits}; q/k/v and gate/up are one stacked
+ * projection each ({@link RunTensors#qkv}). Grouped-query attention is a broadcast MatMul of
  * queries [kvH, rep, T, hd] against keys [kvH, 1, hd, S], so no KV head is ever copied. ORT's fused
  * GroupQueryAttention wants its own cache layout and positions implied by sequence lengths; an
  * explicit mask keeps "verify k drafts on top of a truncated cache" a matter of inputs.
