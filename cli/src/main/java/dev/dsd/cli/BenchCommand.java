@@ -64,6 +64,11 @@ final class BenchCommand implements Runnable {
     @Option(names = "--bandwidth-mib", defaultValue = "512", description = "Buffer the bandwidth probe reads (default: ${DEFAULT-VALUE}; resident during the run, left out of peak RSS).")
     int bandwidthMib;
 
+    @Option(names = "--interleave", description = {"Open every format at once and interleave their calls (sample i runs",
+        "each format once), so on a shared machine all formats see the same load; peak RSS is then the sum of",
+        "the formats."})
+    boolean interleave;
+
     @Option(names = "--threads", defaultValue = "0", description = "ONNX Runtime threads, 0 = all cores.")
     int threads;
 
@@ -102,7 +107,15 @@ final class BenchCommand implements Runnable {
         // one probe for the whole run, opened before any format so every format's peak RSS holds it
         BandwidthProbe probe = new BandwidthProbe((long) bandwidthMib << 20, threads);
         try (probe) {
-          for (String f : formats) {
+          if (interleave) {
+            List<RunnerOptions> ros = new java.util.ArrayList<>();
+            for (String f : formats) {
+              wo.weights = f;
+              ros.add(RunnerOptions.defaults().withThreads(threads).withWeights(wo.format()).withCacheDir(wo.cacheDir()));
+            }
+            results.addAll(WeightsBenchmark.runInterleaved(c, ck.weights(), modelId, ros, warm, ts, iterations, probe));
+          }
+          for (String f : interleave ? List.<String>of() : formats) {
             wo.weights = f;
             RunnerOptions ro = RunnerOptions.defaults().withThreads(threads).withWeights(wo.format())
                 .withCacheDir(wo.cacheDir());
@@ -136,7 +149,8 @@ final class BenchCommand implements Runnable {
         double bw = WeightsBenchmark.bandwidth((long) bandwidthMib << 20, 7, threads);
         System.out.printf("memory bandwidth (sequential read of %d MiB, median of 7, after the formats): %.1f GB/s%n",
             bandwidthMib, bw);
-        System.out.println("'of limit': median over samples of the call's GB/s over a probe read just before it");
+        System.out.println("'of limit': median over samples of the call's GB/s over a probe read just before it"
+            + (interleave ? "; formats interleaved call by call, peak RSS is all formats' together" : ""));
         System.out.printf("%-6s %3s %10s %10s %14s %10s %10s %9s %11s %10s%n", "format", "T", "ms/call", "tokens/s",
             "MB read/token", "GB/s", "probe GB/s", "of limit", "peak RSS MB", "load s");
         for (WeightsBenchmark.Result r : results) {

@@ -65,36 +65,32 @@ public final class BatchGraphBuilder {
     g.declare(RunTensors.forShard(c, 0, c.numLayers(), format));
 
     String flat = g.ints(-1);
-    String one = g.ints(1);
     String x = g.embed(g.op("Reshape", new String[] {INPUT_IDS, flat}));
-    String pos = g.op("Reshape", new String[] {POSITIONS, flat});
-    String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_COS, pos},
-        intAttr("axis", 0)), one});
-    String sin = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ShardGraphBuilder.ROPE_SIN, pos},
-        intAttr("axis", 0)), one});
     // [B,T,S] -> [B,1,1,T,S], broadcast over KV heads and the queries sharing each
     String mask = g.op("Unsqueeze", new String[] {MASK, g.ints(1, 2)});
     String bt = g.op("Shape", new String[] {INPUT_IDS});
     String kvShape5 = g.op("Concat", new String[] {bt, g.ints(kvH, hd)}, intAttr("axis", 0));
     String qShape5 = g.op("Concat", new String[] {bt, g.ints(kvH, rep, hd)}, intAttr("axis", 0));
-    String halves = g.ints(hd / 2, hd / 2);
+    // rotary reads [B, T, heads * hd] with positions [B, T]
+    String q3Shape = g.op("Concat", new String[] {bt, g.ints(nH * hd)}, intAttr("axis", 0));
+    String k3Shape = g.op("Concat", new String[] {bt, g.ints(kvH * hd)}, intAttr("axis", 0));
     String qScale = g.scalar((float) (1.0 / Math.sqrt(hd)));
-    String headsShape = g.ints(0, nH, hd);
-    String kvShape = g.ints(0, kvH, hd);
+    String headsShape = g.ints(-1, nH, hd);
+    String kvShape = g.ints(-1, kvH, hd);
     String rowsShape = g.ints(-1, nH * hd);
     String two = g.ints(2);
 
+    ShardGraphBuilder.Residual res = new ShardGraphBuilder.Residual(g, x, c.rmsNormEps());
     for (int i = 0; i < c.numLayers(); i++) {
       String pastK = ShardGraphBuilder.pastKey(i);
       String pastV = ShardGraphBuilder.pastValue(i);
       g.input(pastK, FLOAT, "B", kvH, "P", hd);
       g.input(pastV, FLOAT, "B", kvH, "P", hd);
-      String hN = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
-      String q = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "q_proj"), headsShape});
-      String k = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "k_proj"), kvShape});
-      String v = g.op("Reshape", new String[] {ShardGraphBuilder.linear(g, c, hN, i, "v_proj"), kvShape});
-      q = ShardGraphBuilder.rotate(g, q, cos, sin, halves);
-      k = ShardGraphBuilder.rotate(g, k, cos, sin, halves);
+      String hN = res.norm(TensorNames.layer(i, "input_layernorm.weight"));
+      String[] qkv = ShardGraphBuilder.qkv(g, c, hN, i);
+      String q = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[0], POSITIONS, q3Shape, nH), headsShape});
+      String k = g.op("Reshape", new String[] {ShardGraphBuilder.rope(g, qkv[1], POSITIONS, k3Shape, kvH), kvShape});
+      String v = g.op("Reshape", new String[] {qkv[2], kvShape});
       // [N, kvH, hd] -> [B, T, kvH, hd] -> [B, kvH, T, hd]
       String kB = g.op("Transpose", new String[] {g.op("Reshape", new String[] {k, kvShape5})}, intsAttr("perm", 0, 2, 1, 3));
       String vB = g.op("Transpose", new String[] {g.op("Reshape", new String[] {v, kvShape5})}, intsAttr("perm", 0, 2, 1, 3));
@@ -112,15 +108,11 @@ public final class BatchGraphBuilder {
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, two})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 0, 3, 1, 2, 4)),
           rowsShape});
-      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"),
-          null)});
-      String h2 = ShardGraphBuilder.rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
-      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      res.add(g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null));
+      String h2 = res.norm(TensorNames.layer(i, "post_attention_layernorm.weight"));
+      res.add(ShardGraphBuilder.mlp(g, c, h2, i));
     }
-    String normed = ShardGraphBuilder.rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+    String normed = res.norm(TensorNames.NORM);
     g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "N", (long) c.vocabSize());
     return ModelProto.newBuilder()
         .setIrVersion(ShardGraphBuilder.IR_VERSION)

@@ -86,6 +86,40 @@ final class GraphWriter {
     return out;
   }
 
+  /** Adds a node with {@code outputs} outputs, of which only those {@code wanted} get names ("" = omitted). */
+  String[] opOutputs(String type, String domain, String[] inputs, boolean[] wanted, AttributeProto... attrs) {
+    String[] outs = new String[wanted.length];
+    NodeProto.Builder n = NodeProto.newBuilder().setOpType(type);
+    if (!domain.isEmpty()) {
+      n.setDomain(domain);
+    }
+    for (String in : inputs) {
+      n.addInput(in);
+    }
+    for (int i = 0; i < wanted.length; i++) {
+      outs[i] = wanted[i] ? fresh(type.toLowerCase()) : "";
+      n.addOutput(outs[i]);
+    }
+    for (AttributeProto a : attrs) {
+      n.addAttribute(a);
+    }
+    graph.addNode(n.setName(fresh(type.toLowerCase() + "_node")));
+    return outs;
+  }
+
+  /** Splits the last axis of {@code x} into parts of the given sizes; returns their names. */
+  String[] split(String x, long... sizes) {
+    String[] outs = new String[sizes.length];
+    NodeProto.Builder n = NodeProto.newBuilder().setOpType("Split").addInput(x).addInput(ints(sizes))
+        .addAttribute(intAttr("axis", -1));
+    for (int i = 0; i < outs.length; i++) {
+      outs[i] = fresh("split");
+      n.addOutput(outs[i]);
+    }
+    graph.addNode(n.setName(outs[0] + "_node"));
+    return outs;
+  }
+
   /** Renames a value to a graph output name with an Identity node. */
   void output(String value, String name, int elemType, Object... dims) {
     graph.addNode(NodeProto.newBuilder().setOpType("Identity").setName(name).addInput(value).addOutput(name));

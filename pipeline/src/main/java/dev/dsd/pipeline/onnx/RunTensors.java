@@ -32,10 +32,11 @@ public final class RunTensors {
   public enum Kind { F32, F16, Q_DATA, Q_SCALES, ROPE_COS, ROPE_SIN }
 
   /**
-   * One initializer. {@code source} is the checkpoint tensor it is made from; {@code rows}/{@code cols}
-   * the source's [N, K] for linear weights (1 x n for vectors).
+   * One initializer. {@code sources} are the checkpoint tensors it is made from, stacked along their
+   * first dimension (one for most; q/k/v and gate/up are fused, see {@link #qkv}); {@code rows}/{@code cols}
+   * the stacked [N, K] for linear weights (1 x n for vectors).
    */
-  public record Tensor(String name, Kind kind, int onnxType, long[] dims, String source, long rows, long cols,
+  public record Tensor(String name, Kind kind, int onnxType, long[] dims, List<String> sources, long rows, long cols,
       WeightFormat format) {
     public long bytes() {
       long n = 1;
@@ -64,6 +65,25 @@ public final class RunTensors {
   }
 
   public static final String HEAD = "lm_head.weight";
+
+  /**
+   * Layer i's q, k and v projections stacked into one [q + 2 kv, H] weight (and one bias where the model
+   * has them): one MatMulNBits call reads the three and the activations are quantized once, instead of
+   * three kernel launches on the same input. Blocks run along K and scales are per row, so the stacked
+   * weight quantizes to exactly the rows of the three separate ones.
+   */
+  public static String qkv(int layer) {
+    return TensorNames.layer(layer, "self_attn.qkv_proj.weight");
+  }
+
+  public static String qkvBias(int layer) {
+    return TensorNames.layer(layer, "self_attn.qkv_proj.bias");
+  }
+
+  /** Layer i's gate and up projections stacked into one [2 I, H] weight, for the same reason as {@link #qkv}. */
+  public static String gateUp(int layer) {
+    return TensorNames.layer(layer, "mlp.gate_up_proj.weight");
+  }
   /**
    * q4 keeps the LM head in q8, as llama.cpp's Q4 mixes keep their output matrix in more bits: the
    * head decides the next token directly, and 4 bits there cost most of q4's top-1 disagreement.
@@ -82,18 +102,33 @@ public final class RunTensors {
     if (from == 0) {
       long[] s = logical.get(TensorNames.EMBED);
       r.embedding = TensorNames.EMBED;
-      r.add(TensorNames.EMBED, f == WeightFormat.F32 ? Kind.F32 : Kind.F16, s, TensorNames.EMBED);
+      r.add(TensorNames.EMBED, f == WeightFormat.F32 ? Kind.F32 : Kind.F16, s, List.of(TensorNames.EMBED));
     }
     for (var e : logical.entrySet()) {
       String name = e.getKey();
       long[] s = e.getValue();
-      if (name.equals(TensorNames.EMBED) || name.equals(TensorNames.LM_HEAD)) {
-        continue; // gather table above, head below
+      if (name.equals(TensorNames.EMBED) || name.equals(TensorNames.LM_HEAD) || FUSED_AWAY.matcher(name).find()) {
+        continue; // gather table above, head below; k, v, up go with q and gate
       }
-      if (s.length == 1) {
-        r.add(name, Kind.F32, s, name);
+      String layer = name.substring(0, name.lastIndexOf('.', name.lastIndexOf('.', name.lastIndexOf('.') - 1) - 1) + 1);
+      if (name.endsWith("self_attn.q_proj.weight") || name.endsWith("self_attn.q_proj.bias")) {
+        String kind = name.endsWith("weight") ? "weight" : "bias";
+        List<String> parts = List.of(layer + "self_attn.q_proj." + kind, layer + "self_attn.k_proj." + kind,
+            layer + "self_attn.v_proj." + kind);
+        long rows = parts.stream().mapToLong(p -> logical.get(p)[0]).sum();
+        String fused = layer + "self_attn.qkv_proj." + kind;
+        if (s.length == 1) {
+          r.add(fused, Kind.F32, new long[] {rows}, parts);
+        } else {
+          r.linear(fused, parts, new long[] {rows, s[1]}, f);
+        }
+      } else if (name.endsWith("mlp.gate_proj.weight")) {
+        r.linear(layer + "mlp.gate_up_proj.weight", List.of(name, layer + "mlp.up_proj.weight"),
+            new long[] {2 * s[0], s[1]}, f);
+      } else if (s.length == 1) {
+        r.add(name, Kind.F32, s, List.of(name));
       } else {
-        r.linear(name, name, s, f);
+        r.linear(name, List.of(name), s, f);
       }
     }
     if (last) {
@@ -102,19 +137,22 @@ public final class RunTensors {
         // the gather table already holds the head in this format
         r.linears.put(HEAD, new Linear(TensorNames.EMBED, s[0], s[1], f));
       } else {
-        r.linear(HEAD, headSource, s, f == WeightFormat.Q4 ? HEAD_OF_Q4 : f);
+        r.linear(HEAD, List.of(headSource), s, f == WeightFormat.Q4 ? HEAD_OF_Q4 : f);
       }
       r.head = HEAD;
     }
     long[] rope = {c.maxPositionEmbeddings(), c.headDim() / 2};
-    r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_COS, Kind.ROPE_COS, TensorProto.DataType.FLOAT_VALUE, rope, null,
+    r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_COS, Kind.ROPE_COS, TensorProto.DataType.FLOAT_VALUE, rope, List.of(),
         rope[0], rope[1], WeightFormat.F32));
-    r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_SIN, Kind.ROPE_SIN, TensorProto.DataType.FLOAT_VALUE, rope, null,
+    r.tensors.add(new Tensor(ShardGraphBuilder.ROPE_SIN, Kind.ROPE_SIN, TensorProto.DataType.FLOAT_VALUE, rope, List.of(),
         rope[0], rope[1], WeightFormat.F32));
     return r;
   }
 
-  private void add(String name, Kind kind, long[] shape, String source) {
+  private static final java.util.regex.Pattern FUSED_AWAY =
+      java.util.regex.Pattern.compile("(self_attn\\.[kv]_proj\\.(weight|bias)|mlp\\.up_proj\\.weight)$");
+
+  private void add(String name, Kind kind, long[] shape, List<String> source) {
     int type = kind == Kind.F16 ? TensorProto.DataType.FLOAT16_VALUE : TensorProto.DataType.FLOAT_VALUE;
     long rows = shape.length == 2 ? shape[0] : 1;
     long cols = shape[shape.length - 1];
@@ -122,7 +160,7 @@ public final class RunTensors {
         kind == Kind.F16 ? WeightFormat.F16 : WeightFormat.F32));
   }
 
-  private void linear(String name, String source, long[] s, WeightFormat format) {
+  private void linear(String name, List<String> source, long[] s, WeightFormat format) {
     long n = s[0];
     long k = s[1];
     switch (format) {
@@ -130,7 +168,7 @@ public final class RunTensors {
       case F16 -> add(name, Kind.F16, s, source);
       case Q8, Q4 -> {
         if (k % BlockQuantizer.BLOCK != 0) {
-          throw new ModelFormatException("tensor " + source + " has " + k + " inputs, not a multiple of the "
+          throw new ModelFormatException("tensor " + source.get(0) + " has " + k + " inputs, not a multiple of the "
               + format.id() + " block of " + BlockQuantizer.BLOCK + "; run this checkpoint with --weights f16 or f32");
         }
         long blocks = k / BlockQuantizer.BLOCK;

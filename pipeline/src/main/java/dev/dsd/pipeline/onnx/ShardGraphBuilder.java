@@ -29,8 +29,10 @@ import dev.dsd.pipeline.onnx.proto.Onnx.OperatorSetIdProto;
  * Hugging Face names (see {@link GraphWriter#externalWeight}); the rotary tables {@code rope_cos},
  * {@code rope_sin} f32[maxPos, hd/2] likewise, computed by {@link RotaryTables}.
  *
- * <p>Plain ONNX operators (Gemm, MatMul, Softmax, opset 17) plus ORT's
- * {@code SimplifiedLayerNormalization} for RMSNorm. Grouped-query attention is a broadcast MatMul of
+ * <p>Plain ONNX operators (Gemm, MatMul, Softmax, opset 17) plus ORT's {@code SimplifiedLayerNormalization}
+ * and {@code com.microsoft} {@code SkipSimplifiedLayerNormalization} (residual add + RMSNorm),
+ * {@code RotaryEmbedding} and, for q8/q4, {@code MatMulNBits}; q/k/v and gate/up are one stacked
+ * projection each ({@link RunTensors#qkv}). Grouped-query attention is a broadcast MatMul of
  * queries [kvH, rep, T, hd] against keys [kvH, 1, hd, S], so no KV head is ever copied. ORT's fused
  * GroupQueryAttention wants its own cache layout and positions implied by sequence lengths; an
  * explicit mask keeps "verify k drafts on top of a truncated cache" a matter of inputs.
@@ -98,27 +100,27 @@ public final class ShardGraphBuilder {
       x = g.embed(INPUT_IDS);
     }
 
-    // Rotary tables gathered once per call: [T, 1, hd/2], broadcast over heads.
     String one = g.ints(1);
-    String cos = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_COS, POSITIONS}, intAttr("axis", 0)), one});
-    String sin = g.op("Unsqueeze", new String[] {g.op("Gather", new String[] {ROPE_SIN, POSITIONS}, intAttr("axis", 0)), one});
-    String halves = g.ints(hd / 2, hd / 2);
     String zero = g.ints(0);
+    // rotary reads [B=1, T, heads * hd] and positions [1, T]
+    String pos2 = g.op("Unsqueeze", new String[] {POSITIONS, zero});
+    String q3Shape = g.ints(1, -1, nH * hd);
+    String k3Shape = g.ints(1, -1, kvH * hd);
     String qScale = g.scalar((float) (1.0 / Math.sqrt(hd)));
     String qShape = g.ints(0, kvH, nH / kvH, hd);
-    String headsShape = g.ints(0, nH, hd);
-    String kvShape = g.ints(0, kvH, hd);
+    String headsShape = g.ints(-1, nH, hd);
+    String kvShape = g.ints(-1, kvH, hd);
     String flatShape = g.ints(0, nH * hd);
 
+    Residual res = new Residual(g, x, c.rmsNormEps());
     for (int i = from; i < to; i++) {
       g.input(pastKey(i), FLOAT, kvH, "P", hd);
       g.input(pastValue(i), FLOAT, kvH, "P", hd);
-      String hN = rmsNorm(g, x, TensorNames.layer(i, "input_layernorm.weight"), c.rmsNormEps());
-      String q = g.op("Reshape", new String[] {linear(g, c, hN, i, "q_proj"), headsShape});
-      String k = g.op("Reshape", new String[] {linear(g, c, hN, i, "k_proj"), kvShape});
-      String v = g.op("Reshape", new String[] {linear(g, c, hN, i, "v_proj"), kvShape});
-      q = rotate(g, q, cos, sin, halves);
-      k = rotate(g, k, cos, sin, halves);
+      String hN = res.norm(TensorNames.layer(i, "input_layernorm.weight"));
+      String[] qkv = qkv(g, c, hN, i);
+      String q = g.op("Reshape", new String[] {rope(g, qkv[0], pos2, q3Shape, nH), headsShape});
+      String k = g.op("Reshape", new String[] {rope(g, qkv[1], pos2, k3Shape, kvH), kvShape});
+      String v = g.op("Reshape", new String[] {qkv[2], kvShape});
       // [T, kvH, hd] -> [kvH, T, hd], appended after the used part of the past.
       String kT = g.op("Transpose", new String[] {k}, intsAttr("perm", 1, 0, 2));
       String vT = g.op("Transpose", new String[] {v}, intsAttr("perm", 1, 0, 2));
@@ -136,19 +138,16 @@ public final class ShardGraphBuilder {
       String probs = g.op("Softmax", new String[] {scores}, intAttr("axis", -1));
       String ctx = g.op("MatMul", new String[] {probs, g.op("Unsqueeze", new String[] {presentV, one})});
       String merged = g.op("Reshape", new String[] {g.op("Transpose", new String[] {ctx}, intsAttr("perm", 2, 0, 1, 3)), flatShape});
-      x = g.op("Add", new String[] {x, g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null)});
-      String h2 = rmsNorm(g, x, TensorNames.layer(i, "post_attention_layernorm.weight"), c.rmsNormEps());
-      String gate = g.linear(h2, TensorNames.layer(i, "mlp.gate_proj.weight"), null);
-      String up = g.linear(h2, TensorNames.layer(i, "mlp.up_proj.weight"), null);
-      String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gate, g.op("Sigmoid", new String[] {gate})}), up});
-      x = g.op("Add", new String[] {x, g.linear(act, TensorNames.layer(i, "mlp.down_proj.weight"), null)});
+      res.add(g.linear(merged, TensorNames.layer(i, "self_attn.o_proj.weight"), null));
+      String h2 = res.norm(TensorNames.layer(i, "post_attention_layernorm.weight"));
+      res.add(mlp(g, c, h2, i));
     }
 
     if (to == c.numLayers()) {
-      String normed = rmsNorm(g, x, TensorNames.NORM, c.rmsNormEps());
+      String normed = res.norm(TensorNames.NORM);
       g.output(g.linear(normed, RunTensors.HEAD, null), LOGITS, FLOAT, "T", (long) c.vocabSize());
     } else {
-      g.output(x, HIDDEN_OUT, FLOAT, "T", h);
+      g.output(res.value(), HIDDEN_OUT, FLOAT, "T", h);
     }
     return ModelProto.newBuilder()
         .setIrVersion(IR_VERSION)
@@ -159,26 +158,80 @@ public final class ShardGraphBuilder {
         .build();
   }
 
+  /**
+   * The residual stream: {@code x} plus, after a sublayer, a {@code delta} not yet added. The next norm
+   * adds it with ORT's {@code SkipSimplifiedLayerNormalization} (the sum and the RMSNorm in one kernel,
+   * which ORT 1.29 does not fuse by itself), so each layer saves two Add nodes.
+   */
+  static final class Residual {
+    private final GraphWriter g;
+    private final double eps;
+    private String x;
+    private String delta;
+
+    Residual(GraphWriter g, String x, double eps) {
+      this.g = g;
+      this.x = x;
+      this.eps = eps;
+    }
+
+    /** RMSNorm(x + delta) with {@code weight}; x + delta becomes the stream. */
+    String norm(String weight) {
+      if (delta == null) {
+        return rmsNorm(g, x, weight, eps);
+      }
+      String[] outs = g.opOutputs("SkipSimplifiedLayerNormalization", GraphWriter.MS_DOMAIN, new String[] {delta, x, weight},
+          new boolean[] {true, false, false, true}, floatAttr("epsilon", (float) eps));
+      x = outs[3];
+      delta = null;
+      return outs[0];
+    }
+
+    /** Queues a sublayer's output to be added to the stream. */
+    void add(String d) {
+      value();
+      delta = d;
+    }
+
+    /** The stream with everything added. */
+    String value() {
+      if (delta != null) {
+        x = g.op("Add", new String[] {x, delta});
+        delta = null;
+      }
+      return x;
+    }
+  }
+
   static String rmsNorm(GraphWriter g, String x, String weight, double eps) {
     // ORT registers SimplifiedLayerNormalization (RMSNorm) in the default domain.
     return g.op("SimplifiedLayerNormalization", new String[] {x, weight}, intAttr("axis", -1),
         floatAttr("epsilon", (float) eps));
   }
 
-  static String linear(GraphWriter g, ModelConfig c, String x, int layer, String proj) {
-    String w = TensorNames.layer(layer, "self_attn." + proj + ".weight");
-    String b = c.attentionBias() ? TensorNames.layer(layer, "self_attn." + proj + ".bias") : null;
-    return g.linear(x, w, b);
+  /** Layer i's queries [N, q], keys and values [N, kv] from one stacked projection ({@link RunTensors#qkv}). */
+  static String[] qkv(GraphWriter g, ModelConfig c, String x, int layer) {
+    String y = g.linear(x, RunTensors.qkv(layer), c.attentionBias() ? RunTensors.qkvBias(layer) : null);
+    return g.split(y, c.qDim(), c.kvDim(), c.kvDim());
   }
 
-  /** HF "rotate_half" rotary on [T, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
-  static String rotate(GraphWriter g, String x, String cos, String sin, String halves) {
-    String x1 = g.fresh("x1");
-    String x2 = g.fresh("x2");
-    g.graph.addNode(dev.dsd.pipeline.onnx.proto.Onnx.NodeProto.newBuilder().setOpType("Split").setName(x1 + "_split")
-        .addInput(x).addInput(halves).addOutput(x1).addOutput(x2).addAttribute(intAttr("axis", -1)));
-    String a = g.op("Sub", new String[] {g.op("Mul", new String[] {x1, cos}), g.op("Mul", new String[] {x2, sin})});
-    String b = g.op("Add", new String[] {g.op("Mul", new String[] {x2, cos}), g.op("Mul", new String[] {x1, sin})});
-    return g.op("Concat", new String[] {a, b}, intAttr("axis", -1));
+  /** Layer i's SwiGLU MLP: down(silu(gate x) * up x), gate and up from one stacked projection. */
+  static String mlp(GraphWriter g, ModelConfig c, String x, int layer) {
+    String[] gu = g.split(g.linear(x, RunTensors.gateUp(layer), null), c.intermediateSize(), c.intermediateSize());
+    String act = g.op("Mul", new String[] {g.op("Mul", new String[] {gu[0], g.op("Sigmoid", new String[] {gu[0]})}), gu[1]});
+    return g.linear(act, TensorNames.layer(layer, "mlp.down_proj.weight"), null);
   }
+
+  /**
+   * HF's "rotate_half" rotary, (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) per head, as ORT's
+   * {@code com.microsoft:RotaryEmbedding}: one kernel instead of eight small ops per projection, and it
+   * takes explicit positions, so tree rounds (positions by depth) and ragged rows use it too.
+   * {@code rows} is [N, heads * hd], viewed as [B, T, heads * hd] by {@code shape3}; positions [B, T].
+   */
+  static String rope(GraphWriter g, String rows, String positions, String shape3, long heads) {
+    String x = g.op("Reshape", new String[] {rows, shape3});
+    return g.op("RotaryEmbedding", GraphWriter.MS_DOMAIN, new String[] {x, positions, ROPE_COS, ROPE_SIN},
+        intAttr("interleaved", 0), intAttr("num_heads", heads));
+  }
+
 }

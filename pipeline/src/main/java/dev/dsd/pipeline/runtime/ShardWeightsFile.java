@@ -48,7 +48,7 @@ final class ShardWeightsFile {
   static final byte[] MAGIC = "DSDWGT01".getBytes(StandardCharsets.US_ASCII);
   static final byte[] END = "DSDWEND1".getBytes(StandardCharsets.US_ASCII);
   /** Bumped whenever the layout or the quantizer changes, so older files are rebuilt. */
-  static final int VERSION = 1;
+  static final int VERSION = 2; // 2: q/k/v and gate/up stacked
   static final long ALIGN = 64 << 10;
   /** Largest header accepted; a 7B shard's table is a few KiB. */
   static final long MAX_HEADER_BYTES = 16 << 20;
@@ -215,7 +215,7 @@ final class ShardWeightsFile {
     ByteBuffer out = ByteBuffer.allocateDirect(buf.length * (half ? 2 : 4)).order(ByteOrder.LITTLE_ENDIAN);
     for (long done = 0; done < n; ) {
       int c = (int) Math.min(buf.length, n - done);
-      source.read(t.source(), done, buf, c);
+      read(source, t, done, buf, c);
       out.clear();
       if (half) {
         for (int i = 0; i < c; i++) {
@@ -242,7 +242,7 @@ final class ShardWeightsFile {
     ByteBuffer scales = ByteBuffer.allocateDirect(rowsPerChunk * blocksPerRow * 4).order(ByteOrder.LITTLE_ENDIAN);
     for (long row = 0; row < t.rows(); ) {
       int r = (int) Math.min(rowsPerChunk, t.rows() - row);
-      source.read(t.source(), row * k, buf, r * k);
+      read(source, t, row * k, buf, r * k);
       data.clear();
       scales.clear();
       FloatBuffer sv = scales.asFloatBuffer();
@@ -252,6 +252,38 @@ final class ShardWeightsFile {
       dataPos += writeFully(ch, data, dataPos);
       scalePos += writeFully(ch, scales, scalePos);
       row += r;
+    }
+  }
+
+  /**
+   * Elements {@code [offset, offset + n)} of a run tensor whose sources are stacked along their first
+   * dimension (fused q/k/v, gate/up), as F32 into {@code dst[0, n)}.
+   */
+  private static void read(WeightSource source, RunTensors.Tensor t, long offset, float[] dst, int n) {
+    float[] part = null;
+    int done = 0;
+    long partStart = 0;
+    for (String name : t.sources()) {
+      long size = java.util.Arrays.stream(source.shape(name)).reduce(1, (a, b) -> a * b);
+      long from = Math.max(offset + done, partStart);
+      long to = Math.min(offset + n, partStart + size);
+      if (from < to) {
+        int c = (int) (to - from);
+        if (done == 0 && c == n) {
+          source.read(name, from - partStart, dst, c);
+          return;
+        }
+        if (part == null || part.length < c) {
+          part = new float[c];
+        }
+        source.read(name, from - partStart, part, c);
+        System.arraycopy(part, 0, dst, done, c);
+        done += c;
+      }
+      partStart += size;
+    }
+    if (done != n) {
+      throw new IllegalStateException("tensor " + t.name() + " has fewer than " + (offset + n) + " elements");
     }
   }
 

@@ -81,6 +81,79 @@ public final class WeightsBenchmark {
   }
 
   /**
+   * Like {@link #run}, but with every format's runner open at once and their calls interleaved: for each
+   * T, sample i runs every format once, starting at format i mod n, each call after its own probe read.
+   * On a shared machine the load changes from minute to minute; formats run one after another see
+   * different minutes, interleaved ones the same, so their ratios compare like with like. All formats
+   * are resident together, so each result's peak RSS is the process's (the sum of the formats).
+   */
+  public static List<Result> runInterleaved(ModelConfig c, WeightSource w, String modelId, List<RunnerOptions> options,
+      int warm, int[] tokenCounts, int iterations, BandwidthProbe probe) {
+    resetPeakRss();
+    int n = options.size();
+    int maxT = Arrays.stream(tokenCounts).max().orElse(1);
+    SplittableRandom rnd = new SplittableRandom(1);
+    int[] prefix = rnd.ints(warm, 0, c.vocabSize()).toArray();
+    int[] fresh = rnd.ints(maxT, 0, c.vocabSize()).toArray();
+    List<ShardRunner> runners = new ArrayList<>();
+    List<ShardSession> sessions = new ArrayList<>();
+    double[] loadMs = new double[n];
+    try {
+      for (int f = 0; f < n; f++) {
+        long t0 = System.nanoTime();
+        ShardRunner r = new ShardRunner(c, w, 0, c.numLayers(), options.get(f), modelId);
+        runners.add(r);
+        sessions.add(r.openSession("bench", "bench", warm + maxT));
+        loadMs[f] = (System.nanoTime() - t0) / 1e6;
+        r.forwardTokens(sessions.get(f), prefix);
+      }
+      List<List<Row>> rows = new ArrayList<>();
+      for (int f = 0; f < n; f++) {
+        rows.add(new ArrayList<>());
+      }
+      for (int t : tokenCounts) {
+        int[] in = Arrays.copyOf(fresh, t);
+        double[][] ms = new double[n][iterations];
+        double[][] probeGbs = new double[n][iterations];
+        double[][] fraction = new double[n][iterations];
+        for (int i = -3; i < iterations; i++) { // 3 warm-up rounds
+          for (int j = 0; j < n; j++) {
+            int f = Math.floorMod(i + j, n);
+            ShardSession s = sessions.get(f);
+            s.truncate(warm);
+            double bw = probe == null || i < 0 ? Double.NaN : probe.read();
+            long c0 = System.nanoTime();
+            runners.get(f).forwardTokens(s, in);
+            if (i >= 0) {
+              ms[f][i] = (System.nanoTime() - c0) / 1e6;
+              probeGbs[f][i] = bw;
+              fraction[f][i] = runners.get(f).weightBytesReadPerCall() / ms[f][i] / 1e6 / bw;
+            }
+          }
+        }
+        for (int f = 0; f < n; f++) {
+          long perCall = runners.get(f).weightBytesReadPerCall();
+          double med = ShardBenchmark.median(ms[f]);
+          rows.get(f).add(new Row(t, med, t * 1000.0 / med, (double) perCall / t, perCall / med / 1e6,
+              probe == null ? Double.NaN : ShardBenchmark.median(probeGbs[f]),
+              probe == null ? Double.NaN : ShardBenchmark.median(fraction[f])));
+        }
+      }
+      long peak = peakRss() - (probe == null ? 0 : probe.bytes());
+      List<Result> out = new ArrayList<>();
+      for (int f = 0; f < n; f++) {
+        ShardRunner r = runners.get(f);
+        out.add(new Result(options.get(f).weights(), loadMs[f], r.weightBytes(), r.weightBytesReadPerCall(), peak,
+            rows.get(f)));
+      }
+      return out;
+    } finally {
+      sessions.forEach(ShardSession::close);
+      runners.forEach(ShardRunner::close);
+    }
+  }
+
+  /**
    * Time per operator type over {@code calls} calls of one token on a warm cache, from ONNX Runtime's
    * profile (written under {@code prefix}, a path prefix, when the runner closes). A separate runner,
    * because profiling slows every call.
@@ -125,9 +198,18 @@ public final class WeightsBenchmark {
 
   /** VmHWM: the most resident memory this process has had since start or the last reset. */
   public static long peakRss() {
+    return status("VmHWM:");
+  }
+
+  /** VmRSS: resident memory now, or -1 where /proc is not there. */
+  public static long rss() {
+    return status("VmRSS:");
+  }
+
+  private static long status(String key) {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmHWM:")) {
+        if (line.startsWith(key)) {
           return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
         }
       }

@@ -36,6 +36,25 @@ class WeightsBenchmarkTest {
   }
 
   @Test
+  void interleavedFormatsEachGetEveryTPairedWithProbes() throws Exception {
+    try (Checkpoint ck = model(); BandwidthProbe probe = new BandwidthProbe(8 << 20, 1)) {
+      RunnerOptions base = RunnerOptions.defaults().withThreads(1);
+      var results = WeightsBenchmark.runInterleaved(ck.config(), ck.weights(), null,
+          java.util.List.of(base.withWeights(WeightFormat.F32), base.withWeights(WeightFormat.Q4)), 8, new int[] {1, 2}, 3,
+          probe);
+      assertEquals(java.util.List.of(WeightFormat.F32, WeightFormat.Q4), results.stream().map(WeightsBenchmark.Result::format)
+          .toList());
+      assertTrue(results.get(0).bytesPerCall() > 3 * results.get(1).bytesPerCall(), "q4 reads under a third of f32");
+      for (WeightsBenchmark.Result r : results) {
+        assertEquals(java.util.List.of(1, 2), r.rows().stream().map(WeightsBenchmark.Row::tokens).toList());
+        for (WeightsBenchmark.Row row : r.rows()) {
+          assertTrue(row.medianMs() > 0 && Double.isFinite(row.fractionOfProbe()), row.toString());
+        }
+      }
+    }
+  }
+
+  @Test
   void probeRefusesABufferItCannotHold() {
     assertThrows(IllegalArgumentException.class, () -> new BandwidthProbe(BandwidthProbe.MAX_BYTES + 1, 1));
   }
