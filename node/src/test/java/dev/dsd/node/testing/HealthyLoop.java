@@ -23,6 +23,11 @@ public abstract class HealthyLoop {
   /** One cycle from a fresh start; one fingerprint per request. */
   public abstract List<String> cycle();
 
+  /** Whether a request's fingerprint in a later cycle matches the undisturbed one (by default: equal). */
+  protected boolean same(String want, String got) {
+    return want.equals(got);
+  }
+
   /** Runs cycles on a new thread until {@link #stop}, each compared with {@code want}. */
   public Thread loop(List<String> want) {
     Thread t = new Thread(() -> {
@@ -30,7 +35,7 @@ public abstract class HealthyLoop {
         while (!stopped) {
           List<String> got = cycle();
           for (int i = 0; i < want.size(); i++) {
-            if (!want.get(i).equals(got.get(i))) {
+            if (!same(want.get(i), got.get(i))) {
               failure.set("cycle " + cycles.get() + " " + what + " " + i + ": " + got.get(i) + " instead of " + want.get(i));
               return;
             }
