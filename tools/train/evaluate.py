@@ -285,6 +285,10 @@ def main():
     m.add_argument("--prompts", type=int, default=N_PROMPTS)
     m.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
     m.add_argument("--threads", type=int, default=1)
+    q = sub.add_parser("ppl", help="held-out perplexity of one model (a checkpoint mid-training, say) on the same windows as measure")
+    q.add_argument("--work", default="/work/dsd-train")
+    q.add_argument("--model", required=True)
+    q.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("ship")
     s.add_argument("work")
     s.add_argument("repo")
@@ -296,6 +300,16 @@ def main():
         print(json.dumps(metrics, indent=1))
         with open(args.out, "w") as f:
             json.dump({**metrics, **extras}, f, indent=1)
+    elif args.cmd == "ppl":
+        tok = os.path.join(args.work, "tokenizer.json")
+        _, held = data.token_arrays(args.work, tok)
+        model, st = load_any(args.model)
+        model.eval()
+        round_to_f16(model)  # as shipped, like measure
+        t0 = time.time()
+        ppl, bpb, n = perplexity(model, held, data.held_package_ranges(args.work), bpe.load(tok))
+        print(json.dumps({"model": args.model, "step": (st or {}).get("step"), "held_out_perplexity": round(ppl, 2),
+                          "bits_per_byte": round(bpb, 4), "tokens": n, "seconds": round(time.time() - t0, 1)}))
     else:
         ship(args.work, args.repo)
 
