@@ -6,7 +6,7 @@ package dev.dsd.node.generate;
  * {@link #accepted} so the drafter's own state (a KV cache, an n-gram index) follows the tokens the
  * target kept.
  */
-public interface Drafter extends AutoCloseable {
+public interface Drafter extends DraftSource {
 
   /** Starts a generation from the prompt's token ids (never empty). */
   void start(int[] prompt);
@@ -49,15 +49,4 @@ public interface Drafter extends AutoCloseable {
   default boolean pipelines() {
     return true;
   }
-
-  /**
-   * Whether {@code failure} of this drafter means it is gone (a draft node died) so the generation
-   * may go on without speculation, rather than a refusal the caller caused, which must surface.
-   */
-  default boolean lost(RuntimeException failure) {
-    return true;
-  }
-
-  @Override
-  void close();
 }

@@ -72,7 +72,7 @@ public final class PipelinedLoop {
       try {
         drafter.start(prompt);
       } catch (RuntimeException e) {
-        drafter = lost(drafter, e);
+        drafter = DraftSource.dropLost(drafter, e);
       }
     }
     generation:
@@ -94,7 +94,7 @@ public final class PipelinedLoop {
           try {
             more = drafter.propose(b + 1 - streamEnd);
           } catch (RuntimeException e) {
-            drafter = lost(drafter, e);
+            drafter = DraftSource.dropLost(drafter, e);
             k = 0;
             more = new int[0];
           }
@@ -188,7 +188,7 @@ public final class PipelinedLoop {
           try {
             drafter.accepted(before, Arrays.copyOf(stream, streamSize), n, v.next());
           } catch (RuntimeException e) {
-            drafter = lost(drafter, e);
+            drafter = DraftSource.dropLost(drafter, e);
           }
         }
         streamSize = 0;
@@ -210,18 +210,5 @@ public final class PipelinedLoop {
     System.arraycopy(stream, n, stream, 0, size - n);
     System.arraycopy(q, n, q, 0, size - n);
     return size - n;
-  }
-
-  private static Drafter lost(Drafter d, RuntimeException e) {
-    if (!d.lost(e)) {
-      throw e;
-    }
-    log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
-    try {
-      d.close();
-    } catch (RuntimeException ignored) {
-      // already failed; its owner closes it again harmlessly
-    }
-    return null;
   }
 }

@@ -52,7 +52,7 @@ public final class SpeculativeLoop {
       try {
         drafter.start(prompt);
       } catch (RuntimeException e) {
-        drafter = dropLost(drafter, e);
+        drafter = DraftSource.dropLost(drafter, e);
       }
     }
     int[] pendingInput = prompt; // positions the target has not seen yet, the last accepted token at the end
@@ -66,7 +66,7 @@ public final class SpeculativeLoop {
       try {
         drafts = k == 0 ? new int[0] : drafter.propose(k);
       } catch (RuntimeException e) {
-        drafter = dropLost(drafter, e);
+        drafter = DraftSource.dropLost(drafter, e);
         drafts = new int[0];
       }
       long t2 = System.nanoTime();
@@ -88,7 +88,7 @@ public final class SpeculativeLoop {
         try {
           drafter.accepted(context, drafts, v.accepted(), v.next());
         } catch (RuntimeException e) {
-          drafter = dropLost(drafter, e);
+          drafter = DraftSource.dropLost(drafter, e);
         }
       }
       keep = context + v.accepted();
@@ -102,26 +102,5 @@ public final class SpeculativeLoop {
       }
     }
     return out.finish(prompt, rounds, drafted, acceptedTotal, target);
-  }
-
-  /**
-   * A lost drafter (a draft node that died) costs speed, not the generation: it is closed and the
-   * loop goes on without speculation (returns null). A refusal the caller caused is rethrown.
-   */
-  private static Drafter dropLost(Drafter d, RuntimeException e) {
-    if (!d.lost(e)) {
-      throw e;
-    }
-    log.warn("drafter failed, continuing without speculation: {}", e.getMessage());
-    closeQuietly(d);
-    return null;
-  }
-
-  private static void closeQuietly(Drafter d) {
-    try {
-      d.close();
-    } catch (RuntimeException ignored) {
-      // already failed; its owner (the try-with-resources of the caller) closes it again harmlessly
-    }
   }
 }

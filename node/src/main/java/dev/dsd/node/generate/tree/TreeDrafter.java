@@ -8,7 +8,7 @@ import dev.dsd.verification.tree.TreeBudget;
  * started with the prompt and told after each round what the target kept, so its own state follows
  * the accepted context.
  */
-public interface TreeDrafter extends AutoCloseable {
+public interface TreeDrafter extends dev.dsd.node.generate.DraftSource {
 
   /** Starts a generation from the prompt's token ids (never empty). */
   void start(int[] prompt);
@@ -27,12 +27,4 @@ public interface TreeDrafter extends AutoCloseable {
 
   /** The target accepted {@code path} (node indices of {@code tree}) and chose {@code next} after it. */
   void accepted(DraftTree tree, int[] path, int next);
-
-  /** Whether {@code failure} means the drafter is gone (the generation goes on without it). */
-  default boolean lost(RuntimeException failure) {
-    return true;
-  }
-
-  @Override
-  void close();
 }

@@ -52,7 +52,7 @@ public final class TreeLoop {
       try {
         drafter.start(prompt);
       } catch (RuntimeException e) {
-        drafter = dropLost(drafter, e);
+        drafter = dev.dsd.node.generate.DraftSource.dropLost(drafter, e);
       }
     }
     java.util.SplittableRandom seeds = new java.util.SplittableRandom(req.seed() ^ 0x7EE5EEDL);
@@ -72,7 +72,7 @@ public final class TreeLoop {
           tree = drafter.propose(nodeRoom, depthRoom, budget);
           scores0 = drafter.lastScores();
         } catch (RuntimeException e) {
-          drafter = dropLost(drafter, e);
+          drafter = dev.dsd.node.generate.DraftSource.dropLost(drafter, e);
         }
       }
       long t2 = System.nanoTime();
@@ -103,7 +103,7 @@ public final class TreeLoop {
         try {
           drafter.accepted(tree, v.path(), v.next());
         } catch (RuntimeException e) {
-          drafter = dropLost(drafter, e);
+          drafter = dev.dsd.node.generate.DraftSource.dropLost(drafter, e);
         }
       }
       // the cache now holds [0, cached) + input; the root sits at cached + root
@@ -133,19 +133,5 @@ public final class TreeLoop {
       }
     }
     return true;
-  }
-
-  /** A lost drafter costs speed, not the generation: the loop goes on with empty trees. */
-  private static TreeDrafter dropLost(TreeDrafter d, RuntimeException e) {
-    if (!d.lost(e)) {
-      throw e;
-    }
-    log.warn("tree drafter failed, continuing without speculation: {}", e.getMessage());
-    try {
-      d.close();
-    } catch (RuntimeException ignored) {
-      // already failed; its owner closes it again harmlessly
-    }
-    return null;
   }
 }
