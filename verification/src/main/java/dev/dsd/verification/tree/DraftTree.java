@@ -64,6 +64,16 @@ public record DraftTree(int[] tokens, int[] parents, double[][] childDistributio
     return out;
   }
 
+  /** The first child of {@code node} ({@link TreeShape#ROOT} for the root) holding {@code token}, or -1. */
+  public int child(int node, int token) {
+    for (int i = 0; i < parents.length; i++) {
+      if (parents[i] == node && tokens[i] == token) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
   /** The distribution the children of {@code node} were drawn from, or null for candidates. */
   public double[] childDistribution(int node) {
     return childDistributions[node + 1];

@@ -25,13 +25,7 @@ public final class FollowSamples implements TreeRule {
         throw new IllegalArgumentException("node " + node + " has sampled children; FollowSamples takes candidates only");
       }
       int x = target.sampled(node + 1);
-      int next = -1;
-      for (int c : tree.children(node)) {
-        if (tree.tokens()[c] == x) {
-          next = c;
-          break;
-        }
-      }
+      int next = tree.child(node, x);
       if (next < 0) {
         return new Verdict(Arrays.copyOf(path, n), x);
       }

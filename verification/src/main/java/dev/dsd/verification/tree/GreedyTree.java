@@ -31,13 +31,7 @@ public final class GreedyTree implements TreeRule {
     int node = TreeShape.ROOT;
     while (true) {
       int want = target.argmax(node + 1);
-      int next = -1;
-      for (int c : tree.children(node)) {
-        if (tree.tokens()[c] == want) {
-          next = c;
-          break;
-        }
-      }
+      int next = tree.child(node, want);
       if (next < 0 && relaxation != Relaxation.NEVER) {
         for (int c : tree.children(node)) {
           if (relaxation.keep(node + 1, tree.tokens()[c], target)) {
