@@ -241,8 +241,8 @@ public final class PipelineGenerator implements Generator {
     boolean auto = req.tree() == GenerationRequest.AUTO;
     int maxNodes = auto ? AutoTreeBudget.MAX_NODES : req.tree();
     int capacity = Math.min(config.maxPositionEmbeddings(), prompt.length + req.maxTokens() + maxNodes);
-    PipelineTargetPass.Options opts = req.temperature() > 0 ? options.withSampling(req.temperature(), req.topP())
-        : options;
+    PipelineTargetPass.Options opts = (req.temperature() > 0 ? options.withSampling(req.temperature(), req.topP())
+        : options).withChildScores(req.adaptiveVerification());
     try (ResilientTargetPass target = new ResilientTargetPass(router, req.weights(),
             route -> PipelineTargetPass.open(service, route, capacity, opts, req.penalties(), prompt.length),
             spotCheckProbability, req.seed());

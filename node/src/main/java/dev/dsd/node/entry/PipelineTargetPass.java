@@ -52,9 +52,11 @@ public final class PipelineTargetPass implements PipelinedTarget {
    *
    * @param prefillChunk positions per round at most: longer runs (a prompt, a failover's replay) go
    *     as several rounds, so no frame or activation grows with the prompt
+   * @param childScores a greedy tree round asks for each node's probability at its parent's row next
+   *     to the argmax (what adaptive verification reads); lossless rounds need the argmax only
    */
   public record Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout,
-      int prefillChunk) {
+      int prefillChunk, boolean childScores) {
     public Options {
       if (prefillChunk < 1) {
         throw new IllegalArgumentException("prefill chunk must be at least 1 position, got " + prefillChunk);
@@ -62,7 +64,7 @@ public final class PipelineTargetPass implements PipelinedTarget {
     }
 
     public Options(DType activations, double temperature, double topP, boolean fullLogits, Duration timeout) {
-      this(activations, temperature, topP, fullLogits, timeout, PrefillChunks.DEFAULT_TOKENS);
+      this(activations, temperature, topP, fullLogits, timeout, PrefillChunks.DEFAULT_TOKENS, false);
     }
 
     public static Options greedy() {
@@ -70,20 +72,24 @@ public final class PipelineTargetPass implements PipelinedTarget {
     }
 
     public Options withSampling(double temperature, double topP) {
-      return new Options(activations, temperature, topP, fullLogits, timeout, prefillChunk);
+      return new Options(activations, temperature, topP, fullLogits, timeout, prefillChunk, childScores);
     }
 
     public Options withActivations(DType dtype) {
-      return new Options(dtype, temperature, topP, fullLogits, timeout, prefillChunk);
+      return new Options(dtype, temperature, topP, fullLogits, timeout, prefillChunk, childScores);
     }
 
     /** Whole logit rows instead of a summary: what logprobs need. */
     public Options withFullLogits(boolean full) {
-      return new Options(activations, temperature, topP, full, timeout, prefillChunk);
+      return new Options(activations, temperature, topP, full, timeout, prefillChunk, childScores);
     }
 
     public Options withPrefillChunk(int positions) {
-      return new Options(activations, temperature, topP, fullLogits, timeout, positions);
+      return new Options(activations, temperature, topP, fullLogits, timeout, positions, childScores);
+    }
+
+    public Options withChildScores(boolean scores) {
+      return new Options(activations, temperature, topP, fullLogits, timeout, prefillChunk, scores);
     }
   }
 
@@ -225,9 +231,10 @@ public final class PipelineTargetPass implements PipelinedTarget {
       throw new IllegalArgumentException(parents.length + " parents for " + tokens.length + " positions");
     }
     boolean chain = java.util.Arrays.equals(parents, dev.dsd.pipeline.runtime.TreeShape.chain(parents.length));
-    // the nodes (all positions after the root row) go as drafts, so a greedy row carries each child's
-    // probability next to the argmax: adaptive verification reads how far one trails the other
-    int[] nodes = sample || rows < 2 ? new int[0] : java.util.Arrays.copyOfRange(tokens, tokens.length - rows + 1, tokens.length);
+    // for child scores the nodes (all positions after the root row) go as drafts, so a greedy row
+    // carries each child's probability next to the argmax: adaptive verification reads how far one trails the other
+    int[] nodes = !options.childScores() || sample || rows < 2 ? new int[0]
+        : java.util.Arrays.copyOfRange(tokens, tokens.length - rows + 1, tokens.length);
     return await(send(keep, keepRows, tokens, chain ? null : parents, nodes, rows, sample, seed));
   }
 
